@@ -1,0 +1,105 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/status.h"
+
+namespace fulcrum::api {
+
+using base::Json;
+using base::Status;
+using base::WallTime;
+
+// One field-level problem, as Kubernetes reports it in Status.details.causes.
+// `type` is one of the Kubernetes cause reasons: FieldValueRequired, FieldValueInvalid,
+// FieldValueNotSupported, FieldValueDuplicate, FieldValueTooLong, FieldValueForbidden,
+// FieldValueTypeInvalid.
+struct FieldError {
+  std::string field;   // "spec.containers[0].name"
+  std::string type;    // "FieldValueRequired"
+  std::string detail;  // "Required value", or "Invalid value: \"Foo\": must be lowercase ..."
+};
+using FieldErrors = std::vector<FieldError>;
+
+// Helpers that build FieldErrors with Kubernetes' wording.
+FieldError Required(std::string field, std::string detail = "");
+FieldError InvalidValue(std::string field, const Json& value, std::string detail);
+FieldError NotSupported(std::string field, const Json& value, const std::vector<std::string>& valid);
+FieldError Forbidden(std::string field, std::string detail);
+FieldError Duplicate(std::string field, const Json& value);
+
+// A column of server-side Table output (meta.k8s.io/v1 TableColumnDefinition).
+struct TableColumn {
+  std::string name;         // "NAME", shown upper-cased by kubectl
+  std::string type;         // "string", "integer", "date"
+  std::string format;       // "name" for the name column, else ""
+  std::string description;
+  int priority = 0;         // 0: always shown; 1: only with -o wide
+};
+
+// Everything the API server needs to know about one kind. Plain data plus pure functions of the
+// object so that the server, the controllers and tests share one definition.
+struct ResourceType {
+  std::string group;     // "" for core, "apps", ...
+  std::string version;   // "v1"
+  std::string kind;      // "Pod"
+  std::string plural;    // "pods"
+  std::string singular;  // "pod"
+  bool namespaced = true;
+  std::vector<std::string> short_names;  // {"po"}
+  std::vector<std::string> categories;   // {"all"}
+  bool has_status = false;               // a /status subresource exists
+  bool has_scale = false;                // a /scale subresource exists (spec.replicas)
+
+  // Fills unset fields with Kubernetes' defaults. Idempotent; never fails.
+  std::function<void(Json& obj)> set_defaults;
+  // Appends what is wrong with `obj` (a defaulted object of this kind) to `errors`. `old_obj` is
+  // the stored object on update, nullptr on create, so immutable fields can be checked.
+  std::function<void(const Json& obj, const Json* old_obj, FieldErrors& errors)> validate;
+
+  // Columns after NAME (NAME itself and NAMESPACE are added by the server), and the cells of one
+  // row in the same order. `now` is for AGE-like cells.
+  std::vector<TableColumn> columns;
+  std::function<std::vector<Json>(const Json& obj, WallTime now)> cells;
+
+  // Fields usable in a fieldSelector besides metadata.name and metadata.namespace, e.g.
+  // "spec.nodeName" -> value. Returns false if the field is not selectable for this kind.
+  std::function<bool(const Json& obj, std::string_view field, std::string* value)> selectable_field;
+
+  std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
+  std::string ListKind() const { return kind + "List"; }
+};
+
+// The set of kinds the server serves. Built once at start-up, then read-only and thread-safe.
+class Registry {
+ public:
+  // Adds a kind; later kinds with the same group/version/plural replace earlier ones.
+  void Add(ResourceType type);
+
+  const ResourceType* Find(std::string_view group, std::string_view version,
+                           std::string_view plural) const;
+  const ResourceType* FindKind(std::string_view group, std::string_view kind) const;
+  const std::vector<std::unique_ptr<ResourceType>>& types() const { return types_; }
+
+  // Group versions in registration order ("v1", "apps/v1", ...).
+  std::vector<std::string> GroupVersions() const;
+
+ private:
+  std::vector<std::unique_ptr<ResourceType>> types_;
+};
+
+// Core, apps, coordination.k8s.io and discovery.k8s.io kinds with Kubernetes' field names,
+// defaults, validation and table columns.
+void AddBuiltinTypes(Registry* registry);
+
+// "5s", "3m10s", "7h", "2d3h", "3y": the age format kubectl shows (k8s duration.HumanDuration).
+std::string HumanDuration(std::chrono::nanoseconds d);
+
+}  // namespace fulcrum::api

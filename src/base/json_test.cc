@@ -1,0 +1,41 @@
+#include "base/json.h"
+
+#include <gtest/gtest.h>
+
+namespace fulcrum::base {
+namespace {
+
+TEST(ParseJsonTest, ParsesValidDocuments) {
+  Json j;
+  ASSERT_TRUE(ParseJson(R"({"a":{"b":"c"}})", &j).ok());
+  EXPECT_EQ(StringAt(j, {"a", "b"}), "c");
+  EXPECT_EQ(StringAt(j, {"a", "x"}), "");
+  EXPECT_EQ(FindPath(j, {"a", "b", "c"}), nullptr);
+}
+
+TEST(ParseJsonTest, RejectsMalformedWithPosition) {
+  Json j = 7;
+  Status s = ParseJson(R"({"a": })", &j);
+  EXPECT_EQ(s.code(), Code::kBadRequest);
+  EXPECT_NE(s.message().find("invalid JSON"), std::string::npos);
+  EXPECT_NE(s.message().find("column"), std::string::npos) << s.message();
+  EXPECT_EQ(j, 7) << "a failed parse leaves the output unchanged";
+}
+
+TEST(ParseJsonTest, RejectsHostileNesting) {
+  std::string deep(100000, '[');
+  Json j;
+  Status s = ParseJson(deep, &j);
+  EXPECT_EQ(s.code(), Code::kBadRequest);
+  EXPECT_NE(s.message().find("nesting"), std::string::npos);
+  // Brackets inside strings do not count.
+  EXPECT_TRUE(ParseJson("\"" + deep + "\"", &j).ok());
+}
+
+TEST(DumpJsonTest, ReplacesInvalidUtf8) {
+  Json j = std::string("a\xff" "b");
+  EXPECT_NO_THROW(DumpJson(j));
+}
+
+}  // namespace
+}  // namespace fulcrum::base
