@@ -68,6 +68,9 @@ struct ResourceType {
   // row in the same order. `now` is for AGE-like cells.
   std::vector<TableColumn> columns;
   std::function<std::vector<Json>(const Json& obj, WallTime now)> cells;
+  // False when `columns` place the name themselves: Event tables list "Name" last at priority 1,
+  // so `kubectl get events` shows no NAME column. True for every other kind.
+  bool server_adds_name_column = true;
 
   // Fields usable in a fieldSelector besides metadata.name and metadata.namespace, e.g.
   // "spec.nodeName" -> value. Returns false if the field is not selectable for this kind.
@@ -80,7 +83,11 @@ struct ResourceType {
 // The set of kinds the server serves. Built once at start-up, then read-only and thread-safe.
 class Registry {
  public:
-  // Adds a kind; later kinds with the same group/version/plural replace earlier ones.
+  // Adds a kind; later kinds with the same group/version/plural replace earlier ones. Function
+  // members left empty become no-ops (selectable_field: always false), and each function is
+  // wrapped so that an exception escaping it (a bug on hostile input) cannot escape: validate
+  // then appends a FieldError of type "InternalError", cells returns "" cells, the others do
+  // nothing. Not thread-safe; call before serving.
   void Add(ResourceType type);
 
   const ResourceType* Find(std::string_view group, std::string_view version,
@@ -96,10 +103,21 @@ class Registry {
 };
 
 // Core, apps, coordination.k8s.io and discovery.k8s.io kinds with Kubernetes' field names,
-// defaults, validation and table columns.
+// defaults, validation and table columns. Every function member of each added ResourceType is
+// set (never empty), and `validate` includes the metadata rules (ValidateObjectMeta, and on
+// update ValidateObjectMetaUpdate, from api/validation.h).
 void AddBuiltinTypes(Registry* registry);
+// The groups AddBuiltinTypes adds, in its order.
+void AddCoreTypes(Registry* registry);          // v1
+void AddAppsTypes(Registry* registry);          // apps/v1
+void AddCoordinationTypes(Registry* registry);  // coordination.k8s.io/v1
+void AddDiscoveryTypes(Registry* registry);     // discovery.k8s.io/v1
 
 // "5s", "3m10s", "7h", "2d3h", "3y": the age format kubectl shows (k8s duration.HumanDuration).
 std::string HumanDuration(std::chrono::nanoseconds d);
+
+// An AGE cell: HumanDuration(now - t) for an RFC 3339 timestamp string, "<unknown>" when the
+// timestamp is absent, empty or malformed.
+std::string TimestampAge(const Json& timestamp, WallTime now);
 
 }  // namespace fulcrum::api
