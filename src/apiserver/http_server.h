@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "apiserver/http.h"
+#include "base/status.h"
+
+namespace fulcrum::apiserver {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;            // 0: pick a free port; see HttpServer::port()
+  std::string cert_file;        // PEM; TLS is off when empty (tests of the plain path only)
+  std::string key_file;
+  std::size_t max_body_bytes = 3 * 1024 * 1024;  // Kubernetes' limit for a request body
+};
+
+// An HTTP/1.1 server (TLS when given a certificate) that runs one thread per connection, so a
+// handler may block (a durable write, a watch) without holding up other clients. Keep-alive is
+// supported; bodies above max_body_bytes get 413 without being read into memory.
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  // The bound port (useful with port 0).
+  virtual uint16_t port() const = 0;
+  // Stops accepting, cancels open streams and joins every connection thread.
+  virtual void Stop() = 0;
+};
+
+// Binds and starts serving `handler` on a background thread. Errors: Unavailable when the address
+// cannot be bound, Internal when the certificate cannot be loaded.
+base::Result<std::unique_ptr<HttpServer>> StartHttpServer(const HttpServerOptions& options,
+                                                          HttpHandler handler);
+
+}  // namespace fulcrum::apiserver

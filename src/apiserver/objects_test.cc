@@ -1,0 +1,171 @@
+#include "apiserver/objects.h"
+
+#include <gtest/gtest.h>
+
+#include "apiserver/watch_cache.h"
+
+namespace fulcrum::apiserver {
+namespace {
+
+using base::Json;
+
+class ObjectsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api::AddBuiltinTypes(&registry_);
+    store_ = std::move(store::OpenStore("memory:")).value();
+    cache_ = std::make_unique<WatchCache>(&registry_, store_.get());
+    ASSERT_TRUE(cache_->Start().ok());
+    objects_ = std::make_unique<Objects>(&registry_, store_.get(), cache_.get(), &clock_);
+    ASSERT_TRUE(objects_->EnsureSystemNamespaces().ok());
+    configmaps_ = registry_.Find("", "v1", "configmaps");
+    pods_ = registry_.Find("", "v1", "pods");
+    ASSERT_NE(configmaps_, nullptr);
+  }
+
+  Json ConfigMap(const std::string& name) {
+    return {{"apiVersion", "v1"},
+            {"kind", "ConfigMap"},
+            {"metadata", {{"name", name}}},
+            {"data", {{"k", "v"}}}};
+  }
+
+  Json Parse(const ObjectPtr& o) {
+    Json j;
+    EXPECT_TRUE(base::ParseJson(o->json, &j).ok());
+    return j;
+  }
+
+  base::FakeClock clock_{std::chrono::system_clock::from_time_t(1795750231)};
+  api::Registry registry_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<WatchCache> cache_;
+  std::unique_ptr<Objects> objects_;
+  const api::ResourceType* configmaps_ = nullptr;
+  const api::ResourceType* pods_ = nullptr;
+};
+
+TEST_F(ObjectsTest, CreateSetsServerFields) {
+  auto created = objects_->Create(*configmaps_, "default", ConfigMap("a"), {}, nullptr);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  Json j = Parse(*created);
+  EXPECT_EQ(j["metadata"]["namespace"], "default");
+  EXPECT_EQ(j["metadata"]["creationTimestamp"], "2026-11-27T03:30:31Z");
+  EXPECT_EQ(j["metadata"]["uid"].get<std::string>().size(), 36u);
+  EXPECT_EQ(j["metadata"]["resourceVersion"], std::to_string((*created)->resource_version));
+  auto again = objects_->Create(*configmaps_, "default", ConfigMap("a"), {}, nullptr);
+  EXPECT_EQ(again.status().code(), base::Code::kAlreadyExists);
+  EXPECT_EQ(again.status().message(), "configmaps \"a\" already exists");
+}
+
+TEST_F(ObjectsTest, CreateInMissingNamespaceIsNotFound) {
+  auto created = objects_->Create(*configmaps_, "nowhere", ConfigMap("a"), {}, nullptr);
+  EXPECT_EQ(created.status().code(), base::Code::kNotFound);
+}
+
+TEST_F(ObjectsTest, GenerateNameAndDryRun) {
+  Json cm = ConfigMap("");
+  cm["metadata"].erase("name");
+  cm["metadata"]["generateName"] = "gen-";
+  auto created = objects_->Create(*configmaps_, "default", cm, {}, nullptr);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ((*created)->name.rfind("gen-", 0), 0u);
+  EXPECT_EQ((*created)->name.size(), 9u);
+  WriteOptions dry;
+  dry.dry_run = true;
+  ASSERT_TRUE(objects_->Create(*configmaps_, "default", ConfigMap("dry"), dry, nullptr).ok());
+  EXPECT_EQ(cache_->Get(*configmaps_, "default", "dry"), nullptr);
+}
+
+TEST_F(ObjectsTest, InvalidObjectReportsFieldCauses) {
+  api::FieldErrors causes;
+  auto created = objects_->Create(*configmaps_, "default", ConfigMap("Bad_Name"), {}, &causes);
+  EXPECT_EQ(created.status().code(), base::Code::kInvalid);
+  ASSERT_FALSE(causes.empty());
+  EXPECT_EQ(causes[0].field, "metadata.name");
+}
+
+TEST_F(ObjectsTest, StaleUpdateConflicts) {
+  auto created = objects_->Create(*configmaps_, "default", ConfigMap("a"), {}, nullptr);
+  ASSERT_TRUE(created.ok());
+  Json v1 = Parse(*created);
+  Json v2 = v1;
+  v2["data"]["k"] = "v2";
+  auto updated = objects_->Update(*configmaps_, "default", "a", v2, Subresource::kMain, {}, nullptr);
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_GT((*updated)->resource_version, (*created)->resource_version);
+  Json stale = v1;
+  stale["data"]["k"] = "v3";
+  auto conflict =
+      objects_->Update(*configmaps_, "default", "a", stale, Subresource::kMain, {}, nullptr);
+  EXPECT_EQ(conflict.status().code(), base::Code::kConflict);
+  EXPECT_NE(conflict.status().message().find("the object has been modified"), std::string::npos);
+}
+
+TEST_F(ObjectsTest, FinalizersHoldDeletionUntilRemoved) {
+  Json cm = ConfigMap("held");
+  cm["metadata"]["finalizers"] = {"example.com/hold"};
+  ASSERT_TRUE(objects_->Create(*configmaps_, "default", cm, {}, nullptr).ok());
+  auto marked = objects_->Delete(*configmaps_, "default", "held", {});
+  ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+  Json j = Parse(*marked);
+  EXPECT_TRUE(j["metadata"].contains("deletionTimestamp"));
+  ASSERT_TRUE(objects_->GetFresh(*configmaps_, "default", "held").ok());
+  auto released = objects_->Mutate(
+      *configmaps_, "default", "held",
+      [](const Json& current) -> base::Result<Json> {
+        Json next = current;
+        next["metadata"].erase("finalizers");
+        return next;
+      },
+      Subresource::kMain, {}, nullptr);
+  ASSERT_TRUE(released.ok()) << released.status().ToString();
+  EXPECT_EQ(objects_->GetFresh(*configmaps_, "default", "held").status().code(),
+            base::Code::kNotFound);
+}
+
+TEST_F(ObjectsTest, DeletePreconditionOnUid) {
+  ASSERT_TRUE(objects_->Create(*configmaps_, "default", ConfigMap("a"), {}, nullptr).ok());
+  DeleteOptions options;
+  options.precondition_uid = "not-the-uid";
+  EXPECT_EQ(objects_->Delete(*configmaps_, "default", "a", options).status().code(),
+            base::Code::kConflict);
+  EXPECT_TRUE(objects_->Delete(*configmaps_, "default", "a", {}).ok());
+}
+
+TEST_F(ObjectsTest, MainResourceCannotChangeStatus) {
+  Json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "p"}}},
+              {"spec", {{"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
+  auto created = objects_->Create(*pods_, "default", pod, {}, nullptr);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(Parse(*created)["status"]["phase"], "Pending");
+  Json next = Parse(*created);
+  next["status"]["phase"] = "Running";
+  auto updated = objects_->Update(*pods_, "default", "p", next, Subresource::kMain, {}, nullptr);
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(Parse(*updated)["status"]["phase"], "Pending");
+  auto status = objects_->Update(*pods_, "default", "p", next, Subresource::kStatus, {}, nullptr);
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(Parse(*status)["status"]["phase"], "Running");
+}
+
+TEST_F(ObjectsTest, WatchSeesChangesInOrder) {
+  auto watcher = cache_->Watch(*configmaps_, "default", nullptr, cache_->Revision());
+  ASSERT_TRUE(watcher.ok());
+  ASSERT_TRUE(objects_->Create(*configmaps_, "default", ConfigMap("w"), {}, nullptr).ok());
+  ASSERT_TRUE(objects_->Delete(*configmaps_, "default", "w", {}).ok());
+  std::vector<CacheEvent> events;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (events.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    (*watcher)->Next(&events, deadline);
+  }
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type, CacheEvent::Type::kAdded);
+  EXPECT_EQ(events[1].type, CacheEvent::Type::kDeleted);
+  EXPECT_GT(events[1].object->resource_version, events[0].object->resource_version);
+}
+
+}  // namespace
+}  // namespace fulcrum::apiserver

@@ -1,0 +1,353 @@
+#include "apiserver/watch_cache.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+
+namespace fulcrum::apiserver {
+namespace {
+
+using base::Json;
+
+// Fields that lists and watches filter on often enough to keep beside the bytes.
+const std::vector<std::string>& IndexedFields(const api::ResourceType& type) {
+  static const std::vector<std::string> kPods = {"spec.nodeName", "status.phase"};
+  static const std::vector<std::string> kEvents = {"involvedObject.kind", "involvedObject.name",
+                                                   "involvedObject.namespace",
+                                                   "involvedObject.uid"};
+  static const std::vector<std::string> kNone;
+  if (type.group.empty() && type.plural == "pods") return kPods;
+  if (type.group.empty() && type.plural == "events") return kEvents;
+  return kNone;
+}
+
+std::string GroupKey(const std::string& group, const std::string& plural) {
+  return (group.empty() ? "core" : group) + "/" + plural;
+}
+
+}  // namespace
+
+std::string StorePrefix(const api::ResourceType& type) {
+  return "/registry/" + GroupKey(type.group, type.plural) + "/";
+}
+
+std::string StoreKey(const api::ResourceType& type, const std::string& namespace_,
+                     const std::string& name) {
+  if (type.namespaced) return StorePrefix(type) + namespace_ + "/" + name;
+  return StorePrefix(type) + name;
+}
+
+bool CacheWatcher::Next(std::vector<CacheEvent>* out,
+                        std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline, [this] { return ended_ || !pending_.empty(); });
+  bool had = !pending_.empty();
+  for (auto& e : pending_) out->push_back(std::move(e));
+  pending_.clear();
+  return !ended_ || had;
+}
+
+void CacheWatcher::Cancel() {
+  std::lock_guard lock(mu_);
+  ended_ = true;
+  cv_.notify_all();
+}
+
+int64_t CacheWatcher::Revision() const {
+  std::lock_guard lock(mu_);
+  return revision_;
+}
+
+WatchCache::WatchCache(const api::Registry* registry, store::Store* store)
+    : registry_(registry), store_(store) {
+  for (const auto& type : registry_->types()) {
+    auto& state = states_[GroupKey(type->group, type->plural)];
+    state.type = type.get();
+  }
+}
+
+WatchCache::~WatchCache() {
+  watch_.reset();
+  std::lock_guard lock(mu_);
+  for (auto& [_, state] : states_) {
+    for (auto& w : state.watchers) {
+      if (auto watcher = w.lock()) watcher->Cancel();
+    }
+  }
+}
+
+base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, Json obj,
+                                               int64_t rv) {
+  if (!obj.is_object()) return base::Internal("stored value is not a JSON object");
+  auto cached = std::make_shared<CachedObject>();
+  Json& meta = obj["metadata"];
+  if (!meta.is_object()) return base::Internal("stored object has no metadata");
+  meta["resourceVersion"] = std::to_string(rv);
+  cached->name = base::StringAt(meta, {"name"});
+  cached->namespace_ = base::StringAt(meta, {"namespace"});
+  cached->uid = base::StringAt(meta, {"uid"});
+  cached->key = type.namespaced ? cached->namespace_ + "/" + cached->name : cached->name;
+  cached->resource_version = rv;
+  if (auto it = meta.find("labels"); it != meta.end() && it->is_object()) {
+    for (auto& [k, v] : it->items()) {
+      if (v.is_string()) cached->labels.emplace_back(k, v.get<std::string>());
+    }
+    std::sort(cached->labels.begin(), cached->labels.end());
+  }
+  if (type.selectable_field) {
+    for (const auto& field : IndexedFields(type)) {
+      std::string value;
+      if (type.selectable_field(obj, field, &value)) cached->fields.emplace_back(field, value);
+    }
+  }
+  cached->json = base::DumpJson(obj);
+  return ObjectPtr(std::move(cached));
+}
+
+WatchCache::TypeState* WatchCache::StateForKey(const std::string& store_key,
+                                               std::string* object_key) {
+  // "/registry/<group>/<plural>/<rest>"
+  constexpr std::string_view kRoot = "/registry/";
+  if (store_key.compare(0, kRoot.size(), kRoot) != 0) return nullptr;
+  auto slash1 = store_key.find('/', kRoot.size());
+  if (slash1 == std::string::npos) return nullptr;
+  auto slash2 = store_key.find('/', slash1 + 1);
+  if (slash2 == std::string::npos) return nullptr;
+  auto it = states_.find(store_key.substr(kRoot.size(), slash2 - kRoot.size()));
+  if (it == states_.end()) return nullptr;
+  *object_key = store_key.substr(slash2 + 1);
+  return &it->second;
+}
+
+base::Status WatchCache::Start() {
+  ASSIGN_OR_RETURN(int64_t rev, store_->CurrentRevision());
+  std::string start = "/registry/";
+  std::string end = store::RangeEndForPrefix(start);
+  std::size_t loaded = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(auto page, store_->Range(start, end, 5000, rev));
+    std::lock_guard lock(mu_);
+    for (auto& kv : page.kvs) {
+      std::string object_key;
+      TypeState* state = StateForKey(kv.key, &object_key);
+      if (state == nullptr) continue;
+      Json obj;
+      if (!base::ParseJson(kv.value, &obj).ok()) {
+        LOG_ERROR << "skipping unreadable object at " << kv.key;
+        continue;
+      }
+      auto cached = MakeObject(*state->type, std::move(obj), kv.mod_revision);
+      if (!cached.ok()) {
+        LOG_ERROR << "skipping " << kv.key << ": " << cached.status().ToString();
+        continue;
+      }
+      state->objects[object_key] = *cached;
+      ++loaded;
+    }
+    if (!page.more || page.kvs.empty()) break;
+    start = page.kvs.back().key + '\0';
+  }
+  {
+    std::lock_guard lock(mu_);
+    revision_ = rev;
+    for (auto& [_, state] : states_) state.history_floor = rev;
+  }
+  LOG_INFO << "watch cache loaded " << loaded << " objects at revision " << rev;
+  ASSIGN_OR_RETURN(watch_, store_->Watch(start.substr(0, 0) + "/registry/", end, rev,
+                                         [this](const store::WatchBatch& b) { Apply(b); }));
+  return base::Status::Ok();
+}
+
+void WatchCache::Apply(const store::WatchBatch& batch) {
+  std::lock_guard lock(mu_);
+  if (batch.compacted) {
+    LOG_ERROR << "the store watch fell behind compaction; the cache is stale";
+    failed_ = true;
+    return;
+  }
+  for (const auto& ev : batch.events) {
+    std::string object_key;
+    TypeState* state = StateForKey(ev.kv.key, &object_key);
+    if (state == nullptr) continue;
+    int64_t rev = ev.kv.mod_revision;
+    CacheEvent event;
+    auto existing = state->objects.find(object_key);
+    ObjectPtr prev = existing == state->objects.end() ? nullptr : existing->second;
+    if (ev.type == store::WatchEvent::Type::kPut) {
+      Json obj;
+      if (!base::ParseJson(ev.kv.value, &obj).ok()) {
+        LOG_ERROR << "unreadable object at " << ev.kv.key;
+        continue;
+      }
+      auto cached = MakeObject(*state->type, std::move(obj), rev);
+      if (!cached.ok()) continue;
+      event.type = prev ? CacheEvent::Type::kModified : CacheEvent::Type::kAdded;
+      event.object = *cached;
+      event.prev = prev;
+      state->objects[object_key] = *cached;
+    } else {
+      if (!prev) continue;
+      Json obj;
+      if (!base::ParseJson(prev->json, &obj).ok()) continue;
+      auto cached = MakeObject(*state->type, std::move(obj), rev);
+      if (!cached.ok()) continue;
+      event.type = CacheEvent::Type::kDeleted;
+      event.object = *cached;
+      event.prev = prev;
+      state->objects.erase(existing);
+    }
+    state->history.emplace_back(rev, event);
+    while (state->history.size() > kWatchHistory) {
+      state->history_floor = state->history.front().first;
+      state->history.pop_front();
+    }
+    Dispatch(*state, rev, event);
+  }
+  if (batch.revision > revision_) revision_ = batch.revision;
+  // Watchers of every kind have now seen everything up to revision_.
+  for (auto& [_, state] : states_) {
+    for (auto& w : state.watchers) {
+      if (auto watcher = w.lock()) {
+        std::lock_guard wlock(watcher->mu_);
+        watcher->revision_ = revision_;
+      }
+    }
+  }
+  advanced_.notify_all();
+}
+
+void WatchCache::Dispatch(TypeState& state, int64_t revision, const CacheEvent& event) {
+  bool prune = false;
+  for (auto& w : state.watchers) {
+    auto watcher = w.lock();
+    if (!watcher) {
+      prune = true;
+      continue;
+    }
+    bool now = event.type != CacheEvent::Type::kDeleted && watcher->filter_(*event.object);
+    bool before = event.prev && watcher->filter_(*event.prev);
+    if (!now && !before) continue;
+    CacheEvent out = event;
+    if (now && !before) {
+      out.type = CacheEvent::Type::kAdded;
+    } else if (!now && before) {
+      out.type = CacheEvent::Type::kDeleted;
+    }
+    std::lock_guard wlock(watcher->mu_);
+    if (watcher->ended_) continue;
+    if (watcher->pending_.size() >= kMaxPendingPerWatcher) {
+      watcher->ended_ = true;  // too slow: the client relists, as with Kubernetes
+    } else {
+      watcher->pending_.push_back(std::move(out));
+    }
+    watcher->revision_ = revision;
+    watcher->cv_.notify_one();
+  }
+  if (prune) {
+    std::erase_if(state.watchers, [](const std::weak_ptr<CacheWatcher>& w) {
+      auto p = w.lock();
+      return !p || p->ended_;
+    });
+  }
+}
+
+base::Status WatchCache::WaitForRevision(int64_t revision, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  if (!advanced_.wait_for(lock, timeout, [&] { return revision_ >= revision || failed_; })) {
+    return base::Status(base::Code::kTimeout, "Too large resource version: " +
+                                                  std::to_string(revision) + ", current: " +
+                                                  std::to_string(revision_));
+  }
+  if (failed_) return base::Unavailable("the watch cache is not current");
+  return base::Status::Ok();
+}
+
+base::Status WatchCache::WaitForFresh(std::chrono::milliseconds timeout) {
+  ASSIGN_OR_RETURN(int64_t rev, store_->CurrentRevision());
+  return WaitForRevision(rev, timeout);
+}
+
+int64_t WatchCache::Revision() const {
+  std::lock_guard lock(mu_);
+  return revision_;
+}
+
+ObjectPtr WatchCache::Get(const api::ResourceType& type, const std::string& namespace_,
+                          const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = states_.find(GroupKey(type.group, type.plural));
+  if (it == states_.end()) return nullptr;
+  auto obj = it->second.objects.find(type.namespaced ? namespace_ + "/" + name : name);
+  return obj == it->second.objects.end() ? nullptr : obj->second;
+}
+
+ListResult WatchCache::List(const api::ResourceType& type, const std::string& namespace_,
+                            const ObjectFilter& filter, const std::string& after_key,
+                            std::size_t limit) const {
+  ListResult result;
+  std::lock_guard lock(mu_);
+  result.resource_version = revision_;
+  auto it = states_.find(GroupKey(type.group, type.plural));
+  if (it == states_.end()) return result;
+  const auto& objects = it->second.objects;
+  std::string prefix = type.namespaced && !namespace_.empty() ? namespace_ + "/" : "";
+  auto pos = after_key.empty() ? objects.lower_bound(prefix) : objects.upper_bound(after_key);
+  if (!after_key.empty() && after_key < prefix) pos = objects.lower_bound(prefix);
+  for (; pos != objects.end(); ++pos) {
+    if (!prefix.empty() && pos->first.compare(0, prefix.size(), prefix) != 0) break;
+    if (filter && !filter(*pos->second)) continue;
+    if (limit > 0 && result.items.size() == limit) {
+      result.more = true;
+      break;
+    }
+    result.items.push_back(pos->second);
+  }
+  return result;
+}
+
+base::Result<std::shared_ptr<CacheWatcher>> WatchCache::Watch(const api::ResourceType& type,
+                                                              const std::string& namespace_,
+                                                              ObjectFilter filter,
+                                                              int64_t after_revision) {
+  auto watcher = std::make_shared<CacheWatcher>();
+  std::string prefix = type.namespaced && !namespace_.empty() ? namespace_ + "/" : "";
+  watcher->filter_ = [prefix, filter = std::move(filter)](const CachedObject& o) {
+    if (!prefix.empty() && o.key.compare(0, prefix.size(), prefix) != 0) return false;
+    return !filter || filter(o);
+  };
+  std::lock_guard lock(mu_);
+  auto it = states_.find(GroupKey(type.group, type.plural));
+  if (it == states_.end()) return base::NotFound("no such resource " + type.plural);
+  TypeState& state = it->second;
+  if (after_revision < 0) {
+    for (const auto& [key, obj] : state.objects) {
+      if (watcher->filter_(*obj)) watcher->pending_.push_back({CacheEvent::Type::kAdded, obj, {}});
+    }
+  } else {
+    if (after_revision < state.history_floor) {
+      return base::Gone("too old resource version: " + std::to_string(after_revision) + " (" +
+                        std::to_string(state.history_floor) + ")");
+    }
+    for (const auto& [rev, event] : state.history) {
+      if (rev <= after_revision) continue;
+      bool now = event.type != CacheEvent::Type::kDeleted && watcher->filter_(*event.object);
+      bool before = event.prev && watcher->filter_(*event.prev);
+      if (!now && !before) continue;
+      CacheEvent out = event;
+      if (now && !before) out.type = CacheEvent::Type::kAdded;
+      if (!now && before) out.type = CacheEvent::Type::kDeleted;
+      watcher->pending_.push_back(std::move(out));
+    }
+  }
+  watcher->revision_ = revision_;
+  state.watchers.push_back(watcher);
+  return watcher;
+}
+
+std::size_t WatchCache::Count(const api::ResourceType& type) const {
+  std::lock_guard lock(mu_);
+  auto it = states_.find(GroupKey(type.group, type.plural));
+  return it == states_.end() ? 0 : it->second.objects.size();
+}
+
+}  // namespace fulcrum::apiserver

@@ -1,0 +1,148 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/registry.h"
+#include "base/status.h"
+#include "store/store.h"
+
+namespace fulcrum::apiserver {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;  // sorted by key
+
+// One object as the cache holds it: its serialized bytes (resourceVersion included), so reads
+// never re-encode, plus what selectors need without parsing. Immutable once built, shared by the
+// current state, the event history and every watcher.
+struct CachedObject {
+  std::string key;  // "namespace/name", or "name" for cluster-scoped kinds
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string json;
+  int64_t resource_version = 0;
+  Labels labels;
+  Labels fields;  // precomputed selectable fields (e.g. spec.nodeName for pods)
+};
+using ObjectPtr = std::shared_ptr<const CachedObject>;
+
+struct CacheEvent {
+  enum class Type { kAdded, kModified, kDeleted };
+  Type type = Type::kAdded;
+  ObjectPtr object;  // for kDeleted, the last state with the delete's resourceVersion
+  ObjectPtr prev;    // the state before, for kModified and kDeleted
+};
+
+// Decides whether an object belongs to a list or watch (namespace, label and field selectors).
+using ObjectFilter = std::function<bool(const CachedObject&)>;
+
+// A watch on the cache. Events arrive in resourceVersion order with no gaps for the filter.
+class CacheWatcher {
+ public:
+  // Moves pending events into *out, waiting until there is at least one, the deadline passes, or
+  // the watch ends. Returns false once the watch has ended (cancelled, or too slow and dropped)
+  // and everything pending was delivered.
+  bool Next(std::vector<CacheEvent>* out, std::chrono::steady_clock::time_point deadline);
+  // Ends the watch; Next returns false from then on. Thread-safe.
+  void Cancel();
+  // The revision this watcher has been brought up to (for bookmarks): every event at or below it
+  // that passes the filter has been queued.
+  int64_t Revision() const;
+
+ private:
+  friend class WatchCache;
+  ObjectFilter filter_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<CacheEvent> pending_;
+  int64_t revision_ = 0;
+  bool ended_ = false;
+};
+
+struct ListResult {
+  std::vector<ObjectPtr> items;
+  int64_t resource_version = 0;
+  bool more = false;  // a limit cut the list; the next page starts after items.back()->key
+};
+
+// The API server's in-memory view of the store: every get, list and watch is served from here, so
+// the store sees writes only. Kept current by one store watch over all kinds. Thread-safe.
+class WatchCache {
+ public:
+  WatchCache(const api::Registry* registry, store::Store* store);
+  ~WatchCache();
+
+  // Loads every object and starts the store watch. Call once before use.
+  base::Status Start();
+
+  // Waits until the cache reflects store revision `revision`. Timeout if it does not in time.
+  base::Status WaitForRevision(int64_t revision, std::chrono::milliseconds timeout);
+  // Waits until the cache has caught up with the store's current revision (a consistent read).
+  base::Status WaitForFresh(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  int64_t Revision() const;
+
+  // The object, or nullptr.
+  ObjectPtr Get(const api::ResourceType& type, const std::string& namespace_,
+                const std::string& name) const;
+
+  // Objects of `type` in `namespace_` ("" = all) passing `filter`, in key order, starting after
+  // `after_key` ("" = from the start), at most `limit` (0 = all).
+  ListResult List(const api::ResourceType& type, const std::string& namespace_,
+                  const ObjectFilter& filter, const std::string& after_key,
+                  std::size_t limit) const;
+
+  // Starts a watch. `after_revision` < 0: first an ADDED event for each current object, then
+  // changes. Otherwise changes after that revision, replayed from the cache's history; Gone when
+  // the history no longer reaches back that far.
+  base::Result<std::shared_ptr<CacheWatcher>> Watch(const api::ResourceType& type,
+                                                    const std::string& namespace_,
+                                                    ObjectFilter filter, int64_t after_revision);
+
+  // Number of objects of a kind, and total bytes held, for metrics.
+  std::size_t Count(const api::ResourceType& type) const;
+
+  // Builds a CachedObject from an object's JSON (sets metadata.resourceVersion to `rv`).
+  static base::Result<ObjectPtr> MakeObject(const api::ResourceType& type, base::Json obj,
+                                            int64_t rv);
+
+ private:
+  struct TypeState {
+    const api::ResourceType* type = nullptr;
+    std::map<std::string, ObjectPtr> objects;
+    std::deque<std::pair<int64_t, CacheEvent>> history;  // (revision, event), oldest first
+    int64_t history_floor = 0;  // events after this revision are all in `history`
+    std::vector<std::weak_ptr<CacheWatcher>> watchers;
+  };
+
+  void Apply(const store::WatchBatch& batch);
+  TypeState* StateForKey(const std::string& store_key, std::string* object_key);
+  void Dispatch(TypeState& state, int64_t revision, const CacheEvent& event);
+
+  const api::Registry* registry_;
+  store::Store* store_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable advanced_;
+  int64_t revision_ = 0;
+  std::unordered_map<std::string, TypeState> states_;  // by "group/plural"
+  std::unique_ptr<store::WatchHandle> watch_;
+  bool failed_ = false;
+};
+
+// Store keys: "/registry/<group or core>/<plural>/<namespace>/<name>", cluster-scoped kinds
+// without the namespace.
+std::string StoreKey(const api::ResourceType& type, const std::string& namespace_,
+                     const std::string& name);
+std::string StorePrefix(const api::ResourceType& type);
+inline constexpr std::size_t kWatchHistory = 20000;        // events kept per kind
+inline constexpr std::size_t kMaxPendingPerWatcher = 100000;  // a slower watcher is dropped
+
+}  // namespace fulcrum::apiserver
