@@ -6,81 +6,24 @@
 #include <vector>
 
 #include "api/registry.h"
+#include "api/types_common.h"
 #include "api/validation.h"
 
 namespace fulcrum::api {
 namespace {
 
+using namespace types;  // NOLINT: the helpers every kind file shares
+
 using base::FindPath;
 using base::StringAt;
 
-const Json& ObjectAt(const Json& j, const char* key) {
-  static const Json kEmpty = Json::object();
-  const Json* v = Child(j, key);
-  return v != nullptr && v->is_object() ? *v : kEmpty;
-}
 
-const Json& ArrayAt(const Json& j, const char* key) {
-  static const Json kEmpty = Json::array();
-  const Json* v = Child(j, key);
-  return v != nullptr && v->is_array() ? *v : kEmpty;
-}
 
-void SetDefault(Json& obj, const char* key, Json value) {
-  if (!obj.is_object()) return;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) obj[key] = std::move(value);
-}
 
-Json* MutableObject(Json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  Json& v = obj[key];
-  if (v.is_null()) v = Json::object();
-  return v.is_object() ? &v : nullptr;
-}
 
-bool MetadataField(const Json& obj, std::string_view field, std::string* value) {
-  if (field == "metadata.name") {
-    *value = StringAt(obj, {"metadata", "name"});
-    return true;
-  }
-  if (field == "metadata.namespace") {
-    *value = StringAt(obj, {"metadata", "namespace"});
-    return true;
-  }
-  return false;
-}
 
-Json AgeCell(const Json& obj, WallTime now) {
-  const Json* ts = FindPath(obj, {"metadata", "creationTimestamp"});
-  return TimestampAge(ts != nullptr ? *ts : Json(), now);
-}
 
-TableColumn AgeColumn() {
-  return {"Age", "string", "",
-          "CreationTimestamp is a timestamp representing the server time when this object was "
-          "created.",
-          0};
-}
 
-// Drops nulls and empty maps and lists: semantic equality treats them as unset.
-Json Normalized(const Json& j) {
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      Json v = Normalized(it.value());
-      if (v.is_null() || (v.is_array() && v.empty()) || (v.is_object() && v.empty())) continue;
-      out[it.key()] = std::move(v);
-    }
-    return out;
-  }
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (const auto& v : j) out.push_back(Normalized(v));
-    return out;
-  }
-  return j;
-}
 
 // Go's %#v of a *metav1.LabelSelector, which is how Kubernetes shows one in an error.
 std::string GoLabelSelector(const Json& selector) {

@@ -6,62 +6,29 @@
 #include <vector>
 
 #include "api/registry.h"
+#include "api/types_common.h"
 #include "api/validation.h"
 
 namespace fulcrum::api {
 namespace {
 
+using namespace types;  // NOLINT: the helpers every kind file shares
+
 using base::FindPath;
 using base::StringAt;
 
-std::string Idx(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
-const Json& ObjectAt(const Json& j, const char* key) {
-  static const Json kEmpty = Json::object();
-  const Json* v = Child(j, key);
-  return v != nullptr && v->is_object() ? *v : kEmpty;
-}
 
-const Json& ArrayAt(const Json& j, const char* key) {
-  static const Json kEmpty = Json::array();
-  const Json* v = Child(j, key);
-  return v != nullptr && v->is_array() ? *v : kEmpty;
-}
 
-bool MetadataField(const Json& obj, std::string_view field, std::string* value) {
-  if (field == "metadata.name") {
-    *value = StringAt(obj, {"metadata", "name"});
-    return true;
-  }
-  if (field == "metadata.namespace") {
-    *value = StringAt(obj, {"metadata", "namespace"});
-    return true;
-  }
-  return false;
-}
 
-Json AgeCell(const Json& obj, WallTime now) {
-  const Json* ts = FindPath(obj, {"metadata", "creationTimestamp"});
-  return TimestampAge(ts != nullptr ? *ts : Json(), now);
-}
 
-TableColumn AgeColumn() {
-  return {"Age", "string", "",
-          "CreationTimestamp is a timestamp representing the server time when this object was "
-          "created.",
-          0};
-}
 
-void ValidateMeta(const Json& obj, const Json* old_obj, FieldErrors& errors) {
-  ValidateObjectMeta(obj, true, NameValidation::kDnsSubdomain, errors);
-  if (old_obj != nullptr) ValidateObjectMetaUpdate(obj, *old_obj, errors);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Lease.
 
 void ValidateLease(const Json& obj, const Json* old_obj, FieldErrors& errors) {
-  ValidateMeta(obj, old_obj, errors);
+  ValidateMeta(obj, old_obj, true, NameValidation::kDnsSubdomain, errors);
   const Json& spec = ObjectAt(obj, "spec");
   if (const Json* d = Child(spec, "leaseDurationSeconds"); d != nullptr && !d->is_null()) {
     auto v = IntValue(d);
@@ -161,7 +128,7 @@ void ValidateFqdn(const std::string& value, const std::string& path, FieldErrors
 }
 
 void ValidateEndpointSlice(const Json& obj, const Json* old_obj, FieldErrors& errors) {
-  ValidateMeta(obj, old_obj, errors);
+  ValidateMeta(obj, old_obj, true, NameValidation::kDnsSubdomain, errors);
   const Json* address_type = Child(obj, "addressType");
   std::string type =
       address_type != nullptr && address_type->is_string() ? address_type->get<std::string>() : "";
