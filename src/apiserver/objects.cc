@@ -296,6 +296,17 @@ Result<ObjectPtr> Objects::Mutate(const api::ResourceType& type, const std::stri
     ASSIGN_OR_RETURN(Json next, mutate(old));
     if (!next.is_object()) return base::BadRequest("the result is not a JSON object");
     if (!next["metadata"].is_object()) next["metadata"] = Json::object();
+    std::string next_name = base::StringAt(next, {"metadata", "name"});
+    if (next_name != name) {
+      return base::BadRequest("the name of the object (" + next_name +
+                              ") does not match the name on the URL (" + name + ")");
+    }
+    std::string next_namespace = base::StringAt(next, {"metadata", "namespace"});
+    if (type.namespaced && !next_namespace.empty() && next_namespace != namespace_) {
+      return base::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the "
+          "request");
+    }
     bool has_rv, valid_rv;
     int64_t rv = ParseResourceVersion(next, &has_rv, &valid_rv);
     bool user_precondition =

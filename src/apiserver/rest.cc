@@ -631,8 +631,11 @@ HttpResponse Scale(Objects& objects, const HttpRequest& request, const RequestIn
         } else {
           next_scale = body;
         }
+        // Go clients omit a zero spec.replicas (omitempty), so absent means 0.
+        const Json zero = 0;
         const Json* replicas = base::FindPath(next_scale, {"spec", "replicas"});
-        if (replicas == nullptr || !replicas->is_number_integer() || replicas->get<int64_t>() < 0) {
+        if (replicas == nullptr) replicas = &zero;
+        if (!replicas->is_number_integer() || replicas->get<int64_t>() < 0) {
           return base::Invalid("Scale.autoscaling \"" + info.name +
                                "\" is invalid: spec.replicas: Invalid value: must be a "
                                "non-negative integer");
