@@ -186,40 +186,44 @@ class BadInputTest(unittest.TestCase):
         self.assertCauseField(body, "spec.template.metadata.labels")
 
     def test_unknown_field_strict(self):
-        body = configmap("strict-top")
-        body["bogusField"] = 1
-        resp = self.api.post(CONFIGMAPS + "?fieldValidation=Strict", body)
-        status = self.assertStatus(resp, 400, "BadRequest")
-        self.assertIn("bogusField", status["message"])
-        self.assertNotCreated(CONFIGMAPS, "strict-top")
+        top = configmap("strict-top")
+        top["bogusField"] = 1
+        meta = configmap("strict-meta")
+        meta["metadata"]["labelz"] = {"a": "b"}
+        nested = deployment("strict-nested")
+        nested["spec"]["template"]["spec"]["containers"][0]["imagee"] = "typo"
+        for path, body, field in [(CONFIGMAPS, top, "bogusField"),
+                                  (CONFIGMAPS, meta, "labelz"),
+                                  (DEPLOYMENTS, nested, "imagee")]:
+            with self.subTest(field=field):
+                resp = self.api.post(path + "?fieldValidation=Strict", body)
+                status = self.assertStatus(resp, 400, "BadRequest")
+                self.assertIn(field, status["message"], "the message names the unknown field")
+                self.assertNotCreated(path, body["metadata"]["name"])
+        with self.subTest(field="duplicate data"):
+            raw = (b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},'
+                   b'"data":{"k":"1"},"data":{"k":"2"}}')
+            status = self.assertStatus(self.api.post(CONFIGMAPS + "?fieldValidation=Strict", raw),
+                                       400, "BadRequest")
+            self.assertIn("data", status["message"])
+            self.assertNotCreated(CONFIGMAPS, "dup")
 
-        body = configmap("strict-meta")
-        body["metadata"]["labelz"] = {"a": "b"}
-        status = self.assertStatus(self.api.post(CONFIGMAPS + "?fieldValidation=Strict", body),
-                                   400, "BadRequest")
-        self.assertIn("labelz", status["message"])
-        self.assertNotCreated(CONFIGMAPS, "strict-meta")
-
-        d = deployment("strict-nested")
-        d["spec"]["template"]["spec"]["containers"][0]["imagee"] = "typo"
-        status = self.assertStatus(self.api.post(DEPLOYMENTS + "?fieldValidation=Strict", d),
-                                   400, "BadRequest")
-        self.assertIn("imagee", status["message"])
-        self.assertNotCreated(DEPLOYMENTS, "strict-nested")
-
-        # Duplicate fields are rejected under Strict as well.
-        raw = (b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},'
-               b'"data":{"k":"1"},"data":{"k":"2"}}')
-        self.assertStatus(self.api.post(CONFIGMAPS + "?fieldValidation=Strict", raw), 400,
-                          "BadRequest")
-
-        # Without Strict the same object is accepted and the unknown field dropped.
+    def test_unknown_field_dropped_without_strict(self):
         body = configmap("lenient")
         body["bogusField"] = 1
         resp = self.api.post(CONFIGMAPS + "?fieldValidation=Ignore", body)
         self.assertEqual(resp.status, 201, e2e.status_summary(resp))
         self.assertNotIn("bogusField", resp.json())
-        self.assertEqual(self.api.delete(CONFIGMAPS + "/lenient").status, 200)
+        self.assertNotIn("bogusField", self.api.get(CONFIGMAPS + "/lenient").json())
+
+        d = deployment("lenient-nested")
+        d["spec"]["template"]["spec"]["containers"][0]["imagee"] = "typo"
+        resp = self.api.post(DEPLOYMENTS + "?fieldValidation=Ignore", d)
+        self.assertEqual(resp.status, 201, e2e.status_summary(resp))
+        self.assertNotIn("imagee", resp.json()["spec"]["template"]["spec"]["containers"][0],
+                         "unknown fields are dropped, not stored")
+        stored = self.api.get(DEPLOYMENTS + "/lenient-nested").json()
+        self.assertNotIn("imagee", stored["spec"]["template"]["spec"]["containers"][0])
 
     # --- patches -------------------------------------------------------------------------
 
@@ -250,13 +254,22 @@ class BadInputTest(unittest.TestCase):
         resp = self.api.patch(target, b'{"data": "not a map"}',
                               content_type="application/merge-patch+json")
         self.assertStatus(resp, (400, 422))
-        resp = self.api.patch(target, b'{"metadata": {"name": "renamed"}}',
-                              content_type="application/merge-patch+json")
-        self.assertStatus(resp, (400, 422))
-        self.assertNotCreated(CONFIGMAPS, "renamed")
-        # An unknown patch type.
-        resp = self.api.patch(target, b'{}', content_type="text/plain")
+
+    def test_unknown_patch_type(self):
+        resp = self.api.patch(CONFIGMAPS + "/patch-target", b'{}', content_type="text/plain")
         self.assertStatus(resp, 415, "UnsupportedMediaType")
+
+    def test_patch_cannot_rename(self):
+        target = CONFIGMAPS + "/patch-target"
+        for content_type, body in [
+                ("application/merge-patch+json", b'{"metadata": {"name": "renamed"}}'),
+                ("application/strategic-merge-patch+json", b'{"metadata": {"name": "renamed"}}'),
+                ("application/json-patch+json",
+                 b'[{"op": "replace", "path": "/metadata/name", "value": "renamed"}]')]:
+            with self.subTest(content_type=content_type):
+                resp = self.api.patch(target, body, content_type=content_type)
+                self.assertStatus(resp, (400, 422))
+                self.assertNotCreated(CONFIGMAPS, "renamed")
 
     # --- size, auth, not found -----------------------------------------------------------
 
@@ -322,7 +335,8 @@ class BadInputTest(unittest.TestCase):
         self.assertEqual(self.api.get("/apis/nosuch.group/v1").status, 404)
 
     def test_zz_objects_intact(self):
-        """Runs last: nothing above may have changed the objects made in setUpClass."""
+        # Runs last (methods run in name order): nothing above may have changed the objects
+        # made in setUpClass.
         for path, before in self.before.items():
             with self.subTest(path=path):
                 resp = self.api.get(path)

@@ -634,9 +634,7 @@ class Background:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
-        for t in self._threads:
-            t.join(timeout=5)
-        _untrack(self.proc)
+        self._close()
         return rc
 
     def stop(self):
@@ -647,10 +645,16 @@ class Background:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        self._close()
+        return self.proc.returncode
+
+    def _close(self):
         for t in self._threads:
             t.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if not stream.closed:
+                stream.close()
         _untrack(self.proc)
-        return self.proc.returncode
 
 
 # --- small helpers for tests -----------------------------------------------------------------
