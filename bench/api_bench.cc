@@ -62,9 +62,8 @@ struct Flags {
   double load_timeout = 300;
   int list_runs = 5;
   int selector_requests = 50;
-  int watchers = 1000;
-  double watch_rate = 1000;
-  double watch_seconds = 10;
+  // Watch fan-out runs, WATCHERSxWRITES_PER_SECOND[xSECONDS]; the first is the target's.
+  std::string watch_configs = "1000x1000x10,1000x100x5,100x1000x5";
   int watch_writers = 32;
   int watch_threads = 2;
   double watch_drain_seconds = 10;
@@ -76,7 +75,7 @@ const char kUsage[] =
     "                 [--etcd URL] [--etcd-pid P] [--scenarios a,b,...] [--namespace NS]\n"
     "                 [--clients 16] [--create-seconds 10] [--pod-bytes 2048] [--pods 100000]\n"
     "                 [--load-timeout 300] [--list-runs 5] [--selector-requests 50]\n"
-    "                 [--watchers 1000] [--watch-rate 1000] [--watch-seconds 10]\n"
+    "                 [--watch-configs 1000x1000x10,1000x100x5,100x1000x5]\n"
     "                 [--watch-writers 32] [--watch-threads 2] [--watch-drain-seconds 10]\n"
     "       api_bench --free-ports N   (prints N currently free TCP ports on 127.0.0.1)\n"
     "scenarios: durable_creates, memory_per_pod, list_100k, list_selector, watch_fanout, all;\n"
@@ -86,17 +85,16 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
   std::map<std::string, std::string*> strings = {
       {"server", &f->server},     {"ca-file", &f->ca_file},     {"token", &f->token},
       {"token-file", &f->token_file}, {"etcd", &f->etcd},       {"scenarios", &f->scenarios},
-      {"namespace", &f->ns}};
+      {"namespace", &f->ns},      {"watch-configs", &f->watch_configs}};
   std::map<std::string, int*> ints = {
       {"server-pid", &f->server_pid}, {"etcd-pid", &f->etcd_pid},
       {"clients", &f->clients},       {"pod-bytes", &f->pod_bytes},
       {"pods", &f->pods},             {"list-runs", &f->list_runs},
-      {"selector-requests", &f->selector_requests}, {"watchers", &f->watchers},
+      {"selector-requests", &f->selector_requests},
       {"watch-writers", &f->watch_writers}, {"watch-threads", &f->watch_threads},
       {"free-ports", &f->free_ports}};
   std::map<std::string, double*> doubles = {
       {"create-seconds", &f->create_seconds}, {"load-timeout", &f->load_timeout},
-      {"watch-rate", &f->watch_rate},         {"watch-seconds", &f->watch_seconds},
       {"watch-drain-seconds", &f->watch_drain_seconds}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -146,7 +144,16 @@ int64_t NowNs() {
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-void Emit(const OJson& j) {
+// The 1-minute load average: on a shared 2-core machine it says how much else was running.
+double LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double one = -1;
+  in >> one;
+  return one;
+}
+
+void Emit(OJson j) {
+  j["loadavg_1m"] = LoadAverage();
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
 }
@@ -784,7 +791,8 @@ class Bench {
     Emit(j);
   }
 
-  void WatchFanout();
+  // One watch fan-out run: `watchers` streams, creates paced at `rate` per second for `seconds`.
+  void WatchFanout(int watchers, double rate, double seconds);
 
   std::atomic<uint64_t> next_seq_{0};
   std::atomic<uint64_t> stored_pods_{0};
@@ -852,10 +860,9 @@ void OnWatchLine(Watcher* w, std::string_view line) {
   w->stats->events.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Bench::WatchFanout() {
-  const int n = flags_.watchers;
-  Progress("watch_fanout: %d watchers, %.0f writes/s for %.0f s", n, flags_.watch_rate,
-           flags_.watch_seconds);
+void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
+  const int n = watchers_wanted;
+  Progress("watch_fanout: %d watchers, %.0f writes/s for %.0f s", n, rate, seconds);
   // The current resourceVersion, from a list that matches nothing.
   std::string rv;
   {
@@ -881,7 +888,7 @@ void Bench::WatchFanout() {
   for (int i = 0; i < loops; ++i) {
     stats.push_back(std::make_unique<WatchLoopStats>());
     stats.back()->latency_us.reserve(static_cast<std::size_t>(
-        flags_.watch_rate * flags_.watch_seconds * n / loops * 1.05 + 1024));
+        rate * seconds * n / loops * 1.05 + 1024));
     epolls.push_back(epoll_create1(EPOLL_CLOEXEC));
   }
   std::vector<std::unique_ptr<Watcher>> watchers(static_cast<std::size_t>(n));
@@ -899,7 +906,9 @@ void Bench::WatchFanout() {
       for (int e = 0; e < k; ++e) {
         auto* w = static_cast<Watcher*>(events[e].data.ptr);
         if (w->closed) continue;
-        for (;;) {
+        // One read per readiness report (level-triggered epoll reports again while bytes wait
+        // in the socket), more only while TLS holds bytes already taken from the socket.
+        for (bool first = true; first || w->transport->HasPending(); first = false) {
           long got = w->transport->Read(buf.data(), buf.size());
           if (got == Transport::kWouldBlock) break;
           if (got <= 0) {
@@ -984,7 +993,7 @@ void Bench::WatchFanout() {
            watching, failed.load(), setup_seconds, server_during.threads);
 
   // Paced writer: write i goes out at start + i / rate (or as soon as a writer is free).
-  uint64_t total_writes = static_cast<uint64_t>(flags_.watch_rate * flags_.watch_seconds);
+  uint64_t total_writes = static_cast<uint64_t>(rate * seconds);
   std::atomic<uint64_t> next_write{0};
   std::atomic<uint64_t> writes_ok{0};
   std::atomic<uint64_t> writes_failed{0};
@@ -993,7 +1002,11 @@ void Bench::WatchFanout() {
   std::vector<double> write_lat_ms;
   CpuMeter cpu(flags_.server_pid);
   auto write_start = Clock::now() + std::chrono::milliseconds(200);
-  auto interval = std::chrono::duration<double>(1.0 / flags_.watch_rate);
+  auto interval = std::chrono::duration<double>(1.0 / rate);
+  // Bounded: a server that cannot keep up gets twice the planned time, then the writers stop.
+  auto write_deadline =
+      write_start + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(2 * seconds));
   std::vector<std::thread> writers;
   for (int t = 0; t < flags_.watch_writers; ++t) {
     writers.emplace_back([&] {
@@ -1007,6 +1020,7 @@ void Bench::WatchFanout() {
         auto slot = write_start + std::chrono::duration_cast<Clock::duration>(
                                       interval * static_cast<double>(i));
         std::this_thread::sleep_until(slot);
+        if (Clock::now() > write_deadline) break;
         if (Clock::now() - slot > std::chrono::milliseconds(10)) writes_late.fetch_add(1);
         uint64_t seq = next_seq_.fetch_add(1);
         auto t0 = Clock::now();
@@ -1069,7 +1083,9 @@ void Bench::WatchFanout() {
   j["watchers_complete"] = complete;
   j["watchers_closed_by_server"] = closed_early;
   j["setup_seconds"] = Round(setup_seconds, 2);
-  j["target_write_rate"] = flags_.watch_rate;
+  j["target_write_rate"] = rate;
+  j["planned_seconds"] = seconds;
+  j["writes_planned"] = total_writes;
   j["writes"] = writes_ok.load();
   j["write_errors"] = writes_failed.load();
   j["writes_late_10ms"] = writes_late.load();
@@ -1172,6 +1188,26 @@ int Main(int argc, char** argv) {
   }
   auto wants = [&](const char* s) { return want.count("all") > 0 || want.count(s) > 0; };
 
+  struct WatchConfig {
+    int watchers = 0;
+    double rate = 0;
+    double seconds = 10;
+  };
+  std::vector<WatchConfig> watch_configs;
+  {
+    std::stringstream ss(flags.watch_configs);
+    std::string entry;
+    while (std::getline(ss, entry, ',')) {
+      WatchConfig c;
+      if (std::sscanf(entry.c_str(), "%dx%lfx%lf", &c.watchers, &c.rate, &c.seconds) < 2 ||
+          c.watchers <= 0 || c.rate <= 0 || c.seconds <= 0) {
+        std::fprintf(stderr, "api_bench: --watch-configs: bad entry %s\n", entry.c_str());
+        return 2;
+      }
+      watch_configs.push_back(c);
+    }
+  }
+
   Bench bench(flags, *url, tls, RunId());
   Progress("pod JSON is %zu bytes, e.g. %s", bench.pod().bytes(),
            Snippet(bench.pod().Render(0, 0)).c_str());
@@ -1200,7 +1236,14 @@ int Main(int argc, char** argv) {
   if (memory || lists) bench.LoadAndMeasureMemory(memory, before);
   if (wants("list_100k")) bench.List100k();
   if (wants("list_selector")) bench.ListSelector();
-  if (wants("watch_fanout")) bench.WatchFanout();
+  if (wants("watch_fanout")) {
+    for (std::size_t i = 0; i < watch_configs.size(); ++i) {
+      // Let the previous run's server threads notice their clients are gone.
+      if (i > 0) std::this_thread::sleep_for(std::chrono::seconds(3));
+      const auto& c = watch_configs[i];
+      bench.WatchFanout(c.watchers, c.rate, c.seconds);
+    }
+  }
   return 0;
 }
 

@@ -65,6 +65,10 @@ class Transport {
   static constexpr long kError = -2;
   long Read(char* buf, std::size_t n);
 
+  // True when TLS has read bytes from the socket that Read has not returned yet, so a poller
+  // must call Read again without waiting for the socket to become readable.
+  bool HasPending() const;
+
   // Switches the socket to non-blocking mode (for the watch readers).
   void SetNonBlocking();
 
