@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <atomic>
+#include <deque>
 #include <condition_variable>
 #include <set>
 #include <thread>
@@ -83,6 +84,7 @@ class Server : public ApiServer {
     RETURN_IF_ERROR(base::WriteFileAtomic(
         kubeconfig_, RenderKubeconfig(server_url_, pki_.ca_pem, pki_.admin_token), 0600));
     namespace_finalizer_ = std::thread([this] { FinalizeNamespaces(); });
+    compactor_ = std::thread([this] { CompactHistory(); });
     LOG_INFO << "serving the API at " << server_url_ << "; kubeconfig: " << kubeconfig_;
     return base::Status::Ok();
   }
@@ -98,6 +100,7 @@ class Server : public ApiServer {
     }
     stop_cv_.notify_all();
     if (namespace_finalizer_.joinable()) namespace_finalizer_.join();
+    if (compactor_.joinable()) compactor_.join();
     if (http_) http_->Stop();
     objects_.reset();
     cache_.reset();
@@ -276,6 +279,32 @@ class Server : public ApiServer {
             {"resources", resources}};
   }
 
+  // Keeps the store's history bounded, as kube-apiserver does: every interval it compacts away
+  // what was superseded before the revision it saw one retention period earlier.
+  void CompactHistory() {
+    constexpr auto kInterval = std::chrono::minutes(1);
+    constexpr std::size_t kRetainedIntervals = 5;
+    std::deque<int64_t> seen;
+    for (;;) {
+      {
+        std::unique_lock lock(stop_mu_);
+        if (stop_cv_.wait_for(lock, kInterval, [this] { return stopped_; })) return;
+      }
+      auto rev = store_->CurrentRevision();
+      if (!rev.ok()) continue;
+      seen.push_back(*rev);
+      if (seen.size() <= kRetainedIntervals) continue;
+      int64_t target = seen.front();
+      seen.pop_front();
+      if (target <= store_->CompactedRevision()) continue;
+      if (auto s = store_->Compact(target); !s.ok()) {
+        LOG_WARNING << "compacting the store at revision " << target << ": " << s.ToString();
+      } else {
+        LOG_DEBUG << "compacted the store at revision " << target;
+      }
+    }
+  }
+
   // The namespace controller's one job here: empty a terminating namespace, then remove it.
   void FinalizeNamespaces() {
     const api::ResourceType* namespaces = registry_.Find("", "v1", "namespaces");
@@ -335,6 +364,7 @@ class Server : public ApiServer {
   std::string server_url_;
   std::string kubeconfig_;
   std::thread namespace_finalizer_;
+  std::thread compactor_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopped_ = false;

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "api/patch.h"
+#include "api/protobuf.h"
 #include "api/selector.h"
 #include "api/yaml.h"
 #include "base/log.h"
@@ -119,10 +120,17 @@ base::Status DecodeBody(const HttpRequest& request, Json* out) {
     *out = std::move(parsed).value();
     return base::Status::Ok();
   }
-  if (media.find("protobuf") != std::string::npos) {
+  if (media == api::kProtobufMediaType) {
+    auto decoded = api::DecodeKubernetesProtobuf(request.body);
+    if (!decoded.ok()) return decoded.status();
+    *out = std::move(decoded).value();
+    return base::Status::Ok();
+  }
+  if (media.find("protobuf") != std::string::npos || media.find("cbor") != std::string::npos) {
     return base::Status(Code::kUnsupportedMediaType,
                         "the body of the request was in an unknown format - accepted media types "
-                        "include: application/json, application/yaml");
+                        "include: application/json, application/yaml, "
+                        "application/vnd.kubernetes.protobuf");
   }
   return base::ParseJson(request.body, out);
 }
@@ -522,7 +530,21 @@ HttpResponse List(Objects& objects, const HttpRequest& request, const RequestInf
       return StatusResponse(base::BadRequest("limit: must be an integer"), &info);
     }
   }
-  ListResult result = objects.cache().List(type, info.namespace_, filter, after_key, limit);
+  ListResult result;
+  if (request.Query("resourceVersionMatch") == "Exact") {
+    int64_t rv = 0;
+    if (auto s = ParseRv(rv_text, &rv); !s.ok() || rv == 0) {
+      return StatusResponse(base::BadRequest("resourceVersionMatch: Forbidden: resourceVersionMatch "
+                                             "\"Exact\" is forbidden for resourceVersion \"" +
+                                             rv_text + "\""),
+                            &info);
+    }
+    auto at = objects.cache().ListAt(type, info.namespace_, filter, after_key, limit, rv);
+    if (!at.ok()) return StatusResponse(at.status(), &info);
+    result = std::move(at).value();
+  } else {
+    result = objects.cache().List(type, info.namespace_, filter, after_key, limit);
+  }
   std::string next;
   if (result.more && !result.items.empty()) {
     Json token = {{"rv", result.resource_version}, {"start", result.items.back()->key}};

@@ -305,6 +305,37 @@ ListResult WatchCache::List(const api::ResourceType& type, const std::string& na
   return result;
 }
 
+base::Result<ListResult> WatchCache::ListAt(const api::ResourceType& type,
+                                            const std::string& namespace_,
+                                            const ObjectFilter& filter,
+                                            const std::string& after_key, std::size_t limit,
+                                            int64_t revision) const {
+  ListResult result;
+  result.resource_version = revision;
+  std::string prefix = StorePrefix(type);
+  std::string scope = type.namespaced && !namespace_.empty() ? prefix + namespace_ + "/" : prefix;
+  std::string start = after_key.empty() ? scope : prefix + after_key + '\0';
+  if (start < scope) start = scope;
+  std::string end = store::RangeEndForPrefix(scope);
+  for (;;) {
+    ASSIGN_OR_RETURN(auto page, store_->Range(start, end, 1000, revision));
+    for (auto& kv : page.kvs) {
+      Json obj;
+      if (!base::ParseJson(kv.value, &obj).ok()) continue;
+      auto cached = MakeObject(type, std::move(obj), kv.mod_revision);
+      if (!cached.ok()) continue;
+      if (filter && !filter(**cached)) continue;
+      if (limit > 0 && result.items.size() == limit) {
+        result.more = true;
+        return result;
+      }
+      result.items.push_back(*cached);
+    }
+    if (!page.more || page.kvs.empty()) return result;
+    start = page.kvs.back().key + '\0';
+  }
+}
+
 base::Result<std::shared_ptr<CacheWatcher>> WatchCache::Watch(const api::ResourceType& type,
                                                               const std::string& namespace_,
                                                               ObjectFilter filter,

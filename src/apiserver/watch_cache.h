@@ -100,6 +100,12 @@ class WatchCache {
                   const ObjectFilter& filter, const std::string& after_key,
                   std::size_t limit) const;
 
+  // Like List, but at a past store revision (resourceVersionMatch=Exact): read from the store, not
+  // the cache. Gone when the revision has been compacted.
+  base::Result<ListResult> ListAt(const api::ResourceType& type, const std::string& namespace_,
+                                  const ObjectFilter& filter, const std::string& after_key,
+                                  std::size_t limit, int64_t revision) const;
+
   // Starts a watch. `after_revision` < 0: first an ADDED event for each current object, then
   // changes. Otherwise changes after that revision, replayed from the cache's history; Gone when
   // the history no longer reaches back that far.
