@@ -99,6 +99,7 @@ class DurabilityTest(unittest.TestCase):
                      MAX_STREAM_SECONDS + 5, interval=0.01, what="the write stream")
         finally:
             # Mid-stream: the writers are still sending when the server dies.
+            writing = sum(w.is_alive() for w in writers)
             rc = self.server.kill()
             stop.set()
             for w in writers:
@@ -112,6 +113,9 @@ class DurabilityTest(unittest.TestCase):
         for w in writers:
             acked.update(w.acknowledged())
         self.assertGreater(len(acked), 0, "no write was acknowledged before the kill")
+        self.assertGreater(writing, 0, "every writer had stopped before the kill")
+        print("\nround %d: %d creates acknowledged, %d writers busy at SIGKILL"
+              % (round_no, len(acked), writing), file=sys.stderr)
         return acked
 
     def check_all_present(self, acked):
