@@ -3157,7 +3157,72 @@ base::Result<Json> Decode(std::string_view body) {
   return object;
 }
 
+// Finds the field of message `id` whose JSON name is `name`, looking through inline members.
+const FieldSpec* FindJsonField(uint16_t id, std::string_view name, int depth = 0) {
+  if (depth > 8) return nullptr;
+  const MessageSpec& m = Message(id);
+  for (uint16_t i = 0; i < m.field_count; ++i) {
+    const FieldSpec& f = kFields[m.first_field + i];
+    if ((f.flags & kInline) != 0) {
+      if (const FieldSpec* inner = FindJsonField(f.message, name, depth + 1)) return inner;
+    } else if (name == f.json_name) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+void PruneUnknown(Json& j, uint16_t id, const std::string& path, int depth,
+                  std::vector<std::string>* out) {
+  // Special types have JSON forms of their own; wrong types are validation's to report.
+  if (depth > base::kMaxJsonDepth || Message(id).special != Special::kNone || !j.is_object()) {
+    return;
+  }
+  for (auto it = j.begin(); it != j.end();) {
+    std::string field_path = path.empty() ? it.key() : path + "." + it.key();
+    const FieldSpec* f = FindJsonField(id, it.key());
+    if (f == nullptr) {
+      if (path.empty() && (it.key() == "apiVersion" || it.key() == "kind")) {
+        ++it;
+      } else {
+        out->push_back(field_path);
+        it = j.erase(it);
+      }
+      continue;
+    }
+    Json& v = it.value();
+    if (f->value == Value::kMessage) {
+      if (f->shape == Shape::kSingle) {
+        PruneUnknown(v, f->message, field_path, depth + 1, out);
+      } else if (f->shape == Shape::kRepeated && v.is_array()) {
+        for (std::size_t i = 0; i < v.size(); ++i) {
+          PruneUnknown(v[i], f->message, field_path + "[" + std::to_string(i) + "]", depth + 1,
+                       out);
+        }
+      } else if (f->shape == Shape::kMap && v.is_object()) {
+        for (auto e = v.begin(); e != v.end(); ++e) {
+          PruneUnknown(e.value(), f->message, field_path + "[" + e.key() + "]", depth + 1, out);
+        }
+      }
+    }
+    ++it;
+  }
+}
+
 }  // namespace
+
+std::optional<std::vector<std::string>> PruneUnknownFields(Json& object,
+                                                           std::string_view api_version,
+                                                           std::string_view kind) {
+  for (const RootSpec& root : kRoots) {
+    if (kind == root.kind && (api_version == root.api_version || root.api_version[0] == '*')) {
+      std::vector<std::string> unknown;
+      PruneUnknown(object, root.message, "", 0, &unknown);
+      return unknown;
+    }
+  }
+  return std::nullopt;
+}
 
 base::Result<Json> DecodeKubernetesProtobuf(std::string_view body) {
   try {

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/json.h"
 #include "base/status.h"
@@ -29,5 +32,14 @@ inline constexpr std::string_view kProtobufMediaType = "application/vnd.kubernet
 //     a RawExtension that is not JSON), or nesting deeper than base::kMaxJsonDepth.
 // Thread-safe; never throws.
 base::Result<base::Json> DecodeKubernetesProtobuf(std::string_view body);
+
+// Removes the fields of `object` that the kind's schema (the same one the decoder uses) does not
+// have, as Kubernetes' decoder drops them, and returns their paths (e.g.
+// "spec.template.spec.containers[0].imagee") for fieldValidation=Strict|Warn. Top-level apiVersion
+// and kind are always known. nullopt, with `object` untouched, when there is no schema for the
+// kind. Values of the wrong type are left for validation to report. Thread-safe; never throws.
+std::optional<std::vector<std::string>> PruneUnknownFields(base::Json& object,
+                                                           std::string_view api_version,
+                                                           std::string_view kind);
 
 }  // namespace fulcrum::api

@@ -619,3 +619,41 @@ TEST(ProtobufTest, NestingIsBounded) {
 
 }  // namespace
 }  // namespace fulcrum::api
+
+namespace fulcrum::api {
+namespace {
+
+TEST(UnknownFieldsTest, NamesNestedUnknownFieldsWithTheirPaths) {
+  base::Json deployment;
+  ASSERT_TRUE(base::ParseJson(R"({"apiVersion": "apps/v1", "kind": "Deployment",
+      "metadata": {"name": "d", "labelz": {"a": "b"}},
+      "spec": {"replicas": 1, "template": {"spec": {"containers": [
+        {"name": "c", "image": "x", "imagee": "typo", "resources": {"limits": {"cpu": "1"}}}]}}}})",
+                              &deployment).ok());
+  auto unknown = PruneUnknownFields(deployment, "apps/v1", "Deployment");
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_EQ(*unknown, (std::vector<std::string>{"metadata.labelz",
+                                                "spec.template.spec.containers[0].imagee"}));
+  EXPECT_FALSE(deployment["metadata"].contains("labelz"));
+  EXPECT_FALSE(deployment["spec"]["template"]["spec"]["containers"][0].contains("imagee"));
+  EXPECT_EQ(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "x");
+}
+
+TEST(UnknownFieldsTest, InlineMembersAndSpecialTypesAreKnown) {
+  base::Json pod;
+  ASSERT_TRUE(base::ParseJson(R"({"apiVersion": "v1", "kind": "Pod",
+      "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
+      "spec": {"containers": [{"name": "c", "image": "x",
+        "livenessProbe": {"httpGet": {"port": "http"}},
+        "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]}]}})",
+                              &pod).ok());
+  base::Json before = pod;
+  auto unknown = PruneUnknownFields(pod, "v1", "Pod");
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_TRUE(unknown->empty()) << (*unknown)[0];
+  EXPECT_EQ(pod, before);
+  EXPECT_FALSE(PruneUnknownFields(pod, "example.com/v1", "Widget").has_value());
+}
+
+}  // namespace
+}  // namespace fulcrum::api

@@ -109,8 +109,10 @@ std::string MediaType(const std::string& content_type) {
   return m;
 }
 
-// Decodes a request body given as JSON or YAML.
-base::Status DecodeBody(const HttpRequest& request, Json* out) {
+// Decodes a request body given as JSON, YAML or Kubernetes protobuf. Keys given twice in one JSON
+// object are appended to `duplicate_keys` when it is not null.
+base::Status DecodeBody(const HttpRequest& request, Json* out,
+                        std::vector<std::string>* duplicate_keys = nullptr) {
   std::string media = MediaType(request.Header("content-type"));
   if (request.body.empty()) return base::BadRequest("the request body is empty");
   if (media == "application/yaml" || media == "application/apply-patch+yaml" ||
@@ -132,76 +134,39 @@ base::Status DecodeBody(const HttpRequest& request, Json* out) {
                         "include: application/json, application/yaml, "
                         "application/vnd.kubernetes.protobuf");
   }
-  return base::ParseJson(request.body, out);
+  return base::ParseJson(request.body, out, duplicate_keys);
 }
 
 bool WantsTable(const HttpRequest& request) {
   return request.Header("accept").find("as=Table") != std::string::npos;
 }
 
-// Fields every object of a kind may carry at the top level, for fieldValidation.
-bool KnownTopLevelField(const api::ResourceType& type, const std::string& field) {
-  static const char* kCommon[] = {"apiVersion", "kind", "metadata", "spec", "status"};
-  for (const char* f : kCommon) {
-    if (field == f) return true;
-  }
-  static const std::map<std::string, std::vector<std::string>> kExtra = {
-      {"configmaps", {"data", "binaryData", "immutable"}},
-      {"secrets", {"data", "stringData", "type", "immutable"}},
-      {"endpoints", {"subsets"}},
-      {"endpointslices", {"addressType", "endpoints", "ports"}},
-      {"serviceaccounts", {"secrets", "imagePullSecrets", "automountServiceAccountToken"}},
-      {"events",
-       {"involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp",
-        "count", "type", "eventTime", "series", "action", "related", "reportingComponent",
-        "reportingInstance"}},
-  };
-  auto it = kExtra.find(type.plural);
-  if (it == kExtra.end()) return false;
-  for (const auto& f : it->second) {
-    if (f == field) return true;
-  }
-  return false;
-}
-
-bool KnownMetadataField(const std::string& field) {
-  static const char* kFields[] = {"name",          "generateName",      "namespace",
-                                  "selfLink",      "uid",               "resourceVersion",
-                                  "generation",    "creationTimestamp", "deletionTimestamp",
-                                  "deletionGracePeriodSeconds",         "labels",
-                                  "annotations",   "ownerReferences",   "finalizers",
-                                  "managedFields"};
-  for (const char* f : kFields) {
-    if (field == f) return true;
-  }
-  return false;
-}
-
 // Applies fieldValidation=Strict|Warn|Ignore to a decoded object. Returns BadRequest under Strict;
 // under Warn adds Warning headers.
+// Drops the fields the kind does not have, as Kubernetes' decoder does, and applies
+// fieldValidation=Strict|Warn|Ignore to them and to keys given twice: BadRequest under Strict,
+// Warning headers under Warn (the default).
 base::Status CheckUnknownFields(const HttpRequest& request, const api::ResourceType& type,
-                                const Json& obj, HttpResponse* response) {
+                                Json& obj, const std::vector<std::string>& duplicate_keys,
+                                HttpResponse* response) {
   std::string mode = request.Query("fieldValidation", "Warn");
-  if (mode == "Ignore" || !obj.is_object()) return base::Status::Ok();
-  std::vector<std::string> unknown;
-  for (const auto& [k, v] : obj.items()) {
-    if (!KnownTopLevelField(type, k)) unknown.push_back(k);
-  }
-  if (auto it = obj.find("metadata"); it != obj.end() && it->is_object()) {
-    for (const auto& [k, v] : it->items()) {
-      if (!KnownMetadataField(k)) unknown.push_back("metadata." + k);
+  std::vector<std::string> problems;
+  for (const auto& key : duplicate_keys) problems.push_back("duplicate field \"" + key + "\"");
+  if (obj.is_object()) {
+    if (auto unknown = api::PruneUnknownFields(obj, type.GroupVersion(), type.kind)) {
+      for (const auto& f : *unknown) problems.push_back("unknown field \"" + f + "\"");
     }
   }
-  if (unknown.empty()) return base::Status::Ok();
+  if (problems.empty() || mode == "Ignore") return base::Status::Ok();
   if (mode == "Strict") {
     std::string msg = "strict decoding error: ";
-    for (std::size_t i = 0; i < unknown.size(); ++i) {
-      msg += (i ? ", " : "") + std::string("unknown field \"") + unknown[i] + "\"";
-    }
+    for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? ", " : "") + problems[i];
     return base::BadRequest(msg);
   }
-  for (const auto& f : unknown) {
-    response->headers.emplace_back("Warning", "299 - \"unknown field \\\"" + f + "\\\"\"");
+  for (const auto& p : problems) {
+    std::string quoted;
+    for (char c : p) quoted += c == '"' ? std::string("\\\"") : std::string(1, c);
+    response->headers.emplace_back("Warning", "299 - \"" + quoted + "\"");
   }
   return base::Status::Ok();
 }
@@ -870,12 +835,13 @@ HttpResponse ServeResource(Objects& objects, const HttpRequest& request, const R
                                          "requested resource"));
     }
     Json body;
-    if (auto s = DecodeBody(request, &body); !s.ok()) return StatusResponse(s, &info);
+    std::vector<std::string> duplicates;
+    if (auto s = DecodeBody(request, &body, &duplicates); !s.ok()) return StatusResponse(s, &info);
     if (auto s = CheckKind(type, body, type.kind, type.GroupVersion()); !s.ok()) {
       return StatusResponse(s, &info);
     }
     HttpResponse response;
-    if (auto s = CheckUnknownFields(request, type, body, &response); !s.ok()) {
+    if (auto s = CheckUnknownFields(request, type, body, duplicates, &response); !s.ok()) {
       return StatusResponse(s, &info);
     }
     RequestInfo named = info;
@@ -889,12 +855,13 @@ HttpResponse ServeResource(Objects& objects, const HttpRequest& request, const R
   }
   if (verb == "update") {
     Json body;
-    if (auto s = DecodeBody(request, &body); !s.ok()) return StatusResponse(s, &info);
+    std::vector<std::string> duplicates;
+    if (auto s = DecodeBody(request, &body, &duplicates); !s.ok()) return StatusResponse(s, &info);
     if (auto s = CheckKind(type, body, type.kind, type.GroupVersion()); !s.ok()) {
       return StatusResponse(s, &info);
     }
     HttpResponse response;
-    if (auto s = CheckUnknownFields(request, type, body, &response); !s.ok()) {
+    if (auto s = CheckUnknownFields(request, type, body, duplicates, &response); !s.ok()) {
       return StatusResponse(s, &info);
     }
     auto updated = objects.Update(type, info.namespace_, info.name, std::move(body), sub,
@@ -923,7 +890,7 @@ HttpResponse ServeResource(Objects& objects, const HttpRequest& request, const R
           Json plain = current;
           ASSIGN_OR_RETURN(Json next, ApplyPatch(request, type, plain, patch));
           RETURN_IF_ERROR(CheckKind(type, next, type.kind, type.GroupVersion()));
-          RETURN_IF_ERROR(CheckUnknownFields(request, type, next, &response));
+          RETURN_IF_ERROR(CheckUnknownFields(request, type, next, {}, &response));
           return next;
         },
         sub, ParseWriteOptions(request), &causes);

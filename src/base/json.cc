@@ -1,5 +1,7 @@
 #include "base/json.h"
 
+#include <algorithm>
+
 namespace fulcrum::base {
 namespace {
 
@@ -33,12 +35,33 @@ int NestingDepth(std::string_view text, int limit) {
 
 }  // namespace
 
-Status ParseJson(std::string_view text, Json* out) {
+Status ParseJson(std::string_view text, Json* out, std::vector<std::string>* duplicate_keys) {
   if (NestingDepth(text, kMaxJsonDepth) > kMaxJsonDepth) {
     return BadRequest("JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
   try {
-    *out = Json::parse(text.begin(), text.end());
+    if (duplicate_keys == nullptr) {
+      *out = Json::parse(text.begin(), text.end());
+    } else {
+      std::vector<std::vector<std::string>> seen;  // keys of each open object
+      Json::parser_callback_t track = [&](int, Json::parse_event_t event, Json& parsed) {
+        if (event == Json::parse_event_t::object_start) {
+          seen.emplace_back();
+        } else if (event == Json::parse_event_t::object_end) {
+          if (!seen.empty()) seen.pop_back();
+        } else if (event == Json::parse_event_t::key && !seen.empty() && parsed.is_string()) {
+          const auto& key = parsed.get_ref<const std::string&>();
+          auto& keys = seen.back();
+          if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+            duplicate_keys->push_back(key);
+          } else {
+            keys.push_back(key);
+          }
+        }
+        return true;
+      };
+      *out = Json::parse(text.begin(), text.end(), track);
+    }
   } catch (const Json::parse_error& e) {
     std::string what = e.what();
     // nlohmann prefixes "[json.exception.parse_error.101] "; keep the part a person can use.

@@ -15,8 +15,10 @@ using Json = nlohmann::json;
 inline constexpr int kMaxJsonDepth = 256;
 
 // Parses untrusted JSON. On failure returns BadRequest with the byte offset and what was expected;
-// *out is left unchanged.
-Status ParseJson(std::string_view text, Json* out);
+// *out is left unchanged. When `duplicate_keys` is given, the names of keys that occur twice in one
+// object are appended to it (the last occurrence wins in *out, as in Go).
+Status ParseJson(std::string_view text, Json* out,
+                 std::vector<std::string>* duplicate_keys = nullptr);
 
 // Serializes compactly; invalid UTF-8 in strings is replaced rather than thrown.
 std::string DumpJson(const Json& j);

@@ -32,6 +32,14 @@ TEST(ParseJsonTest, RejectsHostileNesting) {
   EXPECT_TRUE(ParseJson("\"" + deep + "\"", &j).ok());
 }
 
+TEST(ParseJsonTest, ReportsDuplicateKeys) {
+  Json j;
+  std::vector<std::string> dups;
+  ASSERT_TRUE(ParseJson(R"({"a":{"b":1,"b":2},"c":[{"d":1},{"d":2}],"a2":1})", &j, &dups).ok());
+  EXPECT_EQ(dups, std::vector<std::string>{"b"});
+  EXPECT_EQ(j["a"]["b"], 2);
+}
+
 TEST(DumpJsonTest, ReplacesInvalidUtf8) {
   Json j = std::string("a\xff" "b");
   EXPECT_NO_THROW(DumpJson(j));
