@@ -642,7 +642,11 @@ class Bench {
           HttpResponse r;
           base::Status s = c.Do("POST", "/v3/kv/put", put, &r);
           *status = r.status;
-          if (r.status != 200) *body = std::move(r.body);
+          // A put's answer carries the new revision; without it the write did not happen.
+          if (s.ok() && r.status == 200 && r.body.find("\"revision\"") == std::string::npos) {
+            *status = 0;
+          }
+          if (*status != 200) *body = std::move(r.body);
           return s;
         },
         200);

@@ -86,10 +86,23 @@ echo "run.sh: fulcrum $SERVER_URL (pid $FULCRUM_PID), etcd $ETCD_URL (pid $ETCD_
 echo "run.sh: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)" >&2
 
 # Bounded: each phase has its own limit inside api_bench; this is the backstop for a hung server.
-timeout --signal=TERM "${BENCH_TIMEOUT:-900}" "$API_BENCH" \
+status=0
+timeout --signal=TERM "${BENCH_TIMEOUT:-600}" "$API_BENCH" \
   --server "$SERVER_URL" \
   --ca-file "$WORK/fulcrum/pki/ca.crt" \
   --token-file "$WORK/fulcrum/pki/admin.token" \
   --server-pid "$FULCRUM_PID" \
   --etcd "$ETCD_URL" --etcd-pid "$ETCD_PID" \
-  "$@"
+  "$@" || status=$?
+
+for name in fulcrum etcd; do
+  pid_var=${name^^}_PID
+  if ! kill -0 "${!pid_var}" 2>/dev/null; then
+    server_status=0
+    wait "${!pid_var}" || server_status=$?
+    echo "run.sh: $name exited during the run (status $server_status); the end of its log:" >&2
+    tail -n 40 "$WORK/$name.log" >&2
+    status=1
+  fi
+done
+exit "$status"
