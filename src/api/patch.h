@@ -4,7 +4,8 @@
 // application/json-patch+json), JSON Merge Patch (RFC 7386, application/merge-patch+json) and
 // the Kubernetes strategic merge patch (application/strategic-merge-patch+json).
 //
-// All functions are pure: they never modify their arguments, never throw, and are safe to call
+// All functions are pure: they never modify their arguments, never throw (an exception from
+// below, such as running out of memory, comes back as an Internal status), and are safe to call
 // from any number of threads at once. Inputs are expected to be at most base::kMaxJsonDepth
 // deep (everything base::ParseJson accepts is); deeper inputs are refused with BadRequest.
 
@@ -35,7 +36,8 @@ inline constexpr std::size_t kMaxJsonPatchOperations = 10000;
 //   RequestTooLarge — more than kMaxJsonPatchOperations operations, or "copy" operations that
 //                     together copy more than about a million values (a doubling attack).
 // Every message names the operation by its index and op, and the path at fault, e.g.
-//   json patch operation 2 (replace): path "/spec/replicaz" does not exist
+//   json patch operation 2 (replace): path "/spec/replicaz" does not exist ("/spec" has no
+//   member "replicaz")
 Result<Json> ApplyJsonPatch(const Json& doc, const Json& patch);
 
 // Applies an RFC 7386 JSON merge patch: objects merge recursively, null deletes a member, and
@@ -54,8 +56,8 @@ Result<Json> ApplyMergePatch(const Json& doc, const Json& patch);
 //  - every other list is replaced by the patch's list;
 //  - directives: "$patch": "replace" | "delete" | "merge" in a map, and as a list element
 //    ({"$patch": "replace"} replaces the whole list, {"<mergeKey>": v, "$patch": "delete"}
-//    removes the element); "$retainKeys": [...]; "$deleteFromPrimitiveList/<field>": [...];
-//    "$setElementOrder/<field>": [...].
+//    removes the element; "merge" there is refused, as in Kubernetes); "$retainKeys": [...];
+//    "$deleteFromPrimitiveList/<field>": [...]; "$setElementOrder/<field>": [...].
 //  - "$patch": "delete" on a map leaves an empty map, as Kubernetes does; use null to remove it.
 // Where the live object lacks a field the patch sets, directives inside the patch's value are
 // still applied (Kubernetes would copy them verbatim), so no "$..." key reaches the result.
@@ -67,7 +69,8 @@ Result<Json> ApplyMergePatch(const Json& doc, const Json& patch);
 // kinds it does not know, get merge-patch semantics for maps and replace semantics for lists.
 //
 // Failures: BadRequest for a malformed patch (unknown "$patch" value, a directive of the wrong
-// shape, a list element without its merge key, a patch key outside "$retainKeys"); Invalid when
+// shape, a list element without its merge key, a patch key outside "$retainKeys", a patch list
+// whose order contradicts its "$setElementOrder" list); Invalid when
 // the patch conflicts with the live object (mixed element types, lists of lists, a live element
 // without the merge key).
 Result<Json> ApplyStrategicMergePatch(const Json& doc, const Json& patch, std::string_view group,
