@@ -322,10 +322,12 @@ const char* EventTypeName(CacheEvent::Type t) {
 
 class WatchStream : public HttpStream {
  public:
-  WatchStream(const api::ResourceType& type, std::shared_ptr<CacheWatcher> watcher,
-              const HttpRequest& request, base::Clock* clock, bool table, bool bookmarks,
+  WatchStream(const api::ResourceType& type, WatchCache* cache,
+              std::shared_ptr<CacheWatcher> watcher, const HttpRequest& request,
+              base::Clock* clock, bool table, bool bookmarks,
               bool initial_events_end, std::chrono::seconds timeout)
       : type_(type),
+        cache_(cache),
         watcher_(std::move(watcher)),
         request_(request),
         clock_(clock),
@@ -374,13 +376,14 @@ class WatchStream : public HttpStream {
   }
 
   void Bookmark(std::string* out, bool initial_end) {
-    Json meta = {{"resourceVersion", std::to_string(watcher_->Revision())}};
+    Json meta = {{"resourceVersion", std::to_string(cache_->BookmarkRevision(*watcher_))}};
     if (initial_end) meta["annotations"] = {{"k8s.io/initial-events-end", "true"}};
     Json obj = {{"kind", type_.kind}, {"apiVersion", type_.GroupVersion()}, {"metadata", meta}};
     *out += "{\"type\":\"BOOKMARK\",\"object\":" + base::DumpJson(obj) + "}\n";
   }
 
   const api::ResourceType& type_;
+  WatchCache* cache_;
   std::shared_ptr<CacheWatcher> watcher_;
   HttpRequest request_;
   base::Clock* clock_;
@@ -451,7 +454,7 @@ HttpResponse Watch(Objects& objects, const HttpRequest& request, const RequestIn
   }
   response.headers.emplace_back("Cache-Control", "no-cache, private");
   response.stream = std::make_shared<WatchStream>(
-      type, std::move(watcher).value(), request, &objects.clock(), WantsTable(request),
+      type, &objects.cache(), std::move(watcher).value(), request, &objects.clock(), WantsTable(request),
       request.Query("allowWatchBookmarks") == "true", send_initial,
       std::chrono::seconds(std::max(1L, timeout)));
   return response;

@@ -53,9 +53,13 @@ void CacheWatcher::Cancel() {
   cv_.notify_all();
 }
 
-int64_t CacheWatcher::Revision() const {
+int64_t WatchCache::BookmarkRevision(const CacheWatcher& watcher) const {
+  // Events are queued under mu_, so a watcher with nothing pending has been given everything up
+  // to the cache's revision; otherwise only up to just before its oldest pending event.
   std::lock_guard lock(mu_);
-  return revision_;
+  std::lock_guard wlock(watcher.mu_);
+  if (watcher.pending_.empty()) return std::max(revision_, watcher.revision_);
+  return watcher.pending_.front().object->resource_version - 1;
 }
 
 WatchCache::WatchCache(const api::Registry* registry, store::Store* store)
@@ -204,15 +208,6 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
     Dispatch(*state, rev, event);
   }
   if (batch.revision > revision_) revision_ = batch.revision;
-  // Watchers of every kind have now seen everything up to revision_.
-  for (auto& [_, state] : states_) {
-    for (auto& w : state.watchers) {
-      if (auto watcher = w.lock()) {
-        std::lock_guard wlock(watcher->mu_);
-        watcher->revision_ = revision_;
-      }
-    }
-  }
   advanced_.notify_all();
 }
 
@@ -239,8 +234,8 @@ void WatchCache::Dispatch(TypeState& state, int64_t revision, const CacheEvent& 
       watcher->ended_ = true;  // too slow: the client relists, as with Kubernetes
     } else {
       watcher->pending_.push_back(std::move(out));
+      watcher->revision_ = revision;
     }
-    watcher->revision_ = revision;
     watcher->cv_.notify_one();
   }
   if (prune) {

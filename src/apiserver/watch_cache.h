@@ -54,17 +54,13 @@ class CacheWatcher {
   bool Next(std::vector<CacheEvent>* out, std::chrono::steady_clock::time_point deadline);
   // Ends the watch; Next returns false from then on. Thread-safe.
   void Cancel();
-  // The revision this watcher has been brought up to (for bookmarks): every event at or below it
-  // that passes the filter has been queued.
-  int64_t Revision() const;
-
  private:
   friend class WatchCache;
   ObjectFilter filter_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<CacheEvent> pending_;
-  int64_t revision_ = 0;
+  int64_t revision_ = 0;  // of the last event queued
   bool ended_ = false;
 };
 
@@ -89,6 +85,10 @@ class WatchCache {
   // Waits until the cache has caught up with the store's current revision (a consistent read).
   base::Status WaitForFresh(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   int64_t Revision() const;
+
+  // The revision a BOOKMARK for `watcher` may carry: every event at or below it that passes the
+  // watcher's filter has been handed to it by Next.
+  int64_t BookmarkRevision(const CacheWatcher& watcher) const;
 
   // The object, or nullptr.
   ObjectPtr Get(const api::ResourceType& type, const std::string& namespace_,

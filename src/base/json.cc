@@ -62,7 +62,7 @@ Status ParseJson(std::string_view text, Json* out, std::vector<std::string>* dup
       };
       *out = Json::parse(text.begin(), text.end(), track);
     }
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
     std::string what = e.what();
     // nlohmann prefixes "[json.exception.parse_error.101] "; keep the part a person can use.
     auto pos = what.find("] ");

@@ -22,6 +22,12 @@ TEST(ParseJsonTest, RejectsMalformedWithPosition) {
   EXPECT_EQ(j, 7) << "a failed parse leaves the output unchanged";
 }
 
+TEST(ParseJsonTest, NumberTooLargeForADoubleIsBadRequestNotACrash) {
+  Json j;
+  Status s = ParseJson("[1e400]", &j);
+  EXPECT_EQ(s.code(), Code::kBadRequest) << s.ToString();
+}
+
 TEST(ParseJsonTest, RejectsHostileNesting) {
   std::string deep(100000, '[');
   Json j;
