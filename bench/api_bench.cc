@@ -83,19 +83,23 @@ const char kUsage[] =
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
   std::map<std::string, std::string*> strings = {
-      {"server", &f->server},     {"ca-file", &f->ca_file},     {"token", &f->token},
-      {"token-file", &f->token_file}, {"etcd", &f->etcd},       {"scenarios", &f->scenarios},
-      {"namespace", &f->ns},      {"watch-configs", &f->watch_configs}};
-  std::map<std::string, int*> ints = {
-      {"server-pid", &f->server_pid}, {"etcd-pid", &f->etcd_pid},
-      {"clients", &f->clients},       {"pod-bytes", &f->pod_bytes},
-      {"pods", &f->pods},             {"list-runs", &f->list_runs},
-      {"selector-requests", &f->selector_requests},
-      {"watch-writers", &f->watch_writers}, {"watch-threads", &f->watch_threads},
-      {"free-ports", &f->free_ports}};
-  std::map<std::string, double*> doubles = {
-      {"create-seconds", &f->create_seconds}, {"load-timeout", &f->load_timeout},
-      {"watch-drain-seconds", &f->watch_drain_seconds}};
+      {"server", &f->server}, {"ca-file", &f->ca_file},
+      {"token", &f->token},   {"token-file", &f->token_file},
+      {"etcd", &f->etcd},     {"scenarios", &f->scenarios},
+      {"namespace", &f->ns},  {"watch-configs", &f->watch_configs}};
+  std::map<std::string, int*> ints = {{"server-pid", &f->server_pid},
+                                      {"etcd-pid", &f->etcd_pid},
+                                      {"clients", &f->clients},
+                                      {"pod-bytes", &f->pod_bytes},
+                                      {"pods", &f->pods},
+                                      {"list-runs", &f->list_runs},
+                                      {"selector-requests", &f->selector_requests},
+                                      {"watch-writers", &f->watch_writers},
+                                      {"watch-threads", &f->watch_threads},
+                                      {"free-ports", &f->free_ports}};
+  std::map<std::string, double*> doubles = {{"create-seconds", &f->create_seconds},
+                                            {"load-timeout", &f->load_timeout},
+                                            {"watch-drain-seconds", &f->watch_drain_seconds}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") return false;
@@ -284,9 +288,7 @@ std::size_t CountOccurrences(std::string_view hay, std::string_view needle) {
   return count;
 }
 
-std::string Snippet(const std::string& s) {
-  return s.size() <= 300 ? s : s.substr(0, 300) + "...";
-}
+std::string Snippet(const std::string& s) { return s.size() <= 300 ? s : s.substr(0, 300) + "..."; }
 
 // ---------------------------------------------------------------------------------------------
 // The pod
@@ -331,9 +333,15 @@ class PodTemplate {
       out.append(pieces_[i]);
       if (i < fields_.size()) {
         switch (fields_[i]) {
-          case 'N': out.append(Name(seq)); break;
-          case 'G': out.append(Group(seq)); break;
-          case 'S': out.append(sent); break;
+          case 'N':
+            out.append(Name(seq));
+            break;
+          case 'G':
+            out.append(Group(seq));
+            break;
+          case 'S':
+            out.append(sent);
+            break;
         }
       }
     }
@@ -371,18 +379,15 @@ class PodTemplate {
                  {"image", "registry.example.com/shop/checkout:1.24.3"},
                  {"imagePullPolicy", "IfNotPresent"},
                  {"args", {"--config=/etc/checkout/config.yaml", "--port=8080"}},
-                 {"env",
-                  OJson::array({env("LOG_LEVEL", "info"), env("PAYMENTS_URL",
-                                                               "http://payments.shop.svc:8080"),
-                                env("CART_URL", "http://cart.shop.svc:8080"),
-                                env("OTEL_EXPORTER_OTLP_ENDPOINT",
-                                    "http://otel-collector.observability.svc:4317")})},
-                 {"ports", OJson::array({{{"name", "http"},
-                                          {"containerPort", 8080},
-                                          {"protocol", "TCP"}},
-                                         {{"name", "metrics"},
-                                          {"containerPort", 9090},
-                                          {"protocol", "TCP"}}})},
+                 {"env", OJson::array({env("LOG_LEVEL", "info"),
+                                       env("PAYMENTS_URL", "http://payments.shop.svc:8080"),
+                                       env("CART_URL", "http://cart.shop.svc:8080"),
+                                       env("OTEL_EXPORTER_OTLP_ENDPOINT",
+                                           "http://otel-collector.observability.svc:4317")})},
+                 {"ports",
+                  OJson::array(
+                      {{{"name", "http"}, {"containerPort", 8080}, {"protocol", "TCP"}},
+                       {{"name", "metrics"}, {"containerPort", 9090}, {"protocol", "TCP"}}})},
                  {"resources",
                   {{"requests", {{"cpu", "250m"}, {"memory", "256Mi"}}},
                    {"limits", {{"cpu", "1"}, {"memory", "512Mi"}}}}},
@@ -395,17 +400,17 @@ class PodTemplate {
                    {"initialDelaySeconds", 15},
                    {"periodSeconds", 20},
                    {"failureThreshold", 3}}},
-                 {"volumeMounts", OJson::array({{{"name", "config"},
-                                                 {"mountPath", "/etc/checkout"},
-                                                 {"readOnly", true}}})}},
+                 {"volumeMounts",
+                  OJson::array(
+                      {{{"name", "config"}, {"mountPath", "/etc/checkout"}, {"readOnly", true}}})}},
                 {{"name", "log-shipper"},
                  {"image", "registry.example.com/infra/fluent-bit:2.2.0"},
                  {"env", OJson::array({env("FLUENT_HOST", "logs.observability.svc")})},
                  {"resources",
                   {{"requests", {{"cpu", "50m"}, {"memory", "64Mi"}}},
                    {"limits", {{"cpu", "200m"}, {"memory", "128Mi"}}}}}}})},
-          {"volumes", OJson::array({{{"name", "config"},
-                                     {"configMap", {{"name", "checkout-config"}}}}})}}}};
+          {"volumes",
+           OJson::array({{{"name", "config"}, {"configMap", {{"name", "checkout-config"}}}}})}}}};
     std::string text = pod.dump();
     pieces_.clear();
     fields_.clear();
@@ -472,8 +477,8 @@ class Bench {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
     if (r.status == 404) {
-      std::string body = R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" +
-                         flags_.ns + R"("}})";
+      std::string body =
+          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" + flags_.ns + R"("}})";
       RETURN_IF_ERROR(c.Do("POST", "/api/v1/namespaces", body, &r));
       if (r.status != 201 && r.status != 409) {
         return base::Internal("creating namespace: HTTP " + std::to_string(r.status) + " " +
@@ -510,16 +515,15 @@ class Bench {
   using Op = std::function<base::Status(HttpConnection&, int* status, std::string* body)>;
   using ConnectionFactory = std::function<HttpConnection()>;
 
-  static ClosedLoopResult ClosedLoop(int clients, const ConnectionFactory& connect,
-                                     double seconds, uint64_t max_ops, const Op& op,
-                                     int success_status) {
+  static ClosedLoopResult ClosedLoop(int clients, const ConnectionFactory& connect, double seconds,
+                                     uint64_t max_ops, const Op& op, int success_status) {
     ClosedLoopResult result;
     std::mutex mu;
     std::atomic<uint64_t> claimed{0};
     std::atomic<uint64_t> done_ok{0};
     auto start = Clock::now();
-    auto deadline = start + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(seconds));
+    auto deadline =
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     std::vector<std::thread> threads;
     for (int i = 0; i < clients; ++i) {
       threads.emplace_back([&] {
@@ -547,8 +551,8 @@ class Bench {
             ++failed;
             claimed.fetch_sub(1);  // retry the slot
             if (first_error.empty()) {
-              first_error = s.ok() ? "HTTP " + std::to_string(status) + " " + Snippet(body)
-                                   : s.ToString();
+              first_error =
+                  s.ok() ? "HTTP " + std::to_string(status) + " " + Snippet(body) : s.ToString();
             }
             if (++consecutive >= 50) break;
           }
@@ -602,8 +606,7 @@ class Bench {
   }
 
   void DurableCreates() {
-    Progress("durable_creates: fulcrum, %d clients, %.0f s", flags_.clients,
-             flags_.create_seconds);
+    Progress("durable_creates: fulcrum, %d clients, %.0f s", flags_.clients, flags_.create_seconds);
     FulcrumCreates();
     if (!flags_.etcd.empty()) EtcdPuts();
   }
@@ -632,8 +635,8 @@ class Bench {
     CpuMeter etcd_cpu(flags_.etcd_pid);
     Url url = *etcd_url;
     auto e = ClosedLoop(
-        flags_.clients, [url] { return HttpConnection(url, nullptr, ""); },
-        flags_.create_seconds, UINT64_MAX,
+        flags_.clients, [url] { return HttpConnection(url, nullptr, ""); }, flags_.create_seconds,
+        UINT64_MAX,
         [&](HttpConnection& c, int* status, std::string* body) {
           uint64_t seq = etcd_seq.fetch_add(1);
           std::string key = "/registry/pods/" + flags_.ns + "/" + pod_.Name(seq);
@@ -685,29 +688,28 @@ class Bench {
     double per_pod = pods == 0 ? 0
                                : static_cast<double>(after.vm_rss_kib - before.vm_rss_kib) *
                                      1024.0 / static_cast<double>(pods);
-    double anon_per_pod = pods == 0 ? 0
-                                    : static_cast<double>(after.rss_anon_kib -
-                                                          before.rss_anon_kib) *
-                                          1024.0 / static_cast<double>(pods);
-    OJson j = {{"bench", "memory_per_pod"},
-               {"system", "fulcrum"},
-               {"pods", pods},
-               {"pod_json_bytes", pod_.bytes()},
-               {"stored_pod_json_bytes", stored_pod_bytes_},
-               {"rss_before_kib", before.vm_rss_kib},
-               {"rss_after_kib", after.vm_rss_kib},
-               {"rss_anon_before_kib", before.rss_anon_kib},
-               {"rss_anon_after_kib", after.rss_anon_kib},
-               {"rss_file_after_kib", after.rss_file_kib},
-               {"vm_hwm_kib", after.vm_hwm_kib},
-               {"bytes_per_pod", Round(per_pod, 1)},
-               {"anon_bytes_per_pod", Round(anon_per_pod, 1)},
-               {"ratio_to_pod_json", Round(per_pod / static_cast<double>(pod_.bytes()), 2)},
-               {"ratio_to_stored_json",
-                stored_pod_bytes_ == 0
-                    ? 0.0
-                    : Round(per_pod / static_cast<double>(stored_pod_bytes_), 2)},
-               {"target_ratio", 3.0}};
+    double anon_per_pod = pods == 0
+                              ? 0
+                              : static_cast<double>(after.rss_anon_kib - before.rss_anon_kib) *
+                                    1024.0 / static_cast<double>(pods);
+    OJson j = {
+        {"bench", "memory_per_pod"},
+        {"system", "fulcrum"},
+        {"pods", pods},
+        {"pod_json_bytes", pod_.bytes()},
+        {"stored_pod_json_bytes", stored_pod_bytes_},
+        {"rss_before_kib", before.vm_rss_kib},
+        {"rss_after_kib", after.vm_rss_kib},
+        {"rss_anon_before_kib", before.rss_anon_kib},
+        {"rss_anon_after_kib", after.rss_anon_kib},
+        {"rss_file_after_kib", after.rss_file_kib},
+        {"vm_hwm_kib", after.vm_hwm_kib},
+        {"bytes_per_pod", Round(per_pod, 1)},
+        {"anon_bytes_per_pod", Round(anon_per_pod, 1)},
+        {"ratio_to_pod_json", Round(per_pod / static_cast<double>(pod_.bytes()), 2)},
+        {"ratio_to_stored_json",
+         stored_pod_bytes_ == 0 ? 0.0 : Round(per_pod / static_cast<double>(stored_pod_bytes_), 2)},
+        {"target_ratio", 3.0}};
     Emit(j);
   }
 
@@ -740,8 +742,8 @@ class Bench {
     }
     std::vector<double> sorted = runs;
     std::sort(sorted.begin(), sorted.end());
-    OJson j = {{"bench", "list_100k"},   {"system", "fulcrum"}, {"items", items},
-               {"body_bytes", bytes},    {"runs", runs.size()}, {"status", status}};
+    OJson j = {{"bench", "list_100k"}, {"system", "fulcrum"}, {"items", items},
+               {"body_bytes", bytes},  {"runs", runs.size()}, {"status", status}};
     OJson secs = OJson::array();
     for (double r : runs) secs.push_back(Round(r, 3));
     j["seconds_each"] = secs;
@@ -749,7 +751,8 @@ class Bench {
       j["seconds_min"] = Round(sorted.front(), 3);
       j["seconds_median"] = Round(sorted[(sorted.size() - 1) / 2], 3);
       j["seconds_max"] = Round(sorted.back(), 3);
-      j["mb_per_second"] = Round(static_cast<double>(bytes) / 1e6 / sorted[(sorted.size() - 1) / 2], 1);
+      j["mb_per_second"] =
+          Round(static_cast<double>(bytes) / 1e6 / sorted[(sorted.size() - 1) / 2], 1);
     }
     j["target_seconds"] = 1.0;
     if (!error.empty()) j["error"] = error;
@@ -891,8 +894,8 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
   std::vector<int> epolls;
   for (int i = 0; i < loops; ++i) {
     stats.push_back(std::make_unique<WatchLoopStats>());
-    stats.back()->latency_us.reserve(static_cast<std::size_t>(
-        rate * seconds * n / loops * 1.05 + 1024));
+    stats.back()->latency_us.reserve(
+        static_cast<std::size_t>(rate * seconds * n / loops * 1.05 + 1024));
     epolls.push_back(epoll_create1(EPOLL_CLOEXEC));
   }
   std::vector<std::unique_ptr<Watcher>> watchers(static_cast<std::size_t>(n));
@@ -962,10 +965,9 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
         w->stats = stats[static_cast<std::size_t>(loop_index)].get();
         w->phase_start_ns = phase_start_ns;
         Watcher* raw = w.get();
-        w->parser = std::make_unique<ResponseParser>(
-            [raw](std::string_view bytes) {
-              raw->lines.Feed(bytes, [raw](std::string_view line) { OnWatchLine(raw, line); });
-            });
+        w->parser = std::make_unique<ResponseParser>([raw](std::string_view bytes) {
+          raw->lines.Feed(bytes, [raw](std::string_view line) { OnWatchLine(raw, line); });
+        });
         auto t = c.StartStream(target);
         if (!t.ok()) {
           failed.fetch_add(1);
@@ -980,8 +982,8 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.ptr = raw;
-        epoll_ctl(epolls[static_cast<std::size_t>(loop_index)], EPOLL_CTL_ADD,
-                  raw->transport->fd(), &ev);
+        epoll_ctl(epolls[static_cast<std::size_t>(loop_index)], EPOLL_CTL_ADD, raw->transport->fd(),
+                  &ev);
       }
     });
   }
@@ -1008,9 +1010,8 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
   auto write_start = Clock::now() + std::chrono::milliseconds(200);
   auto interval = std::chrono::duration<double>(1.0 / rate);
   // Bounded: a server that cannot keep up gets twice the planned time, then the writers stop.
-  auto write_deadline =
-      write_start + std::chrono::duration_cast<Clock::duration>(
-                        std::chrono::duration<double>(2 * seconds));
+  auto write_deadline = write_start + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(2 * seconds));
   std::vector<std::thread> writers;
   for (int t = 0; t < flags_.watch_writers; ++t) {
     writers.emplace_back([&] {
@@ -1021,8 +1022,8 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
       for (;;) {
         uint64_t i = next_write.fetch_add(1);
         if (i >= total_writes) break;
-        auto slot = write_start + std::chrono::duration_cast<Clock::duration>(
-                                      interval * static_cast<double>(i));
+        auto slot = write_start +
+                    std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(i));
         std::this_thread::sleep_until(slot);
         if (Clock::now() > write_deadline) break;
         if (Clock::now() - slot > std::chrono::milliseconds(10)) writes_late.fetch_add(1);

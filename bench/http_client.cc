@@ -183,8 +183,8 @@ base::Status Transport::Connect(const Url& url, const TlsContext* tls) {
 base::Status Transport::WriteAll(std::string_view data) {
   while (!data.empty()) {
     if (ssl_ != nullptr) {
-      int n = SSL_write(ssl_, data.data(), static_cast<int>(std::min<std::size_t>(data.size(),
-                                                                                1 << 30)));
+      int n = SSL_write(ssl_, data.data(),
+                        static_cast<int>(std::min<std::size_t>(data.size(), 1 << 30)));
       if (n <= 0) return base::Unavailable("TLS write: " + OpenSslErrors());
       data.remove_prefix(static_cast<std::size_t>(n));
     } else {

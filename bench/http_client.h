@@ -105,8 +105,17 @@ class ResponseParser {
   HttpResponse& response() { return response_; }
 
  private:
-  enum class State { kStatusLine, kHeaders, kLengthBody, kChunkSize, kChunkData, kChunkDataEnd,
-                     kTrailers, kUntilClose, kDone };
+  enum class State {
+    kStatusLine,
+    kHeaders,
+    kLengthBody,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailers,
+    kUntilClose,
+    kDone
+  };
   base::Status OnLine(std::string_view line);
   void Body(std::string_view bytes);
 
@@ -136,8 +145,8 @@ class HttpConnection {
   base::Result<std::unique_ptr<Transport>> StartStream(std::string_view target);
 
  private:
-  std::string RequestHead(std::string_view method, std::string_view target,
-                          std::size_t body_bytes, bool has_body) const;
+  std::string RequestHead(std::string_view method, std::string_view target, std::size_t body_bytes,
+                          bool has_body) const;
   base::Status DoOnce(const std::string& request, HttpResponse* response, bool* nothing_read);
 
   Url url_;
