@@ -167,5 +167,28 @@ TEST_F(ObjectsTest, WatchSeesChangesInOrder) {
   EXPECT_GT(events[1].object->resource_version, events[0].object->resource_version);
 }
 
+TEST(WatchCacheTest, ResumingBeforeTheKeptHistoryIsGone) {
+  api::Registry registry;
+  api::AddBuiltinTypes(&registry);
+  auto store = std::move(store::OpenStore("memory:")).value();
+  WatchCache cache(&registry, store.get(), /*history=*/3);
+  ASSERT_TRUE(cache.Start().ok());
+  const api::ResourceType& namespaces = *registry.Find("", "v1", "namespaces");
+  for (int i = 0; i < 6; ++i) {
+    std::string name = "ns" + std::to_string(i);
+    ASSERT_TRUE(store->Create(StoreKey(namespaces, "", name),
+                              R"({"metadata":{"name":")" + name + R"("}})")
+                    .ok());
+  }
+  ASSERT_TRUE(cache.WaitForFresh(std::chrono::seconds(10)).ok());
+  EXPECT_EQ(cache.Watch(namespaces, "", nullptr, 1).status().code(), base::Code::kGone);
+  auto recent = cache.Watch(namespaces, "", nullptr, 3);
+  ASSERT_TRUE(recent.ok()) << recent.status().ToString();
+  std::vector<CacheEvent> events;
+  (*recent)->Next(&events, std::chrono::steady_clock::now());
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].object->name, "ns3");
+}
+
 }  // namespace
 }  // namespace fulcrum::apiserver

@@ -62,8 +62,8 @@ int64_t WatchCache::BookmarkRevision(const CacheWatcher& watcher) const {
   return watcher.pending_.front().object->resource_version - 1;
 }
 
-WatchCache::WatchCache(const api::Registry* registry, store::Store* store)
-    : registry_(registry), store_(store) {
+WatchCache::WatchCache(const api::Registry* registry, store::Store* store, std::size_t history)
+    : registry_(registry), store_(store), history_limit_(history) {
   for (const auto& type : registry_->types()) {
     auto& state = states_[GroupKey(type->group, type->plural)];
     state.type = type.get();
@@ -201,7 +201,7 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
       state->objects.erase(existing);
     }
     state->history.emplace_back(rev, event);
-    while (state->history.size() > kWatchHistory) {
+    while (state->history.size() > history_limit_) {
       state->history_floor = state->history.front().first;
       state->history.pop_front();
     }

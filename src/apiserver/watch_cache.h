@@ -20,6 +20,9 @@ namespace fulcrum::apiserver {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;  // sorted by key
 
+inline constexpr std::size_t kWatchHistory = 20000;           // events kept per kind
+inline constexpr std::size_t kMaxPendingPerWatcher = 100000;  // a slower watcher is dropped
+
 // One object as the cache holds it: its serialized bytes (resourceVersion included), so reads
 // never re-encode, plus what selectors need without parsing. Immutable once built, shared by the
 // current state, the event history and every watcher.
@@ -74,7 +77,9 @@ struct ListResult {
 // the store sees writes only. Kept current by one store watch over all kinds. Thread-safe.
 class WatchCache {
  public:
-  WatchCache(const api::Registry* registry, store::Store* store);
+  // `history` is how many events per kind are kept for watches that resume from a revision.
+  WatchCache(const api::Registry* registry, store::Store* store,
+             std::size_t history = kWatchHistory);
   ~WatchCache();
 
   // Loads every object and starts the store watch. Call once before use.
@@ -135,6 +140,7 @@ class WatchCache {
 
   const api::Registry* registry_;
   store::Store* store_;
+  const std::size_t history_limit_;
   mutable std::mutex mu_;
   mutable std::condition_variable advanced_;
   int64_t revision_ = 0;
@@ -148,7 +154,5 @@ class WatchCache {
 std::string StoreKey(const api::ResourceType& type, const std::string& namespace_,
                      const std::string& name);
 std::string StorePrefix(const api::ResourceType& type);
-inline constexpr std::size_t kWatchHistory = 20000;        // events kept per kind
-inline constexpr std::size_t kMaxPendingPerWatcher = 100000;  // a slower watcher is dropped
 
 }  // namespace fulcrum::apiserver
