@@ -1,0 +1,181 @@
+#include "scheduler/predictor.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+
+namespace fulcrum::scheduler {
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+// `days` of one-minute samples of 50 + 30 sin(2π t / day), starting at midnight UTC.
+UsageHistory DailySine(int days, int64_t step = 60) {
+  UsageHistory h;
+  h.start_unix_seconds = 1'600'000'000 - 1'600'000'000 % kDay;
+  h.step_seconds = step;
+  for (int64_t t = 0; t < days * kDay; t += step) {
+    h.samples.push_back(50 + 30 * std::sin(2 * std::numbers::pi * t / kDay));
+  }
+  return h;
+}
+
+double SineAt(const UsageHistory& h, size_t i) {
+  int64_t t = static_cast<int64_t>(i) * h.step_seconds;
+  return 50 + 30 * std::sin(2 * std::numbers::pi * t / kDay);
+}
+
+class EveryPredictor : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryPredictor, ConstantIsPredictedExactly) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h;
+  h.samples.assign(3000, 7.5);
+  auto f = (*p)->Predict(h, 30, {0.1, 0.5, 0.95});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  ASSERT_EQ(f->values.size(), 3u);
+  for (const auto& row : f->values) {
+    ASSERT_EQ(row.size(), 30u);
+    for (double v : row) EXPECT_DOUBLE_EQ(v, 7.5);
+  }
+}
+
+TEST_P(EveryPredictor, QuantilesAreOrdered) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h = DailySine(4);
+  uint64_t state = 42;
+  for (double& v : h.samples) {  // deterministic noise
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    v += static_cast<double>(state >> 40) / static_cast<double>(1 << 24) * 10 - 5;
+  }
+  auto f = (*p)->Predict(h, 120, {0.95, 0.5, 0.05, 0.9});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->levels, (std::vector<double>{0.05, 0.5, 0.9, 0.95}));
+  for (size_t i = 1; i < f->values.size(); ++i) {
+    for (size_t t = 0; t < 120; ++t) {
+      EXPECT_LE(f->values[i - 1][t], f->values[i][t]) << GetParam() << " step " << t;
+      EXPECT_TRUE(std::isfinite(f->values[i][t]));
+    }
+  }
+}
+
+TEST_P(EveryPredictor, EmptyHistoryIsAnError) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h;
+  auto f = (*p)->Predict(h, 10);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), base::Code::kInvalid);
+  h.samples.assign(5, std::nan(""));  // only gaps
+  EXPECT_FALSE((*p)->Predict(h, 10).ok());
+}
+
+TEST_P(EveryPredictor, BadArgumentsAreErrors) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h;
+  h.samples = {1, 2, 3};
+  EXPECT_FALSE((*p)->Predict(h, 0).ok());
+  EXPECT_FALSE((*p)->Predict(h, 5, {}).ok());
+  EXPECT_FALSE((*p)->Predict(h, 5, {1.5}).ok());
+  h.step_seconds = 0;
+  EXPECT_FALSE((*p)->Predict(h, 5).ok());
+}
+
+TEST_P(EveryPredictor, ShortHistoryFallsBackSensibly) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h = DailySine(1);
+  h.samples.resize(300);  // five hours: less than one period
+  auto f = (*p)->Predict(h, 60);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  double lo = *std::min_element(h.samples.begin(), h.samples.end());
+  double hi = *std::max_element(h.samples.begin(), h.samples.end());
+  for (const auto& row : f->values) {
+    for (double v : row) {
+      EXPECT_GE(v, lo - 0.5 * (hi - lo)) << GetParam();
+      EXPECT_LE(v, hi + 0.5 * (hi - lo)) << GetParam();
+    }
+  }
+}
+
+TEST_P(EveryPredictor, GapsAreSkipped) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h = DailySine(3);
+  for (size_t i = 1000; i < 1500; ++i) h.samples[i] = std::nan("");
+  h.samples.back() = std::nan("");
+  auto f = (*p)->Predict(h, 60);
+  ASSERT_TRUE(f.ok());
+  for (const auto& row : f->values) {
+    for (double v : row) EXPECT_TRUE(std::isfinite(v)) << GetParam();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Predictors, EveryPredictor, ::testing::ValuesIn(PredictorNames()),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s) c = c == '-' ? '_' : c;
+                           return s;
+                         });
+
+class PeriodicPredictor : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PeriodicPredictor, DailySineIsForecastWithinATightBand) {
+  auto p = MakePredictor(GetParam());
+  ASSERT_TRUE(p.ok());
+  UsageHistory h = DailySine(5);
+  const size_t n = h.samples.size();
+  // Cut the history at 7:13 on the last day, so the horizon climbs the slope.
+  h.samples.resize(n - 1000);
+  const int horizon = 240;
+  auto f = (*p)->Predict(h, horizon, {0.05, 0.5, 0.95});
+  ASSERT_TRUE(f.ok());
+  for (int t = 0; t < horizon; ++t) {
+    double truth = SineAt(h, h.samples.size() + t);
+    EXPECT_NEAR(f->values[1][t], truth, 3.0) << GetParam() << " step " << t;  // 10% of amplitude
+    EXPECT_LE(f->values[0][t], truth + 0.5) << GetParam() << " step " << t;
+    EXPECT_GE(f->values[2][t], truth - 0.5) << GetParam() << " step " << t;
+    EXPECT_LT(f->values[2][t] - f->values[0][t], 6.0) << GetParam() << " step " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Periodic, PeriodicPredictor,
+                         ::testing::Values("seasonal", "fft", "archimedes"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(DetectPeriod, FindsADayInMinuteSamples) {
+  UsageHistory h = DailySine(4);
+  EXPECT_NEAR(DetectPeriod(h.samples), 1440, 2);
+}
+
+TEST(DetectPeriod, NoPeriodInAConstantOrARamp) {
+  EXPECT_EQ(DetectPeriod(std::vector<double>(5000, 3.0)), 0);
+  std::vector<double> ramp;
+  for (int i = 0; i < 5000; ++i) ramp.push_back(i * 0.01);
+  EXPECT_EQ(DetectPeriod(ramp), 0);
+}
+
+TEST(DecayingPercentile, RecentSamplesWeighMore) {
+  auto p = MakePredictor("decaying-percentile");
+  ASSERT_TRUE(p.ok());
+  UsageHistory h;
+  h.step_seconds = 3600;
+  h.samples.assign(48, 10.0);                  // two days at 10
+  h.samples.insert(h.samples.end(), 24, 20.0);  // then a day at 20: half-life 12 h
+  auto f = (*p)->Predict(h, 1, {0.5});
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->values[0][0], 20.0);
+}
+
+TEST(MakePredictor, UnknownNameIsNotFound) {
+  auto p = MakePredictor("oracle");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(p.status().IsNotFound());
+}
+
+}  // namespace
+}  // namespace fulcrum::scheduler
