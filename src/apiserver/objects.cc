@@ -136,9 +136,14 @@ Result<ObjectPtr> Objects::Create(const api::ResourceType& type, const std::stri
           "request");
     }
     meta["namespace"] = namespace_;
+    // The cached namespace is enough when it is there (namespaces come and go rarely); only a
+    // miss, perhaps a namespace created a moment ago, waits for the cache to catch up.
     const api::ResourceType* namespaces = registry_->Find("", "v1", "namespaces");
-    RETURN_IF_ERROR(cache_->WaitForFresh(kFreshTimeout));
     ObjectPtr ns_obj = cache_->Get(*namespaces, "", namespace_);
+    if (!ns_obj) {
+      RETURN_IF_ERROR(cache_->WaitForFresh(kFreshTimeout));
+      ns_obj = cache_->Get(*namespaces, "", namespace_);
+    }
     if (!ns_obj) return base::NotFound("namespaces \"" + namespace_ + "\" not found");
     Json ns_json;
     if (base::ParseJson(ns_obj->json, &ns_json).ok() &&

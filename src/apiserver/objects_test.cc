@@ -192,3 +192,48 @@ TEST(WatchCacheTest, ResumingBeforeTheKeptHistoryIsGone) {
 
 }  // namespace
 }  // namespace fulcrum::apiserver
+
+namespace fulcrum::apiserver {
+namespace {
+
+TEST_F(ObjectsTest, LabelIndexListsInKeyOrderAndFollowsRelabels) {
+  for (const char* name : {"c", "a", "b", "d"}) {
+    Json cm = ConfigMap(name);
+    cm["metadata"]["labels"] = {{"tier", std::string(name) == "d" ? "db" : "web"}};
+    ASSERT_TRUE(objects_->Create(*configmaps_, "default", cm, {}, nullptr).ok());
+  }
+  ASSERT_TRUE(cache_->WaitForFresh(std::chrono::seconds(5)).ok());
+  std::pair<std::string, std::string> web{"tier", "web"};
+  auto names = [&](const ListResult& r) {
+    std::vector<std::string> out;
+    for (const auto& o : r.items) out.push_back(o->name);
+    return out;
+  };
+  EXPECT_EQ(names(cache_->List(*configmaps_, "default", nullptr, "", 0, &web)),
+            (std::vector<std::string>{"a", "b", "c"}));
+  ListResult page = cache_->List(*configmaps_, "default", nullptr, "", 2, &web);
+  EXPECT_TRUE(page.more);
+  EXPECT_EQ(names(cache_->List(*configmaps_, "default", nullptr, page.items.back()->key, 0, &web)),
+            (std::vector<std::string>{"c"}));
+  ASSERT_TRUE(objects_
+                  ->Mutate(
+                      *configmaps_, "default", "b",
+                      [](const Json& current) -> base::Result<Json> {
+                        Json next = current;
+                        next["metadata"]["labels"]["tier"] = "db";
+                        return next;
+                      },
+                      Subresource::kMain, {}, nullptr)
+                  .ok());
+  ASSERT_TRUE(objects_->Delete(*configmaps_, "default", "c", {}).ok());
+  ASSERT_TRUE(cache_->WaitForFresh(std::chrono::seconds(5)).ok());
+  EXPECT_EQ(names(cache_->List(*configmaps_, "default", nullptr, "", 0, &web)),
+            (std::vector<std::string>{"a"}));
+  std::pair<std::string, std::string> db{"tier", "db"};
+  EXPECT_EQ(names(cache_->List(*configmaps_, "", nullptr, "", 0, &db)),
+            (std::vector<std::string>{"b", "d"}));
+  EXPECT_TRUE(cache_->List(*configmaps_, "other", nullptr, "", 0, &db).items.empty());
+}
+
+}  // namespace
+}  // namespace fulcrum::apiserver

@@ -191,15 +191,18 @@ base::Status CheckKind(const api::ResourceType& type, const Json& obj, const std
   return base::Status::Ok();
 }
 
-// Namespace, label and field selectors of a list or watch, as one filter.
+// Namespace, label and field selectors of a list or watch, as one filter. When the label selector
+// requires one key=value pair, *index_label (if given) receives it for an index lookup.
 base::Status BuildFilter(const HttpRequest& request, const api::ResourceType& type,
-                         ObjectFilter* filter) {
+                         ObjectFilter* filter,
+                         std::optional<std::pair<std::string, std::string>>* index_label = nullptr) {
   std::optional<api::LabelSelector> labels;
   std::string label_text = request.Query("labelSelector");
   if (!label_text.empty()) {
     auto parsed = api::LabelSelector::Parse(label_text);
     if (!parsed.ok()) return parsed.status();
     if (!parsed->Empty()) labels = std::move(parsed).value();
+    if (labels && index_label != nullptr) *index_label = labels->EqualityRequirement();
   }
   std::optional<api::FieldSelector> fields;
   std::string field_text = request.Query("fieldSelector");
@@ -465,7 +468,10 @@ HttpResponse Watch(Objects& objects, const HttpRequest& request, const RequestIn
 HttpResponse List(Objects& objects, const HttpRequest& request, const RequestInfo& info) {
   const api::ResourceType& type = *info.type;
   ObjectFilter filter;
-  if (auto s = BuildFilter(request, type, &filter); !s.ok()) return StatusResponse(s, &info);
+  std::optional<std::pair<std::string, std::string>> index_label;
+  if (auto s = BuildFilter(request, type, &filter, &index_label); !s.ok()) {
+    return StatusResponse(s, &info);
+  }
   std::string rv_text = request.Query("resourceVersion");
   std::string cont = request.Query("continue");
   std::string after_key;
@@ -511,7 +517,8 @@ HttpResponse List(Objects& objects, const HttpRequest& request, const RequestInf
     if (!at.ok()) return StatusResponse(at.status(), &info);
     result = std::move(at).value();
   } else {
-    result = objects.cache().List(type, info.namespace_, filter, after_key, limit);
+    result = objects.cache().List(type, info.namespace_, filter, after_key, limit,
+                                  index_label ? &*index_label : nullptr);
   }
   std::string next;
   if (result.more && !result.items.empty()) {

@@ -105,7 +105,28 @@ base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, Js
     }
   }
   cached->json = base::DumpJson(obj);
+  cached->json.shrink_to_fit();  // held for the object's life: no growth slack
   return ObjectPtr(std::move(cached));
+}
+
+void WatchCache::Put(TypeState& state, const std::string& key, ObjectPtr next) {
+  auto it = state.objects.find(key);
+  if (it != state.objects.end()) {
+    for (const auto& [k, v] : it->second->labels) {
+      auto entry = state.by_label.find(k + '\0' + v);
+      if (entry == state.by_label.end()) continue;
+      entry->second.erase(it->second.get());
+      if (entry->second.empty()) state.by_label.erase(entry);
+    }
+    if (next == nullptr) {
+      state.objects.erase(it);
+      return;
+    }
+  } else if (next == nullptr) {
+    return;
+  }
+  for (const auto& [k, v] : next->labels) state.by_label[k + '\0' + v].insert(next.get());
+  state.objects[key] = std::move(next);
 }
 
 WatchCache::TypeState* WatchCache::StateForKey(const std::string& store_key,
@@ -145,7 +166,7 @@ base::Status WatchCache::Start() {
         LOG_ERROR << "skipping " << kv.key << ": " << cached.status().ToString();
         continue;
       }
-      state->objects[object_key] = *cached;
+      Put(*state, object_key, *cached);
       ++loaded;
     }
     if (!page.more || page.kvs.empty()) break;
@@ -188,7 +209,7 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
       event.type = prev ? CacheEvent::Type::kModified : CacheEvent::Type::kAdded;
       event.object = *cached;
       event.prev = prev;
-      state->objects[object_key] = *cached;
+      Put(*state, object_key, *cached);
     } else {
       if (!prev) continue;
       Json obj;
@@ -198,7 +219,7 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
       event.type = CacheEvent::Type::kDeleted;
       event.object = *cached;
       event.prev = prev;
-      state->objects.erase(existing);
+      Put(*state, object_key, nullptr);
     }
     state->history.emplace_back(rev, event);
     while (state->history.size() > history_limit_) {
@@ -278,24 +299,42 @@ ObjectPtr WatchCache::Get(const api::ResourceType& type, const std::string& name
 
 ListResult WatchCache::List(const api::ResourceType& type, const std::string& namespace_,
                             const ObjectFilter& filter, const std::string& after_key,
-                            std::size_t limit) const {
+                            std::size_t limit,
+                            const std::pair<std::string, std::string>* label) const {
   ListResult result;
   std::lock_guard lock(mu_);
   result.resource_version = revision_;
   auto it = states_.find(GroupKey(type.group, type.plural));
   if (it == states_.end()) return result;
-  const auto& objects = it->second.objects;
+  const TypeState& state = it->second;
   std::string prefix = type.namespaced && !namespace_.empty() ? namespace_ + "/" : "";
-  auto pos = after_key.empty() ? objects.lower_bound(prefix) : objects.upper_bound(after_key);
-  if (!after_key.empty() && after_key < prefix) pos = objects.lower_bound(prefix);
-  for (; pos != objects.end(); ++pos) {
-    if (!prefix.empty() && pos->first.compare(0, prefix.size(), prefix) != 0) break;
-    if (filter && !filter(*pos->second)) continue;
+  std::string start = after_key.empty() || after_key < prefix ? prefix : after_key;
+  bool exclusive = !after_key.empty() && after_key >= prefix;
+  // Visits objects in key order from `start`; returns false to stop.
+  auto visit = [&](const CachedObject& o, const ObjectPtr& owner) {
+    if (!prefix.empty() && o.key.compare(0, prefix.size(), prefix) != 0) return false;
+    if (filter && !filter(o)) return true;
     if (limit > 0 && result.items.size() == limit) {
       result.more = true;
-      break;
+      return false;
     }
-    result.items.push_back(pos->second);
+    result.items.push_back(owner);
+    return true;
+  };
+  if (label != nullptr) {
+    auto entry = state.by_label.find(label->first + '\0' + label->second);
+    if (entry == state.by_label.end()) return result;
+    CachedObject probe;
+    probe.key = start;
+    auto pos = exclusive ? entry->second.upper_bound(&probe) : entry->second.lower_bound(&probe);
+    for (; pos != entry->second.end(); ++pos) {
+      if (!visit(**pos, state.objects.at((*pos)->key))) break;
+    }
+    return result;
+  }
+  auto pos = exclusive ? state.objects.upper_bound(start) : state.objects.lower_bound(start);
+  for (; pos != state.objects.end(); ++pos) {
+    if (!visit(*pos->second, pos->second)) break;
   }
   return result;
 }

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -100,10 +101,12 @@ class WatchCache {
                 const std::string& name) const;
 
   // Objects of `type` in `namespace_` ("" = all) passing `filter`, in key order, starting after
-  // `after_key` ("" = from the start), at most `limit` (0 = all).
+  // `after_key` ("" = from the start), at most `limit` (0 = all). When `label` is given, only
+  // objects carrying that label key and value are considered, found through an index (the filter
+  // must imply it).
   ListResult List(const api::ResourceType& type, const std::string& namespace_,
-                  const ObjectFilter& filter, const std::string& after_key,
-                  std::size_t limit) const;
+                  const ObjectFilter& filter, const std::string& after_key, std::size_t limit,
+                  const std::pair<std::string, std::string>* label = nullptr) const;
 
   // Like List, but at a past store revision (resourceVersionMatch=Exact): read from the store, not
   // the cache. Gone when the revision has been compacted.
@@ -126,15 +129,24 @@ class WatchCache {
                                             int64_t rv);
 
  private:
+  struct KeyOrder {
+    bool operator()(const CachedObject* a, const CachedObject* b) const { return a->key < b->key; }
+  };
+  // Objects by "label-key\0label-value", in key order. The pointers are owned by `objects`.
+  using LabelIndex = std::unordered_map<std::string, std::set<const CachedObject*, KeyOrder>>;
+
   struct TypeState {
     const api::ResourceType* type = nullptr;
     std::map<std::string, ObjectPtr> objects;
+    LabelIndex by_label;
     std::deque<std::pair<int64_t, CacheEvent>> history;  // (revision, event), oldest first
     int64_t history_floor = 0;  // events after this revision are all in `history`
     std::vector<std::weak_ptr<CacheWatcher>> watchers;
   };
 
   void Apply(const store::WatchBatch& batch);
+  // Replaces (or, with a null `next`, removes) the object under `key`, keeping the index current.
+  static void Put(TypeState& state, const std::string& key, ObjectPtr next);
   TypeState* StateForKey(const std::string& store_key, std::string* object_key);
   void Dispatch(TypeState& state, int64_t revision, const CacheEvent& event);
 

@@ -221,14 +221,14 @@ class SqliteConnection {
                                  ")");
       }
       RETURN_IF_ERROR(conn->Exec(
-          "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"));
+          "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-8192;"));
     } else {
       // Readers map the file instead of copying each page through read(): a list of many large
       // values took about half the CPU (63,000 values of 2 KB). Only this store writes the file,
       // which never shrinks under a reader, so the usual mmap hazard (SIGBUS on truncation) does
       // not arise.
       RETURN_IF_ERROR(conn->Exec(
-          "PRAGMA query_only=ON; PRAGMA cache_size=-16384; PRAGMA mmap_size=1073741824;"));
+          "PRAGMA query_only=ON; PRAGMA cache_size=-4096; PRAGMA mmap_size=1073741824;"));
     }
     return conn;
   }
