@@ -177,14 +177,15 @@ Result<ObjectPtr> Objects::Create(const api::ResourceType& type, const std::stri
   if (type.group.empty() && type.plural == "services") RETURN_IF_ERROR(AllocateServiceIp(obj));
   if (options.dry_run) return WatchCache::MakeObject(type, std::move(obj), 0);
   std::string key = StoreKey(type, namespace_, name);
-  auto kv = store_->Create(key, base::DumpJson(obj));
+  std::string stored = base::DumpJson(obj);
+  auto kv = store_->Create(key, stored);
   if (!kv.ok()) {
     if (kv.status().IsAlreadyExists()) {
       return base::AlreadyExists(Qualified(type) + " \"" + name + "\" already exists");
     }
     return kv.status();
   }
-  return WatchCache::MakeObject(type, std::move(obj), kv->mod_revision);
+  return WatchCache::MakeObject(type, obj, stored, kv->mod_revision);
 }
 
 Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::string& namespace_,
@@ -243,7 +244,8 @@ Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::strin
     if (!kv.ok()) return kv.status();
     return WatchCache::MakeObject(type, std::move(obj), kv->mod_revision);
   }
-  auto kv = store_->Update(key, base::DumpJson(obj), expected_rv);
+  std::string stored = base::DumpJson(obj);
+  auto kv = store_->Update(key, stored, expected_rv);
   if (!kv.ok()) {
     if (kv.status().IsConflict()) {
       return base::Conflict("Operation cannot be fulfilled on " + Qualified(type) + " \"" + name +
@@ -255,7 +257,7 @@ Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::strin
     }
     return kv.status();
   }
-  return WatchCache::MakeObject(type, std::move(obj), kv->mod_revision);
+  return WatchCache::MakeObject(type, obj, stored, kv->mod_revision);
 }
 
 Result<ObjectPtr> Objects::Update(const api::ResourceType& type, const std::string& namespace_,

@@ -237,3 +237,25 @@ TEST_F(ObjectsTest, LabelIndexListsInKeyOrderAndFollowsRelabels) {
 
 }  // namespace
 }  // namespace fulcrum::apiserver
+
+namespace fulcrum::apiserver {
+namespace {
+
+TEST_F(ObjectsTest, ResourceVersionIsSplicedIntoTheTopLevelMetadataOnly) {
+  Json cm = ConfigMap("tricky");
+  cm["data"] = {{"a", "\"metadata\":{\"x\":1}"}, {"b", "}{"}};
+  cm["binaryData"] = {{"metadata", "e30="}};
+  auto created = objects_->Create(*configmaps_, "default", cm, {}, nullptr);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_TRUE(cache_->WaitForFresh(std::chrono::seconds(5)).ok());
+  for (const ObjectPtr& o : {*created, cache_->Get(*configmaps_, "default", "tricky")}) {
+    ASSERT_NE(o, nullptr);
+    Json j = Parse(o);
+    EXPECT_EQ(j["metadata"]["resourceVersion"], std::to_string((*created)->resource_version));
+    EXPECT_EQ(j["data"], cm["data"]);
+    EXPECT_EQ(j["binaryData"], cm["binaryData"]);
+  }
+}
+
+}  // namespace
+}  // namespace fulcrum::apiserver

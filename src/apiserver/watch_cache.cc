@@ -1,6 +1,7 @@
 #include "apiserver/watch_cache.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "base/log.h"
 
@@ -80,19 +81,68 @@ WatchCache::~WatchCache() {
   }
 }
 
+namespace {
+
+// Where the value of the top-level "metadata" key begins ('{'), or npos. Scans the serialized
+// object once, tracking strings and depth, so a "metadata" key nested anywhere else is ignored.
+std::size_t TopLevelMetadata(std::string_view json) {
+  int depth = 0;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (c == '"') {
+      std::size_t start = i++;
+      while (i < json.size() && json[i] != '"') i += json[i] == '\\' ? 2 : 1;
+      if (depth == 1 && json.substr(start, i - start + 1) == "\"metadata\"") {
+        std::size_t j = i + 1;
+        while (j < json.size() && std::isspace(static_cast<unsigned char>(json[j]))) ++j;
+        if (j < json.size() && json[j] == ':') {
+          ++j;
+          while (j < json.size() && std::isspace(static_cast<unsigned char>(json[j]))) ++j;
+          return j < json.size() && json[j] == '{' ? j : std::string_view::npos;
+        }
+      }
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
 base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, Json obj,
                                                int64_t rv) {
+  if (!obj.is_object() || !obj["metadata"].is_object()) {
+    return base::Internal("stored object has no metadata");
+  }
+  obj["metadata"].erase("resourceVersion");
+  std::string stored = base::DumpJson(obj);
+  return MakeObject(type, obj, stored, rv);
+}
+
+base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, const Json& obj,
+                                               std::string_view stored, int64_t rv) {
   if (!obj.is_object()) return base::Internal("stored value is not a JSON object");
+  const Json* meta = base::FindPath(obj, {"metadata"});
+  if (meta == nullptr || !meta->is_object()) return base::Internal("stored object has no metadata");
+  std::size_t brace = TopLevelMetadata(stored);
+  if (brace == std::string_view::npos || meta->contains("resourceVersion")) {
+    Json copy = obj;
+    copy["metadata"].erase("resourceVersion");
+    std::string plain = base::DumpJson(copy);
+    brace = TopLevelMetadata(plain);
+    if (brace == std::string_view::npos) return base::Internal("cannot find metadata");
+    return MakeObject(type, copy, plain, rv);
+  }
   auto cached = std::make_shared<CachedObject>();
-  Json& meta = obj["metadata"];
-  if (!meta.is_object()) return base::Internal("stored object has no metadata");
-  meta["resourceVersion"] = std::to_string(rv);
-  cached->name = base::StringAt(meta, {"name"});
-  cached->namespace_ = base::StringAt(meta, {"namespace"});
-  cached->uid = base::StringAt(meta, {"uid"});
+  cached->name = base::StringAt(*meta, {"name"});
+  cached->namespace_ = base::StringAt(*meta, {"namespace"});
+  cached->uid = base::StringAt(*meta, {"uid"});
   cached->key = type.namespaced ? cached->namespace_ + "/" + cached->name : cached->name;
   cached->resource_version = rv;
-  if (auto it = meta.find("labels"); it != meta.end() && it->is_object()) {
+  if (auto it = meta->find("labels"); it != meta->end() && it->is_object()) {
     for (auto& [k, v] : it->items()) {
       if (v.is_string()) cached->labels.emplace_back(k, v.get<std::string>());
     }
@@ -104,8 +154,14 @@ base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, Js
       if (type.selectable_field(obj, field, &value)) cached->fields.emplace_back(field, value);
     }
   }
-  cached->json = base::DumpJson(obj);
-  cached->json.shrink_to_fit();  // held for the object's life: no growth slack
+  // The resourceVersion goes first in metadata; the rest of the bytes are the stored ones.
+  std::string field = "\"resourceVersion\":\"" + std::to_string(rv) + "\"";
+  bool empty_meta = brace + 1 < stored.size() && stored[brace + 1] == '}';
+  cached->json.reserve(stored.size() + field.size() + 1);
+  cached->json.append(stored.substr(0, brace + 1));
+  cached->json.append(field);
+  if (!empty_meta) cached->json.push_back(',');
+  cached->json.append(stored.substr(brace + 1));
   return ObjectPtr(std::move(cached));
 }
 
@@ -161,7 +217,7 @@ base::Status WatchCache::Start() {
         LOG_ERROR << "skipping unreadable object at " << kv.key;
         continue;
       }
-      auto cached = MakeObject(*state->type, std::move(obj), kv.mod_revision);
+      auto cached = MakeObject(*state->type, obj, kv.value, kv.mod_revision);
       if (!cached.ok()) {
         LOG_ERROR << "skipping " << kv.key << ": " << cached.status().ToString();
         continue;
@@ -204,7 +260,7 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
         LOG_ERROR << "unreadable object at " << ev.kv.key;
         continue;
       }
-      auto cached = MakeObject(*state->type, std::move(obj), rev);
+      auto cached = MakeObject(*state->type, obj, ev.kv.value, rev);
       if (!cached.ok()) continue;
       event.type = prev ? CacheEvent::Type::kModified : CacheEvent::Type::kAdded;
       event.object = *cached;
@@ -356,7 +412,7 @@ base::Result<ListResult> WatchCache::ListAt(const api::ResourceType& type,
     for (auto& kv : page.kvs) {
       Json obj;
       if (!base::ParseJson(kv.value, &obj).ok()) continue;
-      auto cached = MakeObject(type, std::move(obj), kv.mod_revision);
+      auto cached = MakeObject(type, obj, kv.value, kv.mod_revision);
       if (!cached.ok()) continue;
       if (filter && !filter(**cached)) continue;
       if (limit > 0 && result.items.size() == limit) {

@@ -127,6 +127,10 @@ class WatchCache {
   // Builds a CachedObject from an object's JSON (sets metadata.resourceVersion to `rv`).
   static base::Result<ObjectPtr> MakeObject(const api::ResourceType& type, base::Json obj,
                                             int64_t rv);
+  // The same from an object and `stored`, its serialized form without a resourceVersion (as the
+  // store holds it): the resourceVersion is spliced into those bytes rather than serializing again.
+  static base::Result<ObjectPtr> MakeObject(const api::ResourceType& type, const base::Json& obj,
+                                            std::string_view stored, int64_t rv);
 
  private:
   struct KeyOrder {
