@@ -10,6 +10,7 @@
 
 #include "apiserver/api_server.h"
 #include "base/log.h"
+#include "sim/predict.h"
 
 namespace {
 
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  if (command == "sim") return fulcrum::sim::RunSimCommand(argc - 2, argv + 2);
   Flags flags;
   std::string error;
   if (!ParseFlags(argc, argv, 2, &flags, &error)) {

@@ -1,0 +1,74 @@
+#include "sim/predict.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+#include <sstream>
+
+namespace fulcrum::sim {
+namespace {
+
+TraceSeries DailySine(int days) {
+  TraceSeries s{"sine", {}, {}};
+  for (int64_t t = 0; t < days * 86400; t += 300) {
+    s.timestamps.push_back(t);
+    s.values.push_back(50 + 30 * std::sin(2 * std::numbers::pi * t / 86400) +
+                       3 * std::sin(t * 0.37));  // deterministic wiggle
+  }
+  return s;
+}
+
+TEST(EvaluatePredictors, ScoresEveryPredictor) {
+  auto e = EvaluatePredictors({DailySine(6)}, EvaluationOptions{});
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->series, 1);
+  ASSERT_EQ(e->scores.size(), 6u);
+  const auto& a = e->scores.at("archimedes");
+  EXPECT_GT(a.points, 500);
+  EXPECT_LE(a.under_prediction_rate, 0.1);
+  EXPECT_LT(a.over_provisioning, e->scores.at("decaying-percentile").over_provisioning);
+  EXPECT_LT(a.over_provisioning, 1.2);
+}
+
+TEST(EvaluatePredictors, UnknownPredictorIsAnError) {
+  EvaluationOptions options;
+  options.predictors = {"oracle"};
+  EXPECT_FALSE(EvaluatePredictors({DailySine(2)}, options).ok());
+}
+
+TEST(BestPredictor, LeastOverProvisioningWithinTheUnderPredictionBound) {
+  std::map<std::string, PredictorScore> scores;
+  scores["a"] = {0.01, 2.0, 0, 1};
+  scores["b"] = {0.04, 1.5, 0, 1};
+  scores["c"] = {0.20, 1.0, 0, 1};
+  EXPECT_EQ(BestPredictor(scores), "b");
+  scores["a"].under_prediction_rate = scores["b"].under_prediction_rate = 0.3;
+  EXPECT_EQ(BestPredictor(scores), "c");
+}
+
+TEST(ParseDuration, Units) {
+  EXPECT_EQ(*ParseDuration("90s"), 90);
+  EXPECT_EQ(*ParseDuration("15m"), 900);
+  EXPECT_EQ(*ParseDuration("1h"), 3600);
+  EXPECT_EQ(*ParseDuration("2d"), 172800);
+  EXPECT_EQ(*ParseDuration("45"), 45);
+  EXPECT_FALSE(ParseDuration("").ok());
+  EXPECT_FALSE(ParseDuration("1w").ok());
+  EXPECT_FALSE(ParseDuration("-1h").ok());
+  EXPECT_FALSE(ParseDuration("h").ok());
+}
+
+TEST(RunSimCommand, UsageErrors) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunSimCommand({}, out, err), 2);
+  EXPECT_EQ(RunSimCommand({"predict", "--format", "crane"}, out, err), 2);
+  EXPECT_EQ(RunSimCommand({"predict", "--trace", "x", "--format", "csv"}, out, err), 2);
+  EXPECT_EQ(RunSimCommand({"predict", "--trace", "/nonexistent", "--format", "crane"}, out, err),
+            1);
+  EXPECT_EQ(RunSimCommand({"bogus"}, out, err), 2);
+  EXPECT_TRUE(out.str().empty());
+}
+
+}  // namespace
+}  // namespace fulcrum::sim
