@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/image_command.h"
 #include "apiserver/api_server.h"
 #include "base/log.h"
 #include "sim/predict.h"
@@ -120,6 +121,7 @@ int RunServer(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "image") return fulcrum::agent::RunImageCommand(argc - 2, argv + 2);
   if (argc < 2 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0 ||
       std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);

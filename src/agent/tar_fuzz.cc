@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto more = reader.Next(&entry);
     if (!more.ok() || !*more) break;
     const std::string p = "/" + entry.path + "/";
-    if (p.find("/../") != std::string::npos || p.find("//") != std::string::npos && p != "//") {
+    if (p.find("/../") != std::string::npos || (p.find("//") != std::string::npos && p != "//")) {
       __builtin_trap();  // NormaliseTarPath must have refused it
     }
     if (i % 2 == 0) {
