@@ -338,28 +338,41 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
   const int64_t span = std::max<int64_t>(3 * 86400 / step, 3 * period);
   const int64_t stride = std::max(1, horizon / 4);
   const int64_t earliest = std::max<int64_t>(n - span, period > 0 ? period + 1 : 1);
-  std::vector<double> errors;
+  // Errors grow with the lead time, so they are kept per lead bucket: the first eighth of the
+  // horizon, the second eighth, the second quarter and the second half.
+  auto bucket_of = [horizon](int h) {
+    return 8 * h < horizon ? 0 : 4 * h < horizon ? 1 : 2 * h < horizon ? 2 : 3;
+  };
+  std::vector<double> errors[4];
   std::vector<double> point;
   for (int64_t origin = n - horizon; origin >= earliest; origin -= stride) {
     if (!baseline.Forecast(origin, horizon, point)) continue;
     for (int h = 0; h < horizon; ++h) {
       double actual = x[origin + h];
       if (!std::isfinite(actual) || !std::isfinite(point[h])) continue;
-      errors.push_back((actual - point[h]) / std::max(point[h], floor));
+      errors[bucket_of(h)].push_back((actual - point[h]) / std::max(point[h], floor));
     }
   }
-  if (errors.size() < 30 || !baseline.Forecast(n, horizon, point)) {
+  std::vector<double> all_errors;
+  for (const auto& e : errors) all_errors.insert(all_errors.end(), e.begin(), e.end());
+  if (all_errors.size() < 30 || !baseline.Forecast(n, horizon, point)) {
     return fallback_.Predict(history, horizon, qs);
   }
+  // The conformal rank: the ceil((N + 1) q)-th smallest error covers a new one with probability
+  // at least q when errors are exchangeable.
+  auto conformal = [](std::vector<double>& e, double level) {
+    const double count = static_cast<double>(e.size());
+    return EmpiricalQuantile(e, std::min(1.0, std::ceil((count + 1) * level) / count));
+  };
   Forecast f = EmptyForecast(qs, horizon);
-  const double count = static_cast<double>(errors.size());
   for (size_t l = 0; l < qs.size(); ++l) {
-    // The conformal rank: the ceil((N + 1) q)-th smallest error covers a new one with
-    // probability at least q when errors are exchangeable.
-    double q = std::min(1.0, std::ceil((count + 1) * qs[l]) / count);
-    double e = EmpiricalQuantile(errors, q);
+    double bucket_error[4];
+    double overall = conformal(all_errors, qs[l]);
+    for (int b = 0; b < 4; ++b) {
+      bucket_error[b] = errors[b].size() >= 30 ? conformal(errors[b], qs[l]) : overall;
+    }
     for (int h = 0; h < horizon; ++h) {
-      f.values[l][h] = point[h] + e * std::max(point[h], floor);
+      f.values[l][h] = point[h] + bucket_error[bucket_of(h)] * std::max(point[h], floor);
     }
   }
   MakeMonotone(f);
