@@ -2,6 +2,8 @@
 // magic "k8s\0", then a runtime.Unknown envelope, in the proto2 wire format.
 #include "api/protobuf.h"
 
+#include "base/base64.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -2614,27 +2616,6 @@ std::string SanitizeUtf8(std::string_view in) {
   return out;
 }
 
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    uint32_t n = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                 static_cast<uint8_t>(in[i + 2]);
-    out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63],
-            kAlphabet[n & 63]};
-  }
-  if (in.size() - i == 1) {
-    uint32_t n = static_cast<uint8_t>(in[i]) << 16;
-    out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], '=', '='};
-  } else if (in.size() - i == 2) {
-    uint32_t n = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-    out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63], '='};
-  }
-  return out;
-}
 
 // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the years RFC 3339 can write.
 constexpr int64_t kMinUnixSeconds = -62135596800;
@@ -2873,7 +2854,7 @@ Status DecodeScalar(const MessageSpec& m, const FieldSpec& f, Value value, uint3
     std::string_view bytes;
     ok = wire == kLengthDelimited && r->ReadLengthDelimited(&bytes);
     if (ok) {
-      *out = value == Value::kString ? SanitizeUtf8(bytes) : Base64(bytes);
+      *out = value == Value::kString ? SanitizeUtf8(bytes) : base::Base64Encode(bytes);
       *zero = bytes.empty();
     }
   } else {
@@ -3045,7 +3026,7 @@ Status DecodeInto(const MessageSpec& m, std::string_view data, int depth, Json* 
           Json v;
           bool zero;
           if (f->value == Value::kString || f->value == Value::kBytes) {
-            v = f->value == Value::kString ? Json(SanitizeUtf8(bytes)) : Json(Base64(bytes));
+            v = f->value == Value::kString ? Json(SanitizeUtf8(bytes)) : Json(base::Base64Encode(bytes));
           } else {
             RETURN_IF_ERROR(DecodeScalar(m, *f, f->value, wire, &r, &v, &zero));
           }

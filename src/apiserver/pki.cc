@@ -13,6 +13,7 @@
 
 #include <memory>
 
+#include "base/base64.h"
 #include "base/file.h"
 #include "base/random.h"
 
@@ -188,12 +189,7 @@ Result<Pki> EnsurePki(const std::string& data_dir, const std::vector<std::string
 
 std::string RenderKubeconfig(const std::string& server_url, const std::string& ca_pem,
                              const std::string& token) {
-  // base64 of the CA, as certificate-authority-data wants.
-  std::string b64(4 * ((ca_pem.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
-                          reinterpret_cast<const unsigned char*>(ca_pem.data()),
-                          static_cast<int>(ca_pem.size()));
-  b64.resize(static_cast<std::size_t>(n));
+  std::string b64 = base::Base64Encode(ca_pem);  // certificate-authority-data
   return "apiVersion: v1\n"
          "kind: Config\n"
          "clusters:\n"

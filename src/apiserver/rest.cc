@@ -1,7 +1,5 @@
 #include "apiserver/rest.h"
 
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <thread>
 
@@ -9,6 +7,7 @@
 #include "api/protobuf.h"
 #include "api/selector.h"
 #include "api/yaml.h"
+#include "base/base64.h"
 #include "base/log.h"
 
 namespace fulcrum::apiserver {
@@ -77,30 +76,6 @@ HttpResponse JsonResponse(int code, std::string body) {
   r.status = code;
   r.body = std::move(body);
   return r;
-}
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-bool Unbase64(const std::string& in, std::string* out) {
-  if (in.empty() || in.size() % 4 != 0) return false;
-  std::string buf(in.size() / 4 * 3 + 1, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(buf.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return false;
-  std::size_t pad = 0;
-  if (in.back() == '=') ++pad;
-  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
-  buf.resize(static_cast<std::size_t>(n) - pad);
-  *out = std::move(buf);
-  return true;
 }
 
 // The media type of a Content-Type header, lower-cased, without parameters.
@@ -487,7 +462,8 @@ HttpResponse List(Objects& objects, const HttpRequest& request, const RequestInf
   if (!cont.empty()) {
     std::string decoded;
     Json token;
-    if (!Unbase64(cont, &decoded) || !base::ParseJson(decoded, &token).ok() ||
+    std::size_t bad = 0;
+    if (!base::Base64Decode(cont, &decoded, &bad) || !base::ParseJson(decoded, &token).ok() ||
         !token.is_object() || !token.contains("start") || !token["start"].is_string()) {
       return StatusResponse(base::BadRequest("continue key is not valid: illegal base64 data"),
                             &info);
@@ -532,7 +508,7 @@ HttpResponse List(Objects& objects, const HttpRequest& request, const RequestInf
   std::string next;
   if (result.more && !result.items.empty()) {
     Json token = {{"rv", result.resource_version}, {"start", result.items.back()->key}};
-    next = Base64(base::DumpJson(token));
+    next = base::Base64Encode(base::DumpJson(token));
   }
   if (WantsTable(request)) {
     return JsonResponse(200, TableJson(type, result.items, request, result.resource_version, next,
