@@ -23,6 +23,8 @@ const char kUsage[] =
     "commands:\n"
     "  up       all-in-one cluster on this machine (API server on the embedded store)\n"
     "  server   API server: fulcrum server --data-dir DIR [--listen HOST:PORT] [--store URI]\n"
+    "  image    the node's image store: fulcrum image import FILE | ls | rm REF [--root DIR]\n"
+    "  sim      trace-driven evaluation: fulcrum sim predict --trace PATH --format FORMAT\n"
     "\n"
     "flags:\n"
     "  --data-dir DIR      state, certificates and the admin kubeconfig (default /var/lib/fulcrum)\n"
