@@ -177,15 +177,17 @@ Result<ObjectPtr> Objects::Create(const api::ResourceType& type, const std::stri
   if (type.group.empty() && type.plural == "services") RETURN_IF_ERROR(AllocateServiceIp(obj));
   if (options.dry_run) return WatchCache::MakeObject(type, std::move(obj), 0);
   std::string key = StoreKey(type, namespace_, name);
-  std::string stored = base::DumpJson(obj);
-  auto kv = store_->Create(key, stored);
+  ASSIGN_OR_RETURN(auto prepared, WatchCache::Prepare(type, obj, base::DumpJson(obj)));
+  cache_->Expect(key, prepared);
+  auto kv = store_->Create(key, prepared->json);
+  cache_->Unexpect(key, prepared.get());
   if (!kv.ok()) {
     if (kv.status().IsAlreadyExists()) {
       return base::AlreadyExists(Qualified(type) + " \"" + name + "\" already exists");
     }
     return kv.status();
   }
-  return WatchCache::MakeObject(type, obj, stored, kv->mod_revision);
+  return WatchCache::WithRevision(*prepared, kv->mod_revision);
 }
 
 Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::string& namespace_,
@@ -244,8 +246,10 @@ Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::strin
     if (!kv.ok()) return kv.status();
     return WatchCache::MakeObject(type, std::move(obj), kv->mod_revision);
   }
-  std::string stored = base::DumpJson(obj);
-  auto kv = store_->Update(key, stored, expected_rv);
+  ASSIGN_OR_RETURN(auto prepared, WatchCache::Prepare(type, obj, base::DumpJson(obj)));
+  cache_->Expect(key, prepared);
+  auto kv = store_->Update(key, prepared->json, expected_rv);
+  cache_->Unexpect(key, prepared.get());
   if (!kv.ok()) {
     if (kv.status().IsConflict()) {
       return base::Conflict("Operation cannot be fulfilled on " + Qualified(type) + " \"" + name +
@@ -257,7 +261,7 @@ Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::strin
     }
     return kv.status();
   }
-  return WatchCache::MakeObject(type, obj, stored, kv->mod_revision);
+  return WatchCache::WithRevision(*prepared, kv->mod_revision);
 }
 
 Result<ObjectPtr> Objects::Update(const api::ResourceType& type, const std::string& namespace_,

@@ -124,24 +124,30 @@ base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, Js
 
 base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, const Json& obj,
                                                std::string_view stored, int64_t rv) {
+  ASSIGN_OR_RETURN(auto prepared, Prepare(type, obj, stored));
+  return WithRevision(*prepared, rv);
+}
+
+base::Result<std::shared_ptr<const CachedObject>> WatchCache::Prepare(const api::ResourceType& type,
+                                                                      const Json& obj,
+                                                                      std::string_view stored) {
   if (!obj.is_object()) return base::Internal("stored value is not a JSON object");
   const Json* meta = base::FindPath(obj, {"metadata"});
   if (meta == nullptr || !meta->is_object()) return base::Internal("stored object has no metadata");
-  std::size_t brace = TopLevelMetadata(stored);
-  if (brace == std::string_view::npos || meta->contains("resourceVersion")) {
+  if (TopLevelMetadata(stored) == std::string_view::npos || meta->contains("resourceVersion")) {
     Json copy = obj;
     copy["metadata"].erase("resourceVersion");
     std::string plain = base::DumpJson(copy);
-    brace = TopLevelMetadata(plain);
-    if (brace == std::string_view::npos) return base::Internal("cannot find metadata");
-    return MakeObject(type, copy, plain, rv);
+    if (TopLevelMetadata(plain) == std::string_view::npos) {
+      return base::Internal("cannot find metadata");
+    }
+    return Prepare(type, copy, plain);
   }
   auto cached = std::make_shared<CachedObject>();
   cached->name = base::StringAt(*meta, {"name"});
   cached->namespace_ = base::StringAt(*meta, {"namespace"});
   cached->uid = base::StringAt(*meta, {"uid"});
   cached->key = type.namespaced ? cached->namespace_ + "/" + cached->name : cached->name;
-  cached->resource_version = rv;
   if (auto it = meta->find("labels"); it != meta->end() && it->is_object()) {
     for (auto& [k, v] : it->items()) {
       if (v.is_string()) cached->labels.emplace_back(k, v.get<std::string>());
@@ -154,15 +160,41 @@ base::Result<ObjectPtr> WatchCache::MakeObject(const api::ResourceType& type, co
       if (type.selectable_field(obj, field, &value)) cached->fields.emplace_back(field, value);
     }
   }
+  cached->json = std::string(stored);
+  return std::shared_ptr<const CachedObject>(std::move(cached));
+}
+
+ObjectPtr WatchCache::WithRevision(const CachedObject& prepared, int64_t rv) {
+  auto cached = std::make_shared<CachedObject>();
+  cached->key = prepared.key;
+  cached->namespace_ = prepared.namespace_;
+  cached->name = prepared.name;
+  cached->uid = prepared.uid;
+  cached->labels = prepared.labels;
+  cached->fields = prepared.fields;
+  cached->resource_version = rv;
   // The resourceVersion goes first in metadata; the rest of the bytes are the stored ones.
+  const std::string& stored = prepared.json;
+  std::size_t brace = TopLevelMetadata(stored);
   std::string field = "\"resourceVersion\":\"" + std::to_string(rv) + "\"";
   bool empty_meta = brace + 1 < stored.size() && stored[brace + 1] == '}';
   cached->json.reserve(stored.size() + field.size() + 1);
-  cached->json.append(stored.substr(0, brace + 1));
+  cached->json.append(stored, 0, brace + 1);
   cached->json.append(field);
   if (!empty_meta) cached->json.push_back(',');
-  cached->json.append(stored.substr(brace + 1));
-  return ObjectPtr(std::move(cached));
+  cached->json.append(stored, brace + 1);
+  return cached;
+}
+
+void WatchCache::Expect(const std::string& store_key, std::shared_ptr<const CachedObject> prepared) {
+  std::lock_guard lock(expected_mu_);
+  expected_[store_key] = std::move(prepared);
+}
+
+void WatchCache::Unexpect(const std::string& store_key, const CachedObject* prepared) {
+  std::lock_guard lock(expected_mu_);
+  auto it = expected_.find(store_key);
+  if (it != expected_.end() && it->second.get() == prepared) expected_.erase(it);
 }
 
 void WatchCache::Put(TypeState& state, const std::string& key, ObjectPtr next) {
@@ -255,17 +287,30 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
     auto existing = state->objects.find(object_key);
     ObjectPtr prev = existing == state->objects.end() ? nullptr : existing->second;
     if (ev.type == store::WatchEvent::Type::kPut) {
-      Json obj;
-      if (!base::ParseJson(ev.kv.value, &obj).ok()) {
-        LOG_ERROR << "unreadable object at " << ev.kv.key;
-        continue;
+      ObjectPtr cached;
+      {
+        // A write made through this server announced its object: reuse it rather than parse.
+        std::lock_guard elock(expected_mu_);
+        auto it = expected_.find(ev.kv.key);
+        if (it != expected_.end() && it->second->json == ev.kv.value) {
+          cached = WithRevision(*it->second, rev);
+          expected_.erase(it);
+        }
       }
-      auto cached = MakeObject(*state->type, obj, ev.kv.value, rev);
-      if (!cached.ok()) continue;
+      if (!cached) {
+        Json obj;
+        if (!base::ParseJson(ev.kv.value, &obj).ok()) {
+          LOG_ERROR << "unreadable object at " << ev.kv.key;
+          continue;
+        }
+        auto made = MakeObject(*state->type, obj, ev.kv.value, rev);
+        if (!made.ok()) continue;
+        cached = *made;
+      }
       event.type = prev ? CacheEvent::Type::kModified : CacheEvent::Type::kAdded;
-      event.object = *cached;
+      event.object = cached;
       event.prev = prev;
-      Put(*state, object_key, *cached);
+      Put(*state, object_key, cached);
     } else {
       if (!prev) continue;
       Json obj;

@@ -131,6 +131,19 @@ class WatchCache {
   // store holds it): the resourceVersion is spliced into those bytes rather than serializing again.
   static base::Result<ObjectPtr> MakeObject(const api::ResourceType& type, const base::Json& obj,
                                             std::string_view stored, int64_t rv);
+  // MakeObject in two steps: everything but the revision, which only the store's commit gives...
+  static base::Result<std::shared_ptr<const CachedObject>> Prepare(const api::ResourceType& type,
+                                                                   const base::Json& obj,
+                                                                   std::string_view stored);
+  // ...and the object at revision `rv`.
+  static ObjectPtr WithRevision(const CachedObject& prepared, int64_t rv);
+
+  // Announces that this server is about to write `prepared` (from Prepare) under `store_key`: when
+  // the store's event for that key carries exactly those bytes, the cache takes the prepared object
+  // instead of parsing the value again. Unexpect withdraws the announcement once the write is
+  // done (a no-op if the event already took it). Thread-safe.
+  void Expect(const std::string& store_key, std::shared_ptr<const CachedObject> prepared);
+  void Unexpect(const std::string& store_key, const CachedObject* prepared);
 
  private:
   struct KeyOrder {
@@ -163,6 +176,8 @@ class WatchCache {
   std::unordered_map<std::string, TypeState> states_;  // by "group/plural"
   std::unique_ptr<store::WatchHandle> watch_;
   bool failed_ = false;
+  std::mutex expected_mu_;  // guards expected_; taken after mu_ when both are held
+  std::unordered_map<std::string, std::shared_ptr<const CachedObject>> expected_;
 };
 
 // Store keys: "/registry/<group or core>/<plural>/<namespace>/<name>", cluster-scoped kinds
