@@ -276,7 +276,7 @@ Result<ObjectPtr> Objects::Update(const api::ResourceType& type, const std::stri
                             ") does not match the name on the URL (" + name + ")");
   }
   bool has_rv, valid_rv;
-  int64_t rv = ParseResourceVersion(obj, &has_rv, &valid_rv);
+  ParseResourceVersion(obj, &has_rv, &valid_rv);
   if (!valid_rv) {
     return base::BadRequest("metadata.resourceVersion: Invalid value: \"" +
                             base::StringAt(obj, {"metadata", "resourceVersion"}) +
@@ -290,7 +290,6 @@ Result<ObjectPtr> Objects::Update(const api::ResourceType& type, const std::stri
         if (!user_rv) {
           next["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"];
         }
-        (void)rv;
         return next;
       },
       sub, options, causes);
