@@ -1,0 +1,471 @@
+#include "agent/runc_runtime.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "base/file.h"
+
+extern char** environ;
+
+namespace fulcrum::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using base::Status;
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+int ExitCodeOf(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return -1;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string ReadAllFd(int fd) {
+  std::string out;
+  if (::lseek(fd, 0, SEEK_SET) < 0) return out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+class SystemMounter : public Mounter {
+ public:
+  // Mounter
+  Status MountOverlay(const std::vector<std::string>& lower_dirs, const std::string& upper_dir,
+                      const std::string& work_dir, const std::string& target) override {
+    std::string lower;
+    for (const auto& dir : lower_dirs) {
+      if (dir.find_first_of(",:") != std::string::npos) {
+        return base::Invalid("overlay lower directory \"" + dir + "\" contains ',' or ':'");
+      }
+      if (!lower.empty()) lower += ":";
+      lower += dir;
+    }
+    std::string data = "lowerdir=" + lower + ",upperdir=" + upper_dir + ",workdir=" + work_dir;
+    if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0) {
+      return base::Internal(Errno("mount overlay on " + target + " (" + data + ")"));
+    }
+    return Status::Ok();
+  }
+
+  Status Unmount(const std::string& target) override {
+    for (int i = 0; i < 16 && IsMountPoint(target); ++i) {
+      if (::umount2(target.c_str(), 0) != 0) {
+        if (errno == EINVAL) return Status::Ok();
+        if (errno != EBUSY || ::umount2(target.c_str(), MNT_DETACH) != 0) {
+          return base::Internal(Errno("unmount " + target));
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  bool IsMountPoint(const std::string& target) override {
+    std::error_code ec;
+    std::string path = fs::weakly_canonical(target, ec).string();
+    if (ec) path = target;
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, parent, dev, root, mount_point;
+      fields >> id >> parent >> dev >> root >> mount_point;
+      if (mount_point == path) return true;
+    }
+    return false;
+  }
+};
+
+class SystemProcessRunner : public ProcessRunner {
+ public:
+  // ProcessRunner
+  base::Result<ProcessResult> Run(const ProcessSpec& spec) override {
+    if (spec.argv.empty()) return base::Invalid("empty argv");
+    Fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    Fd out_mem(spec.stdout_fd < 0 ? ::memfd_create("stdout", MFD_CLOEXEC) : -1);
+    Fd err_mem(spec.stderr_fd < 0 ? ::memfd_create("stderr", MFD_CLOEXEC) : -1);
+    if (null_fd.get() < 0 || (spec.stdout_fd < 0 && out_mem.get() < 0) ||
+        (spec.stderr_fd < 0 && err_mem.get() < 0)) {
+      return base::Internal(Errno("opening stdio for " + spec.argv[0]));
+    }
+    int in = spec.stdin_fd >= 0 ? spec.stdin_fd : null_fd.get();
+    int out = spec.stdout_fd >= 0 ? spec.stdout_fd : out_mem.get();
+    int err = spec.stderr_fd >= 0 ? spec.stderr_fd : err_mem.get();
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in, 0);
+    posix_spawn_file_actions_adddup2(&actions, out, 1);
+    posix_spawn_file_actions_adddup2(&actions, err, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t empty, all;
+    sigemptyset(&empty);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    std::vector<char*> argv;
+    for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      return base::Internal("cannot run " + spec.argv[0] + ": " + std::strerror(rc));
+    }
+
+    auto deadline = std::chrono::steady_clock::now() + spec.timeout;
+    auto pause = std::chrono::milliseconds(1);
+    int wait_status = 0;
+    for (;;) {
+      pid_t r = ::waitpid(pid, &wait_status, WNOHANG);
+      if (r == pid) break;
+      if (r < 0 && errno != EINTR) return base::Internal(Errno("waitpid " + spec.argv[0]));
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::kill(pid, SIGKILL);
+        while (::waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+        }
+        return Status(base::Code::kTimeout, spec.argv[0] + " " +
+                                                (spec.argv.size() > 1 ? spec.argv[1] : "") +
+                                                " did not finish in " +
+                                                std::to_string(spec.timeout.count()) + " ms");
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(20));
+    }
+    ProcessResult result;
+    result.exit_code = ExitCodeOf(wait_status);
+    if (out_mem.get() >= 0) result.out = ReadAllFd(out_mem.get());
+    if (err_mem.get() >= 0) result.err = ReadAllFd(err_mem.get());
+    return result;
+  }
+
+  Status BecomeSubreaper() override {
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return base::Internal(Errno("PR_SET_CHILD_SUBREAPER"));
+    return Status::Ok();
+  }
+
+  std::optional<int> TryReap(int pid) override {
+    if (pid <= 0) return std::nullopt;
+    int wait_status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid, &wait_status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r != pid) return std::nullopt;
+    return ExitCodeOf(wait_status);
+  }
+};
+
+std::string Trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t start = 0;
+  while (start < s.size() && std::isspace(static_cast<unsigned char>(s[start]))) ++start;
+  return s.substr(start);
+}
+
+// The last lines of a runc log or stderr, for error messages.
+std::string Tail(const std::string& text, size_t max = 600) {
+  std::string t = Trim(text);
+  return t.size() > max ? "…" + t.substr(t.size() - max) : t;
+}
+
+// The message of the last error in a runc --log-format json log, or the log's tail.
+std::string LastError(const std::string& log) {
+  std::string msg;
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    base::Json j;
+    if (base::ParseJson(line, &j).ok() && base::StringAt(j, {"level"}) == "error") {
+      msg = base::StringAt(j, {"msg"});
+    }
+  }
+  return msg.empty() ? Tail(log) : msg;
+}
+
+class RuncRuntime : public ContainerRuntime {
+ public:
+  RuncRuntime(RuncOptions options, std::unique_ptr<Mounter> mounter,
+              std::unique_ptr<ProcessRunner> runner)
+      : options_(std::move(options)),
+        mounter_(std::move(mounter)),
+        runner_(std::move(runner)),
+        runc_root_(options_.root + "/runc"),
+        containers_(options_.root + "/containers") {}
+
+  Status Init() {
+    RETURN_IF_ERROR(base::MakeDirs(runc_root_, 0700));
+    RETURN_IF_ERROR(base::MakeDirs(containers_, 0700));
+    return runner_->BecomeSubreaper();
+  }
+
+  // ContainerRuntime
+  Status Create(const std::string& id, const ContainerBundle& bundle) override {
+    if (!ValidContainerId(id)) return base::Invalid("invalid container id \"" + id + "\"");
+    if (bundle.layer_dirs.empty()) return base::Invalid("container " + id + ": no image layers");
+    if (bundle.stdout_path.empty() || bundle.stderr_path.empty()) {
+      return base::Invalid("container " + id + ": stdout and stderr paths are required");
+    }
+    if (!bundle.spec.is_object()) return base::Invalid("container " + id + ": spec is not an object");
+
+    auto existing = RuncState(id);
+    if (existing.ok()) {
+      if (existing->status != ContainerStatus::kStopped) {
+        return base::AlreadyExists("container " + id + " exists and is " +
+                                   ContainerStatusName(existing->status));
+      }
+      // Reuse: drop runc's record of the stopped container, keep its writable layer.
+      Collect(id);
+      auto deleted = Runc({"delete", id});
+      if (!deleted.ok()) return deleted.status();
+    } else if (!existing.status().IsNotFound()) {
+      return existing.status();
+    }
+
+    const std::string dir = Dir(id);
+    for (const char* sub : {"/upper", "/work", "/rootfs"}) {
+      RETURN_IF_ERROR(base::MakeDirs(dir + sub, 0700));
+    }
+    if (!mounter_->IsMountPoint(dir + "/rootfs")) {
+      std::vector<std::string> lower(bundle.layer_dirs.rbegin(), bundle.layer_dirs.rend());
+      RETURN_IF_ERROR(mounter_->MountOverlay(lower, dir + "/upper", dir + "/work", dir + "/rootfs"));
+    }
+    auto fail = [&](Status status) {
+      (void)mounter_->Unmount(dir + "/rootfs");
+      return status;
+    };
+
+    base::Json spec = bundle.spec;
+    spec["root"]["path"] = "rootfs";
+    Status written = base::WriteFileAtomic(dir + "/config.json", base::DumpJson(spec), 0600);
+    if (!written.ok()) return fail(written);
+    std::error_code ec;
+    fs::remove(dir + "/exit_code", ec);
+    fs::remove(dir + "/pid", ec);
+    fs::remove(dir + "/runc.log", ec);
+
+    Fd out(::open(bundle.stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (out.get() < 0) return fail(base::Internal(Errno("open " + bundle.stdout_path)));
+    Fd err(bundle.stderr_path == bundle.stdout_path
+               ? ::dup(out.get())
+               : ::open(bundle.stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                        0640));
+    if (err.get() < 0) return fail(base::Internal(Errno("open " + bundle.stderr_path)));
+    ::fcntl(err.get(), F_SETFD, FD_CLOEXEC);
+
+    ProcessSpec ps;
+    ps.argv = {options_.runc, "--root", runc_root_, "--log", dir + "/runc.log", "--log-format",
+               "json", "create", "--bundle", dir,  "--pid-file", dir + "/pid", id};
+    ps.stdout_fd = out.get();
+    ps.stderr_fd = err.get();
+    ps.timeout = options_.timeout;
+    auto run = runner_->Run(ps);
+    if (!run.ok() || run->exit_code != 0) {
+      std::string log = base::ReadFile(dir + "/runc.log").ok() ? *base::ReadFile(dir + "/runc.log")
+                                                                : "";
+      (void)Runc({"delete", "--force", id});
+      std::string why = !run.ok() ? run.status().message() : LastError(log);
+      return fail(base::Internal("runc create " + id + " failed: " + why));
+    }
+    return Status::Ok();
+  }
+
+  Status Start(const std::string& id) override {
+    ASSIGN_OR_RETURN(ContainerState state, State(id));
+    if (state.status != ContainerStatus::kCreated) {
+      return base::Conflict("container " + id + " is " + ContainerStatusName(state.status) +
+                            ", not created");
+    }
+    return Runc({"start", id}).status();
+  }
+
+  base::Result<ContainerState> State(const std::string& id) override {
+    if (!ValidContainerId(id)) return base::Invalid("invalid container id \"" + id + "\"");
+    ASSIGN_OR_RETURN(ContainerState state, RuncState(id));
+    if (state.status == ContainerStatus::kStopped) {
+      state.pid = 0;
+      if (auto code = Collect(id)) {
+        state.has_exit_code = true;
+        state.exit_code = *code;
+      }
+    }
+    return state;
+  }
+
+  Status Kill(const std::string& id, int signal) override {
+    ASSIGN_OR_RETURN(ContainerState state, State(id));
+    if (state.status == ContainerStatus::kStopped) {
+      return base::Conflict("container " + id + " is not running");
+    }
+    return Runc({"kill", id, std::to_string(signal)}).status();
+  }
+
+  Status Delete(const std::string& id) override {
+    if (!ValidContainerId(id)) return base::Invalid("invalid container id \"" + id + "\"");
+    auto state = RuncState(id);
+    if (state.ok()) {
+      if (state->status != ContainerStatus::kStopped) {
+        (void)Runc({"kill", id, std::to_string(SIGKILL)});
+        // The init process is our child (subreaper): reap it, so runc sees it gone.
+        for (int i = 0; i < 500 && !Collect(id); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      }
+      auto deleted = Runc({"delete", "--force", id});
+      if (!deleted.ok() && !deleted.status().IsNotFound()) return deleted.status();
+    } else if (!state.status().IsNotFound()) {
+      return state.status();
+    }
+    Collect(id);
+    const std::string dir = Dir(id);
+    RETURN_IF_ERROR(mounter_->Unmount(dir + "/rootfs"));
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (ec) return base::Internal("remove " + dir + ": " + ec.message());
+    return Status::Ok();
+  }
+
+ private:
+  std::string Dir(const std::string& id) const { return containers_ + "/" + id; }
+
+  // Runs `runc --root R ARGS...`: NotFound when runc says the container does not exist,
+  // Internal with runc's message for any other failure.
+  base::Result<ProcessResult> Runc(std::vector<std::string> args) {
+    ProcessSpec ps;
+    ps.argv = {options_.runc, "--root", runc_root_};
+    ps.argv.insert(ps.argv.end(), args.begin(), args.end());
+    ps.timeout = options_.timeout;
+    ASSIGN_OR_RETURN(ProcessResult r, runner_->Run(ps));
+    if (r.exit_code != 0) {
+      std::string msg = Tail(r.err.empty() ? r.out : r.err);
+      std::string cmd = "runc " + args[0] + " " + args.back();
+      if (msg.find("does not exist") != std::string::npos) return base::NotFound(cmd + ": " + msg);
+      return base::Internal(cmd + " failed (exit " + std::to_string(r.exit_code) + "): " + msg);
+    }
+    return r;
+  }
+
+  base::Result<ContainerState> RuncState(const std::string& id) {
+    ASSIGN_OR_RETURN(ProcessResult r, Runc({"state", id}));
+    base::Json j;
+    RETURN_IF_ERROR(base::ParseJson(r.out, &j));
+    std::string status = base::StringAt(j, {"status"});
+    ContainerState state;
+    if (status == "created" || status == "creating") {
+      state.status = ContainerStatus::kCreated;
+    } else if (status == "running" || status == "paused") {
+      state.status = ContainerStatus::kRunning;
+    } else if (status == "stopped") {
+      state.status = ContainerStatus::kStopped;
+    } else {
+      return base::Internal("runc state " + id + ": unknown status \"" + status + "\"");
+    }
+    if (j.contains("pid") && j["pid"].is_number_integer()) state.pid = j["pid"].get<int>();
+    return state;
+  }
+
+  // The exit code of the container's init process: recorded in DIR/exit_code, or reaped now
+  // (and recorded). nullopt while it runs or when its exit was not observed by this process.
+  std::optional<int> Collect(const std::string& id) {
+    const std::string dir = Dir(id);
+    auto recorded = base::ReadFile(dir + "/exit_code");
+    if (recorded.ok()) {
+      try {
+        return std::stoi(*recorded);
+      } catch (...) {
+        return std::nullopt;
+      }
+    }
+    auto pid_text = base::ReadFile(dir + "/pid");
+    if (!pid_text.ok()) return std::nullopt;
+    int pid = 0;
+    try {
+      pid = std::stoi(*pid_text);
+    } catch (...) {
+      return std::nullopt;
+    }
+    auto code = runner_->TryReap(pid);
+    if (code) (void)base::WriteFileAtomic(dir + "/exit_code", std::to_string(*code), 0600);
+    return code;
+  }
+
+  const RuncOptions options_;
+  const std::unique_ptr<Mounter> mounter_;
+  const std::unique_ptr<ProcessRunner> runner_;
+  const std::string runc_root_;
+  const std::string containers_;
+};
+
+}  // namespace
+
+const char* ContainerStatusName(ContainerStatus status) {
+  switch (status) {
+    case ContainerStatus::kCreated: return "created";
+    case ContainerStatus::kRunning: return "running";
+    case ContainerStatus::kStopped: return "stopped";
+  }
+  return "unknown";
+}
+
+bool ValidContainerId(const std::string& id) {
+  if (id.empty() || id.size() > 64 || id[0] == '.' || id[0] == '-') return false;
+  return std::all_of(id.begin(), id.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+  });
+}
+
+std::unique_ptr<Mounter> NewSystemMounter() { return std::make_unique<SystemMounter>(); }
+std::unique_ptr<ProcessRunner> NewSystemProcessRunner() {
+  return std::make_unique<SystemProcessRunner>();
+}
+
+base::Result<std::unique_ptr<ContainerRuntime>> OpenRuncRuntime(
+    RuncOptions options, std::unique_ptr<Mounter> mounter, std::unique_ptr<ProcessRunner> runner) {
+  if (options.root.empty() || options.root[0] != '/') {
+    return base::Invalid("runtime root \"" + options.root + "\" is not an absolute path");
+  }
+  auto runtime = std::make_unique<RuncRuntime>(std::move(options), std::move(mounter),
+                                               std::move(runner));
+  RETURN_IF_ERROR(runtime->Init());
+  return std::unique_ptr<ContainerRuntime>(std::move(runtime));
+}
+
+}  // namespace fulcrum::agent

@@ -1,0 +1,73 @@
+// ContainerRuntime on the runc binary, root filesystems from overlayfs over the image store's
+// layers. Layout and behaviour: docs/agent.md.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/runtime.h"
+#include "base/status.h"
+
+namespace fulcrum::agent {
+
+// The operating system as the runc runtime uses it: mounts and child processes. Real
+// implementations below; tests substitute fakes.
+class Mounter {
+ public:
+  virtual ~Mounter() = default;
+  // Mounts overlayfs at `target`: `lower_dirs` top first. Internal, naming errno, on failure.
+  virtual base::Status MountOverlay(const std::vector<std::string>& lower_dirs,
+                                    const std::string& upper_dir, const std::string& work_dir,
+                                    const std::string& target) = 0;
+  // Unmounts `target`. OK if nothing is mounted there.
+  virtual base::Status Unmount(const std::string& target) = 0;
+  virtual bool IsMountPoint(const std::string& target) = 0;
+};
+
+struct ProcessSpec {
+  std::vector<std::string> argv;  // argv[0] is an absolute path
+  // Descriptors given to the child as its stdio; -1: stdin is /dev/null, stdout/stderr captured
+  // into ProcessResult.
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  std::chrono::milliseconds timeout{30000};
+};
+
+struct ProcessResult {
+  int exit_code = 0;  // 128+signal when killed by a signal
+  std::string out, err;
+};
+
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  // Runs the process to completion. Timeout (after killing it) when it outlives spec.timeout;
+  // Internal if it cannot be started. A non-zero exit is a result, not an error.
+  virtual base::Result<ProcessResult> Run(const ProcessSpec& spec) = 0;
+  // Makes this process the subreaper of its descendants (PR_SET_CHILD_SUBREAPER), so that a
+  // detached container's init process, orphaned when `runc create` exits, is reparented here and
+  // its exit status can be collected.
+  virtual base::Status BecomeSubreaper() = 0;
+  // Reaps `pid` if it is a child of this process that has exited: its exit code (128+signal when
+  // killed by a signal), or nullopt when it is still running or not a child of this process.
+  virtual std::optional<int> TryReap(int pid) = 0;
+};
+
+std::unique_ptr<Mounter> NewSystemMounter();
+std::unique_ptr<ProcessRunner> NewSystemProcessRunner();
+
+struct RuncOptions {
+  std::string root;                   // the agent's root; containers under ROOT/containers/<id>
+  std::string runc = "/usr/sbin/runc";
+  std::chrono::milliseconds timeout{30000};  // for each runc invocation
+};
+
+// Opens the runtime: creates ROOT/containers and ROOT/runc (runc's --root) and makes this process
+// a subreaper. The returned runtime borrows nothing; `mounter` and `runner` are owned.
+base::Result<std::unique_ptr<ContainerRuntime>> OpenRuncRuntime(
+    RuncOptions options, std::unique_ptr<Mounter> mounter = NewSystemMounter(),
+    std::unique_ptr<ProcessRunner> runner = NewSystemProcessRunner());
+
+}  // namespace fulcrum::agent

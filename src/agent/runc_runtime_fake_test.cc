@@ -1,0 +1,247 @@
+// The runc runtime against a fake mounter and a scripted runc: no root, no containers.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "agent/runc_runtime.h"
+#include "base/file.h"
+
+namespace fulcrum::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using base::Status;
+
+struct FakeMounter : Mounter {
+  Status MountOverlay(const std::vector<std::string>& lower, const std::string& upper,
+                      const std::string& work, const std::string& target) override {
+    ++mount_calls;
+    if (fail) return base::Internal("mount overlay on " + target + ": Permission denied");
+    last_lower = lower;
+    mounted.insert(target);
+    return Status::Ok();
+  }
+  Status Unmount(const std::string& target) override {
+    mounted.erase(target);
+    return Status::Ok();
+  }
+  bool IsMountPoint(const std::string& target) override { return mounted.count(target) > 0; }
+
+  bool fail = false;
+  int mount_calls = 0;
+  std::vector<std::string> last_lower;
+  std::set<std::string> mounted;
+};
+
+// Plays runc: keeps container states and answers create/start/state/kill/delete.
+struct FakeRunc : ProcessRunner {
+  base::Result<ProcessResult> Run(const ProcessSpec& spec) override {
+    calls.push_back(spec.argv);
+    const auto& a = spec.argv;
+    auto flag = [&](const std::string& name) {
+      auto it = std::find(a.begin(), a.end(), name);
+      return it != a.end() && it + 1 != a.end() ? *(it + 1) : std::string();
+    };
+    auto cmd = std::find_if(a.begin(), a.end(), [](const std::string& s) {
+      return s == "create" || s == "start" || s == "state" || s == "kill" || s == "delete";
+    });
+    if (cmd == a.end()) return base::Internal("unexpected argv");
+    const std::string id = *cmd == "kill" ? *(cmd + 1) : a.back();
+    ProcessResult r;
+    auto missing = [&] {
+      r.exit_code = 1;
+      r.err = "ERRO[0000] container does not exist";
+      return r;
+    };
+    if (*cmd == "create") {
+      create_had_stdio = spec.stdout_fd >= 0 && spec.stderr_fd >= 0;
+      if (fail_create) {
+        (void)base::WriteFileAtomic(flag("--log"),
+                                    R"({"level":"error","msg":"exec: \"x\": not found"})" "\n");
+        r.exit_code = 1;
+        return r;
+      }
+      states[id] = "created";
+      (void)base::WriteFileAtomic(flag("--pid-file"), std::to_string(next_pid));
+      pids[id] = next_pid++;
+    } else if (*cmd == "state") {
+      if (!states.count(id)) return missing();
+      r.out = R"({"id":")" + id + R"(","status":")" + states[id] + R"(","pid":)" +
+              std::to_string(states[id] == "stopped" ? 0 : pids[id]) + "}";
+    } else if (!states.count(id)) {
+      return missing();
+    } else if (*cmd == "start") {
+      states[id] = "running";
+    } else if (*cmd == "kill") {
+      states[id] = "stopped";
+      exited[pids[id]] = 128 + std::stoi(a.back());
+    } else if (*cmd == "delete") {
+      states.erase(id);
+    }
+    return r;
+  }
+  Status BecomeSubreaper() override {
+    subreaper = true;
+    return Status::Ok();
+  }
+  std::optional<int> TryReap(int pid) override {
+    auto it = exited.find(pid);
+    if (it == exited.end()) return std::nullopt;
+    int code = it->second;
+    exited.erase(it);
+    return code;
+  }
+
+  bool fail_create = false;
+  bool subreaper = false;
+  bool create_had_stdio = false;
+  int next_pid = 4242;
+  std::map<std::string, std::string> states;
+  std::map<std::string, int> pids;
+  std::map<int, int> exited;
+  std::vector<std::vector<std::string>> calls;
+};
+
+class RuncRuntimeFakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "runc_fake_test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto mounter = std::make_unique<FakeMounter>();
+    auto runc = std::make_unique<FakeRunc>();
+    mounter_ = mounter.get();
+    runc_ = runc.get();
+    RuncOptions options;
+    options.root = dir_;
+    auto runtime = OpenRuncRuntime(options, std::move(mounter), std::move(runc));
+    ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
+    runtime_ = std::move(*runtime);
+    bundle_.spec = {{"ociVersion", "1.0.2"}, {"root", {{"path", "ignored"}}}};
+    bundle_.layer_dirs = {"/layers/bottom", "/layers/top"};
+    bundle_.stdout_path = dir_ + "/out.log";
+    bundle_.stderr_path = dir_ + "/out.log";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The runc subcommands run so far, "create c1", "state c1", ...
+  std::vector<std::string> Commands() const {
+    std::vector<std::string> out;
+    for (const auto& argv : runc_->calls) {
+      for (const char* cmd : {"create", "start", "state", "kill", "delete"}) {
+        if (std::find(argv.begin(), argv.end(), cmd) != argv.end()) {
+          bool force = std::find(argv.begin(), argv.end(), "--force") != argv.end();
+          out.push_back(std::string(cmd) + (force ? " --force" : ""));
+        }
+      }
+    }
+    return out;
+  }
+
+  std::string dir_;
+  FakeMounter* mounter_ = nullptr;
+  FakeRunc* runc_ = nullptr;
+  std::unique_ptr<ContainerRuntime> runtime_;
+  ContainerBundle bundle_;
+};
+
+TEST_F(RuncRuntimeFakeTest, CreateMountsLayersTopFirstAndWritesBundle) {
+  EXPECT_TRUE(runc_->subreaper);
+  ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
+  EXPECT_EQ(mounter_->last_lower, (std::vector<std::string>{"/layers/top", "/layers/bottom"}));
+  EXPECT_TRUE(mounter_->IsMountPoint(dir_ + "/containers/c1/rootfs"));
+  EXPECT_TRUE(runc_->create_had_stdio);
+  auto config = base::ReadFile(dir_ + "/containers/c1/config.json");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(base::Json::parse(*config)["root"]["path"], "rootfs");
+  const auto& create = runc_->calls.back();
+  EXPECT_EQ(create[0], "/usr/sbin/runc");
+  EXPECT_EQ(create[1], "--root");
+  EXPECT_EQ(create[2], dir_ + "/runc");
+  EXPECT_NE(std::find(create.begin(), create.end(), dir_ + "/containers/c1"), create.end());
+  auto state = runtime_->State("c1");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, ContainerStatus::kCreated);
+  EXPECT_EQ(state->pid, 4242);
+}
+
+TEST_F(RuncRuntimeFakeTest, ReuseKeepsTheWritableLayer) {
+  ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
+  ASSERT_TRUE(runtime_->Start("c1").ok());
+  EXPECT_EQ(runtime_->Create("c1", bundle_).code(), base::Code::kAlreadyExists);
+  ASSERT_TRUE(runtime_->Kill("c1", SIGKILL).ok());
+  auto state = runtime_->State("c1");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, ContainerStatus::kStopped);
+  ASSERT_TRUE(state->has_exit_code);
+  EXPECT_EQ(state->exit_code, 137);
+  // Recorded: still known after the process was reaped.
+  state = runtime_->State("c1");
+  ASSERT_TRUE(state.ok() && state->has_exit_code);
+  EXPECT_EQ(state->exit_code, 137);
+
+  runc_->calls.clear();
+  ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
+  EXPECT_EQ(Commands(), (std::vector<std::string>{"state", "delete", "create"}));
+  EXPECT_EQ(mounter_->mount_calls, 1);  // the same overlay, the same upper directory
+  state = runtime_->State("c1");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, ContainerStatus::kCreated);
+  EXPECT_FALSE(state->has_exit_code);  // the old exit code is gone
+}
+
+TEST_F(RuncRuntimeFakeTest, FailedCreateLeavesNothingMounted) {
+  runc_->fail_create = true;
+  base::Status s = runtime_->Create("c1", bundle_);
+  EXPECT_EQ(s.code(), base::Code::kInternal);
+  EXPECT_EQ(s.message(), "runc create c1 failed: exec: \"x\": not found");
+  EXPECT_TRUE(mounter_->mounted.empty());
+  EXPECT_EQ(Commands().back(), "delete --force");
+}
+
+TEST_F(RuncRuntimeFakeTest, FailedMountRunsNoRunc) {
+  mounter_->fail = true;
+  base::Status s = runtime_->Create("c1", bundle_);
+  EXPECT_EQ(s.code(), base::Code::kInternal);
+  EXPECT_NE(s.message().find("mount overlay"), std::string::npos);
+  EXPECT_EQ(Commands(), (std::vector<std::string>{"state"}));
+}
+
+TEST_F(RuncRuntimeFakeTest, DeleteKillsUnmountsAndRemoves) {
+  ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
+  ASSERT_TRUE(runtime_->Start("c1").ok());
+  runc_->calls.clear();
+  ASSERT_TRUE(runtime_->Delete("c1").ok());
+  EXPECT_EQ(Commands(), (std::vector<std::string>{"state", "kill", "delete --force"}));
+  EXPECT_TRUE(mounter_->mounted.empty());
+  EXPECT_FALSE(fs::exists(dir_ + "/containers/c1"));
+  EXPECT_EQ(runtime_->State("c1").status().code(), base::Code::kNotFound);
+  EXPECT_TRUE(runtime_->Delete("c1").ok());
+}
+
+TEST_F(RuncRuntimeFakeTest, ErrorsForMissingAndInvalid) {
+  EXPECT_EQ(runtime_->State("nope").status().code(), base::Code::kNotFound);
+  EXPECT_EQ(runtime_->Start("nope").code(), base::Code::kNotFound);
+  EXPECT_EQ(runtime_->Kill("nope", SIGTERM).code(), base::Code::kNotFound);
+  EXPECT_EQ(runtime_->Create("../x", bundle_).code(), base::Code::kInvalid);
+  EXPECT_EQ(runtime_->Delete("a/b").code(), base::Code::kInvalid);
+  bundle_.layer_dirs.clear();
+  EXPECT_EQ(runtime_->Create("c1", bundle_).code(), base::Code::kInvalid);
+}
+
+TEST(ValidContainerId, Rules) {
+  EXPECT_TRUE(ValidContainerId("pod_ns_c-1.2"));
+  EXPECT_FALSE(ValidContainerId(""));
+  EXPECT_FALSE(ValidContainerId(".x"));
+  EXPECT_FALSE(ValidContainerId("-x"));
+  EXPECT_FALSE(ValidContainerId("a/b"));
+  EXPECT_FALSE(ValidContainerId(std::string(65, 'a')));
+}
+
+}  // namespace
+}  // namespace fulcrum::agent

@@ -1,0 +1,193 @@
+// Runs a real container with runc on the demo image: needs root, runc and the demo image
+// (FULCRUM_DEMO_IMAGE, set by CTest). Every wait is bounded; TearDown removes what a failure
+// left behind.
+#include "agent/runc_runtime.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "agent/image_store.h"
+#include "agent/oci_spec.h"
+#include "base/file.h"
+
+namespace fulcrum::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const char kRunc[] = "/usr/sbin/runc";
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+// Mount points at or under `dir`, from /proc/self/mountinfo.
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> found;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mount_point;
+    fields >> id >> parent >> dev >> root >> mount_point;
+    if (mount_point.rfind(dir, 0) == 0) found.push_back(mount_point);
+  }
+  return found;
+}
+
+std::string ReadOr(const std::string& path) {
+  auto text = base::ReadFile(path);
+  return text.ok() ? *text : "";
+}
+
+class RuncRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (runs containers with runc)";
+    if (::access(kRunc, X_OK) != 0) GTEST_SKIP() << kRunc << " is missing (Debian runc)";
+    const char* image = std::getenv("FULCRUM_DEMO_IMAGE");
+    if (image == nullptr || !fs::exists(image)) {
+      GTEST_SKIP() << "FULCRUM_DEMO_IMAGE is not set or missing; run through ctest";
+    }
+    std::string tmpl = (fs::temp_directory_path() / "runc_runtime_test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = fs::canonical(tmpl).string();
+    root_ = dir_ + "/root";
+    id_ = "fulcrum-rt-test-" + std::to_string(::getpid());
+
+    auto store = ImageStore::Open(root_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto imported = (*store)->Import(image);
+    ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+    auto record = (*store)->Resolve("fulcrum.dev/busybox:demo");
+    ASSERT_TRUE(record.ok()) << record.status().ToString();
+    image_ = *record;
+
+    RuncOptions options;
+    options.root = root_;
+    options.runc = kRunc;
+    options.timeout = 20s;
+    auto runtime = OpenRuncRuntime(options);
+    ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
+    runtime_ = std::move(*runtime);
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return;
+    if (runtime_) (void)runtime_->Delete(id_);
+    // Whatever a failure left: runc state, then mounts (deepest first), then files.
+    std::string cmd = std::string(kRunc) + " --root " + root_ + "/runc delete --force " + id_ +
+                      " >/dev/null 2>&1";
+    if (fs::exists(root_ + "/runc/" + id_)) (void)std::system(cmd.c_str());
+    auto mounts = MountsUnder(dir_);
+    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  ContainerStatus StatusOf() {
+    auto state = runtime_->State(id_);
+    EXPECT_TRUE(state.ok()) << state.status().ToString();
+    return state.ok() ? state->status : ContainerStatus::kStopped;
+  }
+
+  std::string dir_, root_, id_;
+  ImageRecord image_;
+  std::unique_ptr<ContainerRuntime> runtime_;
+};
+
+TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
+  ContainerSpecInput c;
+  c.command = {"sh", "-c",
+               "cat /keep 2>/dev/null || echo missing; echo hello; echo data > /keep; sleep 30"};
+  c.hostname = "rt-test";
+  c.cpu_request_milli = 100;
+  c.cpu_limit_milli = 500;
+  c.memory_limit_bytes = 64 << 20;
+  auto spec = BuildOciSpec(c, image_.config);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ContainerBundle bundle{*spec, image_.layer_dirs, dir_ + "/stdout.log", dir_ + "/stderr.log"};
+
+  // First run.
+  base::Status created = runtime_->Create(id_, bundle);
+  ASSERT_TRUE(created.ok()) << created.ToString() << "\nstderr: " << ReadOr(bundle.stderr_path);
+  EXPECT_EQ(StatusOf(), ContainerStatus::kCreated);
+  ASSERT_TRUE(runtime_->Start(id_).ok());
+  auto state = runtime_->State(id_);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, ContainerStatus::kRunning);
+  EXPECT_GT(state->pid, 0);
+  EXPECT_FALSE(state->has_exit_code);
+  ASSERT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\n"; }, 10s))
+      << "stdout: " << ReadOr(bundle.stdout_path) << "\nstderr: " << ReadOr(bundle.stderr_path);
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(root_ + "/containers/" + id_ + "/upper/keep"); }, 5s));
+  EXPECT_EQ(runtime_->Create(id_, bundle).code(), base::Code::kAlreadyExists);
+
+  // SIGTERM: sh as the namespace's init has no handler, so it ignores it; then SIGKILL.
+  ASSERT_TRUE(runtime_->Kill(id_, SIGTERM).ok());
+  bool stopped = WaitFor([&] { return StatusOf() == ContainerStatus::kStopped; }, 1s);
+  if (!stopped) {
+    ASSERT_TRUE(runtime_->Kill(id_, SIGKILL).ok());
+    ASSERT_TRUE(WaitFor([&] { return StatusOf() == ContainerStatus::kStopped; }, 10s));
+  }
+  state = runtime_->State(id_);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, ContainerStatus::kStopped);
+  ASSERT_TRUE(state->has_exit_code);
+  EXPECT_EQ(state->exit_code, stopped ? 128 + SIGTERM : 128 + SIGKILL);
+  EXPECT_EQ(runtime_->Kill(id_, SIGKILL).code(), base::Code::kConflict);
+  EXPECT_EQ(runtime_->Start(id_).code(), base::Code::kConflict);
+
+  // Reuse: the same container again, on the same writable layer.
+  created = runtime_->Create(id_, bundle);
+  ASSERT_TRUE(created.ok()) << created.ToString() << "\nstderr: " << ReadOr(bundle.stderr_path);
+  ASSERT_TRUE(runtime_->Start(id_).ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\ndata\nhello\n"; },
+                      10s))
+      << "stdout: " << ReadOr(bundle.stdout_path) << "\nstderr: " << ReadOr(bundle.stderr_path);
+  EXPECT_EQ(StatusOf(), ContainerStatus::kRunning);
+
+  // Delete while running: no runc state, no mount, no files left.
+  ASSERT_TRUE(runtime_->Delete(id_).ok());
+  EXPECT_EQ(runtime_->State(id_).status().code(), base::Code::kNotFound);
+  EXPECT_FALSE(fs::exists(root_ + "/runc/" + id_));
+  EXPECT_FALSE(fs::exists(root_ + "/containers/" + id_));
+  EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
+  EXPECT_TRUE(runtime_->Delete(id_).ok());  // idempotent
+}
+
+TEST_F(RuncRuntimeTest, FailedCreateLeavesNothing) {
+  ContainerSpecInput c;
+  c.command = {"/no/such/binary"};
+  auto spec = BuildOciSpec(c, image_.config);
+  ASSERT_TRUE(spec.ok());
+  ContainerBundle bundle{*spec, image_.layer_dirs, dir_ + "/out.log", dir_ + "/out.log"};
+  base::Status created = runtime_->Create(id_, bundle);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.message(), "runc create " + id_ +
+                                   " failed: runc create failed: unable to start container "
+                                   "process: exec: \"/no/such/binary\": stat /no/such/binary: "
+                                   "no such file or directory");
+  EXPECT_EQ(runtime_->State(id_).status().code(), base::Code::kNotFound);
+  EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
+  EXPECT_TRUE(runtime_->Delete(id_).ok());
+}
+
+}  // namespace
+}  // namespace fulcrum::agent
