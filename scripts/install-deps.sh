@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake ninja-build ccache pkg-config clang lld libclang-rt-14-dev
   libboost-dev libboost-system-dev libssl-dev nlohmann-json3-dev libsqlite3-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libjemalloc-dev
   # tests, benchmarks and a running cluster
   openssl curl ca-certificates sqlite3 etcd-server etcd-client procps psmisc
   # the node agent: containers, images, pod networking
