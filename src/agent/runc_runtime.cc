@@ -62,6 +62,22 @@ std::string ReadAllFd(int fd) {
   return out;
 }
 
+// /proc/self/mountinfo writes space, tab, newline and backslash as \ooo octal escapes.
+std::string UnescapeMountPath(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() &&
+        std::all_of(s.begin() + i + 1, s.begin() + i + 4,
+                    [](char ch) { return ch >= '0' && ch <= '7'; })) {
+      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8)));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
 class SystemMounter : public Mounter {
  public:
   // Mounter
@@ -104,7 +120,7 @@ class SystemMounter : public Mounter {
       std::istringstream fields(line);
       std::string id, parent, dev, root, mount_point;
       fields >> id >> parent >> dev >> root >> mount_point;
-      if (mount_point == path) return true;
+      if (UnescapeMountPath(mount_point) == path) return true;
     }
     return false;
   }

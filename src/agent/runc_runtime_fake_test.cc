@@ -1,6 +1,8 @@
 // The runc runtime against a fake mounter and a scripted runc: no root, no containers.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -232,6 +234,56 @@ TEST_F(RuncRuntimeFakeTest, ErrorsForMissingAndInvalid) {
   EXPECT_EQ(runtime_->Delete("a/b").code(), base::Code::kInvalid);
   bundle_.layer_dirs.clear();
   EXPECT_EQ(runtime_->Create("c1", bundle_).code(), base::Code::kInvalid);
+}
+
+TEST(SystemProcessRunner, CapturesOutputAndExitCode) {
+  auto runner = NewSystemProcessRunner();
+  ProcessSpec spec;
+  spec.argv = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"};
+  auto r = runner->Run(spec);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+
+  spec.argv = {"/bin/sh", "-c", "kill -TERM $$"};
+  r = runner->Run(spec);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 128 + SIGTERM);
+
+  spec.argv = {"/no/such/program"};
+  EXPECT_FALSE(runner->Run(spec).ok());
+}
+
+TEST(SystemProcessRunner, KillsWhatOutlivesItsTimeout) {
+  auto runner = NewSystemProcessRunner();
+  ProcessSpec spec;
+  spec.argv = {"/bin/sleep", "30"};
+  spec.timeout = std::chrono::milliseconds(100);
+  auto start = std::chrono::steady_clock::now();
+  auto r = runner->Run(spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), base::Code::kTimeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST(SystemProcessRunner, GivesTheChildTheCallersDescriptors) {
+  std::string tmpl = (fs::temp_directory_path() / "runner_test.XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  std::string path = tmpl + "/out";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  auto runner = NewSystemProcessRunner();
+  ProcessSpec spec;
+  spec.argv = {"/bin/sh", "-c", "echo one; echo two >&2"};
+  spec.stdout_fd = fd;
+  spec.stderr_fd = fd;
+  auto r = runner->Run(spec);
+  ::close(fd);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "");
+  EXPECT_EQ(*base::ReadFile(path), "one\ntwo\n");
+  fs::remove_all(tmpl);
 }
 
 TEST(ValidContainerId, Rules) {

@@ -56,6 +56,45 @@ std::string ReadOr(const std::string& path) {
   return text.ok() ? *text : "";
 }
 
+// The cgroup (v1 hierarchy, or v2) of `pid` for `controller`, as a directory under /sys/fs/cgroup.
+std::string CgroupDir(int pid, const std::string& controller) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, v2;
+  while (std::getline(in, line)) {
+    size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+    std::string path = line.substr(b + 1);
+    if (controllers.find("," + controller + ",") != std::string::npos) {
+      return "/sys/fs/cgroup/" + line.substr(a + 1, b - a - 1) + path;
+    }
+    if (controllers == ",," && fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+      v2 = "/sys/fs/cgroup" + path;
+    }
+  }
+  return v2;
+}
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// 100m request, 500m limit, 64 MiB, as the test's container asks.
+void ExpectCgroupLimits(int pid) {
+  std::string memory = CgroupDir(pid, "memory"), cpu = CgroupDir(pid, "cpu");
+  ASSERT_FALSE(memory.empty() || cpu.empty()) << "no cgroup found for pid " << pid;
+  if (fs::exists(memory + "/memory.limit_in_bytes")) {  // v1
+    EXPECT_EQ(Trimmed(ReadOr(memory + "/memory.limit_in_bytes")), "67108864");
+    EXPECT_EQ(Trimmed(ReadOr(cpu + "/cpu.shares")), "102");
+    EXPECT_EQ(Trimmed(ReadOr(cpu + "/cpu.cfs_quota_us")), "50000");
+    EXPECT_EQ(Trimmed(ReadOr(cpu + "/cpu.cfs_period_us")), "100000");
+  } else {  // v2
+    EXPECT_EQ(Trimmed(ReadOr(memory + "/memory.max")), "67108864");
+    EXPECT_EQ(Trimmed(ReadOr(cpu + "/cpu.max")), "50000 100000");
+  }
+}
+
 class RuncRuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -115,7 +154,7 @@ class RuncRuntimeTest : public ::testing::Test {
 TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
   ContainerSpecInput c;
   c.command = {"sh", "-c",
-               "cat /keep 2>/dev/null || echo missing; echo hello; echo data > /keep; sleep 30"};
+               "cat /keep 2>/dev/null || echo missing; echo hello; hostname; echo data > /keep; sleep 30"};
   c.hostname = "rt-test";
   c.cpu_request_milli = 100;
   c.cpu_limit_milli = 500;
@@ -134,10 +173,11 @@ TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
   EXPECT_EQ(state->status, ContainerStatus::kRunning);
   EXPECT_GT(state->pid, 0);
   EXPECT_FALSE(state->has_exit_code);
-  ASSERT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\n"; }, 10s))
+  ASSERT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\nrt-test\n"; }, 10s))
       << "stdout: " << ReadOr(bundle.stdout_path) << "\nstderr: " << ReadOr(bundle.stderr_path);
   ASSERT_TRUE(WaitFor([&] { return fs::exists(root_ + "/containers/" + id_ + "/upper/keep"); }, 5s));
   EXPECT_EQ(runtime_->Create(id_, bundle).code(), base::Code::kAlreadyExists);
+  ExpectCgroupLimits(state->pid);
 
   // SIGTERM: sh as the namespace's init has no handler, so it ignores it; then SIGKILL.
   ASSERT_TRUE(runtime_->Kill(id_, SIGTERM).ok());
@@ -158,7 +198,7 @@ TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
   created = runtime_->Create(id_, bundle);
   ASSERT_TRUE(created.ok()) << created.ToString() << "\nstderr: " << ReadOr(bundle.stderr_path);
   ASSERT_TRUE(runtime_->Start(id_).ok());
-  EXPECT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\ndata\nhello\n"; },
+  EXPECT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\nrt-test\ndata\nhello\nrt-test\n"; },
                       10s))
       << "stdout: " << ReadOr(bundle.stdout_path) << "\nstderr: " << ReadOr(bundle.stderr_path);
   EXPECT_EQ(StatusOf(), ContainerStatus::kRunning);

@@ -38,7 +38,8 @@ class ContainerRuntime {
 
   // Prepares the container's root filesystem and creates it, not yet running its process.
   // Container reuse: when a container with this ID ran before and is stopped (not deleted), it is
-  // created again on the same writable layer, so files it wrote are still there. Invalid for a
+  // created again on the same writable layer, so files it wrote are still there (read its exit
+  // code with State first: the new run forgets it). Invalid for a
   // bad ID or bundle; AlreadyExists if the container exists and is not stopped; Internal, with
   // the runtime's message, when creation fails (nothing is left mounted).
   virtual base::Status Create(const std::string& id, const ContainerBundle& bundle) = 0;
