@@ -3160,29 +3160,31 @@ void PruneUnknown(Json& j, uint16_t id, const std::string& path, int depth,
     return;
   }
   for (auto it = j.begin(); it != j.end();) {
-    std::string field_path = path.empty() ? it.key() : path + "." + it.key();
+    // Paths are built only for what is reported or descended into: most fields are neither.
+    auto field_path = [&] { return path.empty() ? it.key() : path + "." + it.key(); };
     const FieldSpec* f = FindJsonField(id, it.key());
     if (f == nullptr) {
       if (path.empty() && (it.key() == "apiVersion" || it.key() == "kind")) {
         ++it;
       } else {
-        out->push_back(field_path);
+        out->push_back(field_path());
         it = j.erase(it);
       }
       continue;
     }
     Json& v = it.value();
-    if (f->value == Value::kMessage) {
+    if (f->value == Value::kMessage && Message(f->message).special == Special::kNone &&
+        v.is_structured()) {
+      std::string child = field_path();
       if (f->shape == Shape::kSingle) {
-        PruneUnknown(v, f->message, field_path, depth + 1, out);
+        PruneUnknown(v, f->message, child, depth + 1, out);
       } else if (f->shape == Shape::kRepeated && v.is_array()) {
         for (std::size_t i = 0; i < v.size(); ++i) {
-          PruneUnknown(v[i], f->message, field_path + "[" + std::to_string(i) + "]", depth + 1,
-                       out);
+          PruneUnknown(v[i], f->message, child + "[" + std::to_string(i) + "]", depth + 1, out);
         }
       } else if (f->shape == Shape::kMap && v.is_object()) {
         for (auto e = v.begin(); e != v.end(); ++e) {
-          PruneUnknown(e.value(), f->message, field_path + "[" + e.key() + "]", depth + 1, out);
+          PruneUnknown(e.value(), f->message, child + "[" + e.key() + "]", depth + 1, out);
         }
       }
     }
