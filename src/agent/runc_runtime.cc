@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -279,6 +280,12 @@ class RuncRuntime : public ContainerRuntime {
     const std::string dir = Dir(id);
     for (const char* sub : {"/upper", "/work", "/rootfs"}) {
       RETURN_IF_ERROR(base::MakeDirs(dir + sub, 0700));
+    }
+    // The container's "/" takes its owner and mode from the upper directory (overlayfs merges a
+    // directory under the upper one's attributes): 0755 root, whatever mode the layer
+    // directories have (the image store's are 0700), so that non-root users can reach /bin.
+    if (::chmod((dir + "/upper").c_str(), 0755) != 0) {
+      return base::Internal(Errno("chmod " + dir + "/upper"));
     }
     if (!mounter_->IsMountPoint(dir + "/rootfs")) {
       std::vector<std::string> lower(bundle.layer_dirs.rbegin(), bundle.layer_dirs.rend());

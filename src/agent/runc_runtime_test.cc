@@ -212,6 +212,35 @@ TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
   EXPECT_TRUE(runtime_->Delete(id_).ok());  // idempotent
 }
 
+TEST_F(RuncRuntimeTest, UserReadOnlyRootEnvVolumeAndExitCode) {
+  ASSERT_TRUE(base::MakeDirs(dir_ + "/volume").ok());
+  ASSERT_TRUE(base::WriteFileAtomic(dir_ + "/volume/f", "from the volume\n").ok());
+  ContainerSpecInput c;
+  c.command = {"sh", "-c",
+               "id -u; id -g; echo $GREETING; cat /data/f; touch /x 2>/dev/null || echo "
+               "read-only; exit 7"};
+  c.env = {{"GREETING", "hi there"}};
+  c.run_as_user = 65534;
+  c.run_as_group = 65534;
+  c.read_only_root_filesystem = true;
+  c.mounts = {{dir_ + "/volume", "/data", true}};
+  auto spec = BuildOciSpec(c, image_.config);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ContainerBundle bundle{*spec, image_.layer_dirs, dir_ + "/out.log", dir_ + "/out.log"};
+  base::Status created = runtime_->Create(id_, bundle);
+  ASSERT_TRUE(created.ok()) << created.ToString() << "\nlog: " << ReadOr(bundle.stdout_path);
+  ASSERT_TRUE(runtime_->Start(id_).ok());
+  ASSERT_TRUE(WaitFor([&] { return StatusOf() == ContainerStatus::kStopped; }, 10s));
+  auto state = runtime_->State(id_);
+  ASSERT_TRUE(state.ok());
+  ASSERT_TRUE(state->has_exit_code);
+  EXPECT_EQ(state->exit_code, 7);
+  EXPECT_EQ(ReadOr(bundle.stdout_path),
+            "65534\n65534\nhi there\nfrom the volume\nread-only\n");
+  ASSERT_TRUE(runtime_->Delete(id_).ok());
+  EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
+}
+
 TEST_F(RuncRuntimeTest, FailedCreateLeavesNothing) {
   ContainerSpecInput c;
   c.command = {"/no/such/binary"};
