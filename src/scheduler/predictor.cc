@@ -246,10 +246,12 @@ class SeasonalBaseline {
     level_steps_ = StepsIn(1800, step);
     // Centered moving sums for the smoothed series.
     prefix_.assign(x.size() + 1, 0);
+    square_.assign(x.size() + 1, 0);
     count_.assign(x.size() + 1, 0);
     for (size_t i = 0; i < x.size(); ++i) {
       bool ok = std::isfinite(x[i]);
       prefix_[i + 1] = prefix_[i] + (ok ? x[i] : 0);
+      square_[i + 1] = square_[i] + (ok ? x[i] * x[i] : 0);
       count_[i + 1] = count_[i] + (ok ? 1 : 0);
     }
   }
@@ -261,6 +263,18 @@ class SeasonalBaseline {
     if (end <= begin) return kNaN;
     int64_t c = count_[end] - count_[begin];
     return c ? (prefix_[end] - prefix_[begin]) / static_cast<double>(c) : kNaN;
+  }
+
+  // The standard deviation of the finite samples in [begin, end); 0 with fewer than two.
+  double RangeStd(int64_t begin, int64_t end) const {
+    begin = std::max<int64_t>(begin, 0);
+    end = std::min<int64_t>(end, static_cast<int64_t>(x_.size()));
+    if (end <= begin) return 0;
+    int64_t c = count_[end] - count_[begin];
+    if (c < 2) return 0;
+    double m = (prefix_[end] - prefix_[begin]) / static_cast<double>(c);
+    double v = (square_[end] - square_[begin]) / static_cast<double>(c) - m * m;
+    return std::sqrt(std::max(0.0, v));
   }
 
   // The seasonal value at step s from the periods before `origin`, recent periods weighing more.
@@ -313,6 +327,7 @@ class SeasonalBaseline {
   int64_t radius_ = 0;
   int64_t level_steps_ = 1;
   std::vector<double> prefix_;
+  std::vector<double> square_;  // prefix sums of squares, for RangeStd
   std::vector<int64_t> count_;
 };
 
@@ -329,10 +344,17 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
   if (period > 0 && n < period + horizon) period = 0;
   SeasonalBaseline baseline(x, period, step);
 
-  // Errors are measured relative to the forecast level (usage noise grows with usage), with a
-  // floor of a tenth of the mean so that near-idle stretches do not blow the ratios up.
+  // Errors are measured relative to a scale known at the forecast origin: the forecast level
+  // (usage noise grows with usage, floored at a tenth of the mean so that near-idle stretches do
+  // not blow the ratios up) plus half the spread of the last two hours (a series that has just
+  // turned noisy gets a wider band, one that has calmed down a narrower one: locally adaptive
+  // conformal scores).
   const double mean = baseline.RangeMean(0, n);
   const double floor = std::max(1e-9, 0.1 * std::abs(mean));
+  const int64_t spread_steps = StepsIn(2 * 3600, step);
+  auto error_scale = [&](double level, int64_t origin) {
+    return std::max(level, floor) + 0.5 * baseline.RangeStd(origin - spread_steps, origin);
+  };
 
   // Walk-forward backtest over the last three days (or periods) of the history.
   const int64_t span = std::max<int64_t>(3 * 86400 / step, 3 * period);
@@ -350,7 +372,7 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
     for (int h = 0; h < horizon; ++h) {
       double actual = x[origin + h];
       if (!std::isfinite(actual) || !std::isfinite(point[h])) continue;
-      errors[bucket_of(h)].push_back((actual - point[h]) / std::max(point[h], floor));
+      errors[bucket_of(h)].push_back((actual - point[h]) / error_scale(point[h], origin));
     }
   }
   std::vector<double> all_errors;
@@ -372,7 +394,7 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
       bucket_error[b] = errors[b].size() >= 30 ? conformal(errors[b], qs[l]) : overall;
     }
     for (int h = 0; h < horizon; ++h) {
-      f.values[l][h] = point[h] + bucket_error[bucket_of(h)] * std::max(point[h], floor);
+      f.values[l][h] = point[h] + bucket_error[bucket_of(h)] * error_scale(point[h], n);
     }
   }
   MakeMonotone(f);

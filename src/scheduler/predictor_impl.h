@@ -77,8 +77,9 @@ class FftPredictor : public Predictor {
 // Archimedes: a seasonal baseline at the detected period (recent periods weigh more), shifted by
 // how far the last half hour sits above or below its own baseline, and a band from the empirical
 // quantiles of the history's own forecast errors (a walk-forward backtest over the last days of
-// the history, errors scaled by the forecast level). Without a period the baseline is the recent
-// level; with too little history for a backtest it falls back to the decaying percentile.
+// the history, errors scaled by the forecast level plus the spread of the last two hours).
+// Without a period the baseline is the recent level; with too little history for a backtest it
+// falls back to the decaying percentile.
 class ArchimedesPredictor : public Predictor {
  public:
   explicit ArchimedesPredictor(const PredictorOptions& options)
