@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/digest.h"  // Sha256Digest, used with the archives
 #include "base/json.h"
 
 namespace fulcrum::agent {
@@ -16,8 +17,6 @@ struct ImageSpec {
   std::vector<std::string> layers;           // uncompressed layer tarballs, bottom first
 };
 
-// "sha256:<hex>" of `data`.
-std::string Sha256Digest(const std::string& data);
 
 // An OCI image layout (oci-layout, index.json, blobs/sha256/...) as one tar archive; each image's
 // name is its index.json descriptor's org.opencontainers.image.ref.name annotation.

@@ -168,6 +168,16 @@ base::Status CheckKind(const api::ResourceType& type, const Json& obj, const std
   return base::Status::Ok();
 }
 
+// The object in a create or update body: decoded, of this endpoint's kind, unknown fields handled
+// per fieldValidation (warnings go into response->headers).
+base::Status DecodeObject(const HttpRequest& request, const api::ResourceType& type, Json* body,
+                          HttpResponse* response) {
+  std::vector<std::string> duplicates;
+  RETURN_IF_ERROR(DecodeBody(request, body, &duplicates));
+  RETURN_IF_ERROR(CheckKind(type, *body, type.kind, type.GroupVersion()));
+  return CheckUnknownFields(request, type, *body, duplicates, response);
+}
+
 // Namespace, label and field selectors of a list or watch, as one filter. When the label selector
 // requires one key=value pair, *index_label (if given) receives it for an index lookup.
 base::Status BuildFilter(const HttpRequest& request, const api::ResourceType& type,
@@ -830,13 +840,8 @@ HttpResponse ServeResource(Objects& objects, const HttpRequest& request, const R
                                          "requested resource"));
     }
     Json body;
-    std::vector<std::string> duplicates;
-    if (auto s = DecodeBody(request, &body, &duplicates); !s.ok()) return StatusResponse(s, &info);
-    if (auto s = CheckKind(type, body, type.kind, type.GroupVersion()); !s.ok()) {
-      return StatusResponse(s, &info);
-    }
     HttpResponse response;
-    if (auto s = CheckUnknownFields(request, type, body, duplicates, &response); !s.ok()) {
+    if (auto s = DecodeObject(request, type, &body, &response); !s.ok()) {
       return StatusResponse(s, &info);
     }
     RequestInfo named = info;
@@ -850,13 +855,8 @@ HttpResponse ServeResource(Objects& objects, const HttpRequest& request, const R
   }
   if (verb == "update") {
     Json body;
-    std::vector<std::string> duplicates;
-    if (auto s = DecodeBody(request, &body, &duplicates); !s.ok()) return StatusResponse(s, &info);
-    if (auto s = CheckKind(type, body, type.kind, type.GroupVersion()); !s.ok()) {
-      return StatusResponse(s, &info);
-    }
     HttpResponse response;
-    if (auto s = CheckUnknownFields(request, type, body, duplicates, &response); !s.ok()) {
+    if (auto s = DecodeObject(request, type, &body, &response); !s.ok()) {
       return StatusResponse(s, &info);
     }
     auto updated = objects.Update(type, info.namespace_, info.name, std::move(body), sub,
