@@ -79,13 +79,13 @@ class Server : public ApiServer {
     if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
     if (host == "::") host = "::1";
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
-    server_url_ = "https://" + host + ":" + std::to_string(http_->port());
+    std::string server_url = "https://" + host + ":" + std::to_string(http_->port());
     kubeconfig_ = options_.data_dir + "/kubeconfig";
     RETURN_IF_ERROR(base::WriteFileAtomic(
-        kubeconfig_, RenderKubeconfig(server_url_, pki_.ca_pem, pki_.admin_token), 0600));
+        kubeconfig_, RenderKubeconfig(server_url, pki_.ca_pem, pki_.admin_token), 0600));
     namespace_finalizer_ = std::thread([this] { FinalizeNamespaces(); });
     compactor_ = std::thread([this] { CompactHistory(); });
-    LOG_INFO << "serving the API at " << server_url_ << "; kubeconfig: " << kubeconfig_;
+    LOG_INFO << "serving the API at " << server_url << "; kubeconfig: " << kubeconfig_;
     return base::Status::Ok();
   }
 
@@ -201,7 +201,7 @@ class Server : public ApiServer {
       return JsonOk({{"kind", "APIVersions"},
                      {"versions", {"v1"}},
                      {"serverAddressByClientCIDRs",
-                      {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", server_url_.substr(8)}}}}});
+                      {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", request.Header("host")}}}}});
     }
     if (path == "/apis" || path == "/apis/") return JsonOk(GroupList());
     if (path == "/api/v1" || path == "/api/v1/") return JsonOk(ResourceList("", "v1"));
@@ -361,7 +361,6 @@ class Server : public ApiServer {
   Pki pki_;
   std::unique_ptr<HttpServer> http_;
   RequestMetrics metrics_;
-  std::string server_url_;
   std::string kubeconfig_;
   std::thread namespace_finalizer_;
   std::thread compactor_;

@@ -86,11 +86,12 @@ class BeastHttpServer : public HttpServer {
 
   void Stop() override {
     if (stopping_.exchange(true)) return;
-    boost::system::error_code ec;
-    acceptor_.cancel(ec);
+    // shutdown() wakes the accept thread's blocking accept(); the acceptor is closed only once
+    // that thread is gone, as it must not change under a thread still using it.
     ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    acceptor_.close(ec);
     if (accept_thread_.joinable()) accept_thread_.join();
+    boost::system::error_code ec;
+    acceptor_.close(ec);
     std::unique_lock lock(mu_);
     for (auto* c : connections_) c->Abort();
     done_.wait(lock, [this] { return connections_.empty(); });
