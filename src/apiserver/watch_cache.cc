@@ -266,7 +266,7 @@ base::Status WatchCache::Start() {
     for (auto& [_, state] : states_) state.history_floor = rev;
   }
   LOG_INFO << "watch cache loaded " << loaded << " objects at revision " << rev;
-  ASSIGN_OR_RETURN(watch_, store_->Watch(start.substr(0, 0) + "/registry/", end, rev,
+  ASSIGN_OR_RETURN(watch_, store_->Watch("/registry/", end, rev,
                                          [this](const store::WatchBatch& b) { Apply(b); }));
   return base::Status::Ok();
 }

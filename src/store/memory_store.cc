@@ -115,10 +115,8 @@ Result<KeyValue> MemoryStore::Create(const std::string& key, const std::string& 
   return Commit(key, history, std::move(v));
 }
 
-Result<KeyValue> MemoryStore::Update(const std::string& key, const std::string& value,
-                                     int64_t expected_mod_revision) {
-  RETURN_IF_ERROR(CheckKey(key));
-  std::lock_guard lock(mu_);
+Result<MemoryStore::History*> MemoryStore::LiveHistory(const std::string& key,
+                                                       int64_t expected_mod_revision) {
   auto it = keys_.find(key);
   if (it == keys_.end() || it->second.back().deleted) {
     return base::NotFound("key \"" + key + "\" not found");
@@ -129,29 +127,28 @@ Result<KeyValue> MemoryStore::Update(const std::string& key, const std::string& 
                           std::to_string(current.revision) + ", not " +
                           std::to_string(expected_mod_revision));
   }
+  return &it->second;
+}
+
+Result<KeyValue> MemoryStore::Update(const std::string& key, const std::string& value,
+                                     int64_t expected_mod_revision) {
+  RETURN_IF_ERROR(CheckKey(key));
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(History* history, LiveHistory(key, expected_mod_revision));
   Version v;
-  v.create_revision = current.create_revision;
+  v.create_revision = history->back().create_revision;
   v.value = value;
-  return Commit(key, it->second, std::move(v));
+  return Commit(key, *history, std::move(v));
 }
 
 Result<KeyValue> MemoryStore::Delete(const std::string& key, int64_t expected_mod_revision) {
   RETURN_IF_ERROR(CheckKey(key));
   std::lock_guard lock(mu_);
-  auto it = keys_.find(key);
-  if (it == keys_.end() || it->second.back().deleted) {
-    return base::NotFound("key \"" + key + "\" not found");
-  }
-  const Version& current = it->second.back();
-  if (expected_mod_revision != 0 && current.revision != expected_mod_revision) {
-    return base::Conflict("key \"" + key + "\" has mod_revision " +
-                          std::to_string(current.revision) + ", not " +
-                          std::to_string(expected_mod_revision));
-  }
+  ASSIGN_OR_RETURN(History* history, LiveHistory(key, expected_mod_revision));
   Version v;
-  v.create_revision = current.create_revision;
+  v.create_revision = history->back().create_revision;
   v.deleted = true;
-  return Commit(key, it->second, std::move(v));
+  return Commit(key, *history, std::move(v));
 }
 
 Result<std::unique_ptr<WatchHandle>> MemoryStore::Watch(const std::string& start,

@@ -73,6 +73,9 @@ class MemoryStore final : public Store {
   Status CheckReadRevision(int64_t revision) const;
   // Appends a version of `key` at the next revision and publishes it. Requires mu_.
   KeyValue Commit(const std::string& key, History& history, Version version);
+  // The live history of `key` whose latest revision is `expected_mod_revision` (0 = any):
+  // NotFound or Conflict otherwise. Requires mu_.
+  Result<History*> LiveHistory(const std::string& key, int64_t expected_mod_revision);
   Result<std::vector<WatchEvent>> ReadEvents(const std::string& start, const std::string& end,
                                              int64_t after, int64_t upto, size_t limit);
 
