@@ -139,7 +139,19 @@ class SystemProcessRunner : public ProcessRunner {
         (spec.stderr_fd < 0 && err_mem.get() < 0)) {
       return base::Internal(Errno("opening stdio for " + spec.argv[0]));
     }
-    int in = spec.stdin_fd >= 0 ? spec.stdin_fd : null_fd.get();
+    Fd in_mem(spec.stdin_fd < 0 && !spec.input.empty() ? ::memfd_create("stdin", MFD_CLOEXEC)
+                                                        : -1);
+    if (in_mem.get() >= 0) {
+      size_t done = 0;
+      while (done < spec.input.size()) {
+        ssize_t n = ::write(in_mem.get(), spec.input.data() + done, spec.input.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return base::Internal(Errno("writing stdin for " + spec.argv[0]));
+        done += static_cast<size_t>(n);
+      }
+      ::lseek(in_mem.get(), 0, SEEK_SET);
+    }
+    int in = spec.stdin_fd >= 0 ? spec.stdin_fd : in_mem.get() >= 0 ? in_mem.get() : null_fd.get();
     int out = spec.stdout_fd >= 0 ? spec.stdout_fd : out_mem.get();
     int err = spec.stderr_fd >= 0 ? spec.stderr_fd : err_mem.get();
 
@@ -161,7 +173,11 @@ class SystemProcessRunner : public ProcessRunner {
     for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+    std::vector<char*> envp;
+    for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(),
+                           spec.env.empty() ? environ : envp.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {

@@ -32,6 +32,8 @@ struct ProcessSpec {
   // Descriptors given to the child as its stdio; -1: stdin is /dev/null, stdout/stderr captured
   // into ProcessResult.
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  std::string input;             // the child's stdin when stdin_fd is -1 (empty: /dev/null)
+  std::vector<std::string> env;  // "NAME=value"; empty: this process's environment
   std::chrono::milliseconds timeout{30000};
 };
 
