@@ -1,0 +1,106 @@
+#include "scheduler/profile.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fulcrum::scheduler {
+
+ProfileStore::Accumulator& ProfileStore::AccumulatorFor(std::string_view app) {
+  auto it = accumulators_.find(std::string(app));
+  if (it != accumulators_.end()) return it->second;
+  Accumulator& a = accumulators_[std::string(app)];
+  size_t n = static_cast<size_t>(options_.slots);
+  a.weight.assign(n, 0);
+  a.sum.assign(n, 0);
+  a.sum_sq.assign(n, 0);
+  a.new_n.assign(n, 0);
+  a.new_sum.assign(n, 0);
+  a.new_sum_sq.assign(n, 0);
+  return a;
+}
+
+void ProfileStore::Observe(std::string_view app, int64_t unix_seconds, double cpu_milli) {
+  if (!std::isfinite(cpu_milli)) return;
+  Accumulator& a = AccumulatorFor(app);
+  int64_t s = unix_seconds / options_.slot_seconds % options_.slots;
+  if (s < 0) s += options_.slots;
+  a.new_n[s] += 1;
+  a.new_sum[s] += cpu_milli;
+  a.new_sum_sq[s] += cpu_milli * cpu_milli;
+}
+
+void ProfileStore::ObserveHistory(std::string_view app, const UsageHistory& history) {
+  for (size_t i = 0; i < history.samples.size(); ++i) {
+    Observe(app, history.start_unix_seconds + static_cast<int64_t>(i) * history.step_seconds,
+            history.samples[i]);
+  }
+}
+
+void ProfileStore::Commit() {
+  // Each slot's old totals decay by one cycle's worth whenever new samples of that slot arrive:
+  // the slot is seen once per cycle, so this is 2^(-age/half_life) in cycles.
+  const double decay = std::exp2(-1.0 / options_.half_life_cycles);
+  bool changed = false;
+  for (auto& [app, a] : accumulators_) {
+    bool touched = false;
+    for (int s = 0; s < options_.slots; ++s) {
+      if (a.new_n[s] == 0) continue;
+      touched = true;
+      double w = a.weight[s] > 0 ? decay : 0;
+      // Normalise the new samples to a weight of 1 per cycle, whatever their count.
+      a.weight[s] = a.weight[s] * w + 1;
+      a.sum[s] = a.sum[s] * w + a.new_sum[s] / a.new_n[s];
+      a.sum_sq[s] = a.sum_sq[s] * w + a.new_sum_sq[s] / a.new_n[s];
+      a.new_n[s] = a.new_sum[s] = a.new_sum_sq[s] = 0;
+    }
+    if (!touched) continue;
+    changed = true;
+    AppProfile& p = profiles_[app];
+    p.app = app;
+    p.slot_seconds = options_.slot_seconds;
+    p.slots = options_.slots;
+    p.cold = false;
+    p.cpu_mean.assign(options_.slots, 0);
+    p.cpu_std.assign(options_.slots, 0);
+    double total_mean = 0, total_weight = 0;
+    for (int s = 0; s < options_.slots; ++s) {
+      if (a.weight[s] == 0) continue;
+      total_mean += a.sum[s];
+      total_weight += a.weight[s];
+    }
+    double fallback = total_weight > 0 ? total_mean / total_weight : 0;
+    for (int s = 0; s < options_.slots; ++s) {
+      double mean = a.weight[s] > 0 ? a.sum[s] / a.weight[s] : fallback;
+      double var = a.weight[s] > 0 ? a.sum_sq[s] / a.weight[s] - mean * mean : mean * mean;
+      double sd = std::sqrt(std::max(0.0, var));
+      sd = std::max(sd, options_.min_relative_spread * mean);
+      p.cpu_mean[s] = static_cast<float>(mean);
+      p.cpu_std[s] = static_cast<float>(sd);
+      p.observed_samples += a.weight[s];
+    }
+  }
+  if (changed) ++version_;
+}
+
+const AppProfile* ProfileStore::Find(std::string_view app) const {
+  auto it = profiles_.find(std::string(app));
+  return it == profiles_.end() ? nullptr : &it->second;
+}
+
+const AppProfile& ProfileStore::Get(std::string_view app, int64_t request_cpu_milli) const {
+  if (const AppProfile* p = Find(app)) return *p;
+  std::string key = std::string(app) + "\x1f" + std::to_string(request_cpu_milli);
+  auto it = cold_.find(key);
+  if (it != cold_.end()) return it->second;
+  AppProfile& p = cold_[key];
+  p.app = std::string(app);
+  p.slot_seconds = options_.slot_seconds;
+  p.slots = options_.slots;
+  p.cpu_mean.assign(options_.slots,
+                    static_cast<float>(request_cpu_milli * options_.cold_mean_fraction));
+  p.cpu_std.assign(options_.slots,
+                   static_cast<float>(request_cpu_milli * options_.cold_spread_fraction));
+  return p;
+}
+
+}  // namespace fulcrum::scheduler

@@ -1,0 +1,81 @@
+#pragma once
+
+// Application profiles: per application (the owning workload), the per-replica CPU usage shape
+// over the day (or week) in fixed slots, with its spread, learnt from observed usage.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "scheduler/predictor.h"
+
+namespace fulcrum::scheduler {
+
+struct AppProfile {
+  std::string app;
+  int64_t slot_seconds = 900;
+  int slots = 96;                   // slots in one cycle (96 x 15 min: a day; 672: a week)
+  std::vector<float> cpu_mean;      // per replica, millicores, per slot
+  std::vector<float> cpu_std;       // spread of a replica's usage in the slot
+  bool cold = true;                 // from requests only, no usage observed yet
+  double observed_samples = 0;
+
+  // Slot of a unix time within the cycle.
+  int SlotAt(int64_t unix_seconds) const {
+    int64_t s = unix_seconds / slot_seconds % slots;
+    return static_cast<int>(s < 0 ? s + slots : s);
+  }
+};
+
+struct ProfileOptions {
+  int64_t slot_seconds = 900;
+  int slots = 96;
+  // Weight of what was known before, per cycle: older days count 2^(-age/half_life) as much.
+  double half_life_cycles = 3;
+  // Cold start from requests: mean = request x this, spread = request x cold_spread.
+  double cold_mean_fraction = 0.5;
+  double cold_spread_fraction = 0.25;
+  // A floor on the spread, as a share of the slot's mean (no profile is ever certain).
+  double min_relative_spread = 0.05;
+};
+
+// Profiles of every known application. Learning is incremental (Observe) and every change bumps
+// version(), so that caches built from profiles know when to rebuild. Not thread-safe.
+class ProfileStore {
+ public:
+  explicit ProfileStore(ProfileOptions options = {}) : options_(options) {}
+
+  // One observation of one replica's usage at a time (unix seconds, millicores).
+  void Observe(std::string_view app, int64_t unix_seconds, double cpu_milli);
+  // Every sample of a replica's usage history (NaN samples skipped).
+  void ObserveHistory(std::string_view app, const UsageHistory& history);
+  // Turns what was observed since the last call into the profiles' means and spreads, decaying
+  // older cycles. Call periodically (the simulator: every hour).
+  void Commit();
+
+  // A profile for the app; a cold one from `request_cpu_milli` when nothing was observed. The
+  // reference stays valid until the next non-const call.
+  const AppProfile& Get(std::string_view app, int64_t request_cpu_milli) const;
+  const AppProfile* Find(std::string_view app) const;
+
+  uint64_t version() const { return version_; }
+  const ProfileOptions& options() const { return options_; }
+  size_t size() const { return profiles_.size(); }
+
+ private:
+  struct Accumulator {
+    std::vector<double> weight, sum, sum_sq;  // decayed totals per slot
+    std::vector<double> new_n, new_sum, new_sum_sq;  // since the last Commit
+  };
+  Accumulator& AccumulatorFor(std::string_view app);
+
+  ProfileOptions options_;
+  std::unordered_map<std::string, Accumulator> accumulators_;
+  std::unordered_map<std::string, AppProfile> profiles_;
+  mutable std::unordered_map<std::string, AppProfile> cold_;
+  uint64_t version_ = 1;
+};
+
+}  // namespace fulcrum::scheduler
