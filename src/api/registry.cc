@@ -146,6 +146,7 @@ std::vector<std::string> Registry::GroupVersions() const {
 void AddBuiltinTypes(Registry* registry) {
   AddCoreTypes(registry);
   AddAppsTypes(registry);
+  AddBatchTypes(registry);
   AddCoordinationTypes(registry);
   AddDiscoveryTypes(registry);
 }

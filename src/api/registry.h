@@ -102,7 +102,7 @@ class Registry {
   std::vector<std::unique_ptr<ResourceType>> types_;
 };
 
-// Core, apps, coordination.k8s.io and discovery.k8s.io kinds with Kubernetes' field names,
+// Core, apps, batch, coordination.k8s.io and discovery.k8s.io kinds with Kubernetes' field names,
 // defaults, validation and table columns. Every function member of each added ResourceType is
 // set (never empty), and `validate` includes the metadata rules (ValidateObjectMeta, and on
 // update ValidateObjectMetaUpdate, from api/validation.h).
@@ -110,6 +110,7 @@ void AddBuiltinTypes(Registry* registry);
 // The groups AddBuiltinTypes adds, in its order.
 void AddCoreTypes(Registry* registry);          // v1
 void AddAppsTypes(Registry* registry);          // apps/v1
+void AddBatchTypes(Registry* registry);         // batch/v1
 void AddCoordinationTypes(Registry* registry);  // coordination.k8s.io/v1
 void AddDiscoveryTypes(Registry* registry);     // discovery.k8s.io/v1
 

@@ -102,6 +102,7 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
       {"", "ServiceAccount", "serviceaccounts", "serviceaccount", true, {"sa"}, {}, false, false},
       {"apps", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"}, true, true},
       {"apps", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"}, true, true},
+      {"batch", "Job", "jobs", "job", true, {}, {"all"}, true, false},
       {"coordination.k8s.io", "Lease", "leases", "lease", true, {}, {}, false, false},
       {"discovery.k8s.io",
        "EndpointSlice",
@@ -132,7 +133,7 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
   EXPECT_EQ(registry_.FindKind("", "Deployment"), nullptr);
   EXPECT_EQ(
       registry_.GroupVersions(),
-      (std::vector<std::string>{"v1", "apps/v1", "coordination.k8s.io/v1", "discovery.k8s.io/v1"}));
+      (std::vector<std::string>{"v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "discovery.k8s.io/v1"}));
   EXPECT_EQ(Type("apps", "deployments").GroupVersion(), "apps/v1");
   EXPECT_EQ(Type("", "pods").ListKind(), "PodList");
 }
@@ -956,6 +957,71 @@ TEST_F(RegistryTest, EndpointSlices) {
   v6["addressType"] = "IPv6";
   errors = Update("discovery.k8s.io", "endpointslices", v6, slice);
   EXPECT_TRUE(Has(errors, "addressType", "FieldValueInvalid", "field is immutable"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs.
+
+Json MinimalJob() {
+  return Obj(R"({"apiVersion":"batch/v1","kind":"Job",
+      "metadata":{"name":"pi","namespace":"default","uid":"u-1","creationTimestamp":"2025-01-01T09:00:00Z"},
+      "spec":{"template":{"spec":{"restartPolicy":"Never",
+          "containers":[{"name":"pi","image":"busybox"}]}}}})");
+}
+
+TEST_F(RegistryTest, JobGetsGeneratedSelectorAndDefaults) {
+  Json job = MinimalJob();
+  FieldErrors errors = Create("batch", "jobs", job);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  EXPECT_EQ(job["spec"]["completions"], 1);
+  EXPECT_EQ(job["spec"]["parallelism"], 1);
+  EXPECT_EQ(job["spec"]["backoffLimit"], 6);
+  EXPECT_EQ(job["spec"]["completionMode"], "NonIndexed");
+  EXPECT_EQ(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], "u-1");
+  EXPECT_EQ(job["spec"]["template"]["metadata"]["labels"]["job-name"], "pi");
+
+  Json parallel = MinimalJob();
+  parallel["spec"]["parallelism"] = 3;
+  EXPECT_TRUE(Create("batch", "jobs", parallel).empty());
+  EXPECT_FALSE(parallel["spec"].contains("completions")) << "a work queue job has no completions";
+  EXPECT_EQ(Cells("batch", "jobs", parallel)[1], "0/1 of 3");
+}
+
+TEST_F(RegistryTest, JobValidation) {
+  Json always = MinimalJob();
+  always["spec"]["template"]["spec"].erase("restartPolicy");
+  FieldErrors errors = Create("batch", "jobs", always);
+  EXPECT_TRUE(Has(errors, "spec.template.spec.restartPolicy", "FieldValueNotSupported",
+                  "supported values: \"OnFailure\", \"Never\""))
+      << Dump(errors);
+
+  Json bad = MinimalJob();
+  bad["spec"]["backoffLimit"] = -1;
+  bad["spec"]["activeDeadlineSeconds"] = 0;
+  errors = Create("batch", "jobs", bad);
+  EXPECT_TRUE(Has(errors, "spec.backoffLimit", "FieldValueInvalid")) << Dump(errors);
+  EXPECT_TRUE(Has(errors, "spec.activeDeadlineSeconds", "FieldValueInvalid")) << Dump(errors);
+
+  Json old = MinimalJob();
+  ASSERT_TRUE(Create("batch", "jobs", old).empty());
+  Json changed = old;
+  changed["spec"]["completions"] = 5;
+  errors = Update("batch", "jobs", changed, old);
+  EXPECT_TRUE(Has(errors, "spec.completions", "FieldValueInvalid", "field is immutable"))
+      << Dump(errors);
+}
+
+TEST_F(RegistryTest, JobCells) {
+  Json job = MinimalJob();
+  ASSERT_TRUE(Create("batch", "jobs", job).empty());
+  job["status"] = Obj(R"({"succeeded":1,"startTime":"2025-01-01T11:00:00Z",
+      "completionTime":"2025-01-01T11:00:42Z",
+      "conditions":[{"type":"Complete","status":"True"}]})");
+  std::vector<Json> cells = Cells("batch", "jobs", job);
+  EXPECT_EQ(cells[0], "Complete");
+  EXPECT_EQ(cells[1], "1/1");
+  EXPECT_EQ(cells[2], "42s");
+  EXPECT_EQ(cells[3], "3h");
 }
 
 }  // namespace
