@@ -254,6 +254,16 @@ std::string LastError(const std::string& log) {
   return msg.empty() ? Tail(log) : msg;
 }
 
+// A container's stdout or stderr: a FIFO (logs.h) is opened read-write, so that the container
+// never gets SIGPIPE when no reader is there (it blocks instead); a file is appended to.
+int OpenStdio(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) {
+    return ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  }
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
+
 class RuncRuntime : public ContainerRuntime {
  public:
   RuncRuntime(RuncOptions options, std::unique_ptr<Mounter> mounter,
@@ -321,12 +331,10 @@ class RuncRuntime : public ContainerRuntime {
     fs::remove(dir + "/pid", ec);
     fs::remove(dir + "/runc.log", ec);
 
-    Fd out(::open(bundle.stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    Fd out(OpenStdio(bundle.stdout_path));
     if (out.get() < 0) return fail(base::Internal(Errno("open " + bundle.stdout_path)));
-    Fd err(bundle.stderr_path == bundle.stdout_path
-               ? ::dup(out.get())
-               : ::open(bundle.stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                        0640));
+    Fd err(bundle.stderr_path == bundle.stdout_path ? ::dup(out.get())
+                                                    : OpenStdio(bundle.stderr_path));
     if (err.get() < 0) return fail(base::Internal(Errno("open " + bundle.stderr_path)));
     ::fcntl(err.get(), F_SETFD, FD_CLOEXEC);
 

@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "agent/image_store.h"
+#include "agent/logs.h"
+#include "agent/network.h"
 #include "agent/oci_spec.h"
 #include "base/file.h"
 
@@ -256,6 +258,48 @@ TEST_F(RuncRuntimeTest, FailedCreateLeavesNothing) {
   EXPECT_EQ(runtime_->State(id_).status().code(), base::Code::kNotFound);
   EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
   EXPECT_TRUE(runtime_->Delete(id_).ok());
+}
+
+TEST_F(RuncRuntimeTest, OutputThroughLogCaptureAndAGivenNetworkNamespace) {
+  auto capture = LogCapture::Start();
+  ASSERT_TRUE(capture.ok());
+  base::FakeClock clock;
+  auto writer = CriLogWriter::Open(dir_ + "/logs/0.log", {}, &clock);
+  ASSERT_TRUE(writer.ok());
+  auto pipes = (*capture)->Attach(id_, dir_ + "/fifo", std::move(*writer));
+  ASSERT_TRUE(pipes.ok()) << pipes.status().ToString();
+  auto namespaces = NewSystemNetworkNamespaces();
+  const std::string netns = dir_ + "/netns/pod";
+  ASSERT_TRUE(namespaces->Create(netns).ok());
+
+  ContainerSpecInput c;
+  c.command = {"sh", "-c", "ip -o link | cut -d' ' -f2; echo to-stderr >&2; exit 3"};
+  c.network_namespace_path = netns;
+  auto spec = BuildOciSpec(c, image_.config);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ContainerBundle bundle{*spec, image_.layer_dirs, pipes->stdout_path, pipes->stderr_path};
+  base::Status created = runtime_->Create(id_, bundle);
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  ASSERT_TRUE(runtime_->Start(id_).ok());
+  ASSERT_TRUE(WaitFor([&] { return StatusOf() == ContainerStatus::kStopped; }, 10s));
+  EXPECT_EQ(runtime_->State(id_)->exit_code, 3);
+  // The container's descriptors are closed: both streams end and the capture lets go.
+  ASSERT_TRUE(WaitFor([&] { return !(*capture)->Attached(id_); }, 5s));
+  std::string out, err;
+  auto text = base::ReadFile(dir_ + "/logs/0.log");
+  ASSERT_TRUE(text.ok());
+  std::istringstream lines(*text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto record = ParseCriRecord(line);
+    ASSERT_TRUE(record.ok()) << line;
+    (record->stream == LogStream::kStdout ? out : err) += record->content + "\n";
+  }
+  EXPECT_EQ(out, "lo:\n");  // only the namespace's loopback: the pod's namespace was joined
+  EXPECT_EQ(err, "to-stderr\n");
+  ASSERT_TRUE(runtime_->Delete(id_).ok());
+  ASSERT_TRUE(namespaces->Remove(netns).ok());
+  EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
 }
 
 }  // namespace

@@ -14,7 +14,9 @@ namespace fulcrum::agent {
 struct ContainerBundle {
   base::Json spec;                      // config.json (oci_spec.h); root.path is set by the runtime
   std::vector<std::string> layer_dirs;  // the image's unpacked layers, bottom first (ImageRecord)
-  std::string stdout_path;              // the container's stdout, appended to (created if needed)
+  // The container's stdout, appended to (created if needed); a FIFO (LogCapture, logs.h) is
+  // opened read-write instead, so the container blocks rather than dies when no one reads.
+  std::string stdout_path;
   std::string stderr_path;              // may equal stdout_path
 };
 
