@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "scheduler/predictor.h"
@@ -13,6 +14,8 @@ namespace {
 
 using base::BadRequest;
 using base::Result;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct Accumulator {
   int64_t points = 0;
@@ -87,6 +90,12 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
     const double floor = std::max(1e-9, options.floor_fraction * mean);
     const double scale = std::max(mean, 1e-9);
     ++evaluation.series;
+    // Steps that hold a reading; the others were interpolated between readings around them.
+    std::vector<char> observed(n, 0);
+    for (int64_t t : s.timestamps) {
+      const int64_t k = (t - full.start_unix_seconds) / step;
+      if (k >= 0 && k < static_cast<int64_t>(n)) observed[k] = 1;
+    }
     scheduler::UsageHistory history;
     history.start_unix_seconds = full.start_unix_seconds;
     history.step_seconds = step;
@@ -96,10 +105,13 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
       if (origin == 0) continue;
       bool any_actual = false;
       for (size_t t = origin; t < std::min(n, origin + horizon); ++t) {
-        any_actual |= std::isfinite(x[t]);
+        any_actual |= observed[t] && std::isfinite(x[t]);
       }
       if (!any_actual) continue;
       history.samples.assign(x.begin(), x.begin() + origin);
+      // Steps after the last reading before the origin were interpolated towards a reading the
+      // predictor must not see yet: they are gaps in its history.
+      for (size_t t = origin; t-- > 0 && !observed[t];) history.samples[t] = kNaN;
       if (std::none_of(history.samples.begin(), history.samples.end(),
                        [](double v) { return std::isfinite(v); })) {
         continue;
@@ -112,7 +124,7 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
         const auto& upper = forecast->Quantile(options.level);
         for (int h = 0; h < horizon && origin + h < n; ++h) {
           const double actual = x[origin + h];
-          if (!std::isfinite(actual)) continue;
+          if (!observed[origin + h] || !std::isfinite(actual)) continue;  // only readings
           const double predicted = upper[h];
           Accumulator& a = acc[p];
           ++a.points;

@@ -36,8 +36,10 @@ struct Evaluation {
 
 // Walk-forward evaluation: for each series, resampled to the step, origins are placed every
 // horizon over its last `evaluated_fraction`; at each origin every predictor is given all the
-// samples before it and its forecast of the `level` quantile is scored against the actual samples
-// of the horizon (gaps are not scored). Scores pool every scored point of every series.
+// samples before it, except that steps after the last reading before the origin are gaps (they
+// were interpolated towards a later reading), and its forecast of the `level` quantile is scored
+// against the steps of the horizon that hold a reading (interpolated steps and gaps are not
+// scored). Scores pool every scored point of every series.
 // BadRequest if a series cannot be resampled, no point could be scored, or a predictor name is
 // unknown.
 base::Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,

@@ -31,6 +31,27 @@ TEST(EvaluatePredictors, ScoresEveryPredictor) {
   EXPECT_LT(a.over_provisioning, 1.2);
 }
 
+// Readings every 10 min alternating 10 and 20, resampled to 1 min. A forecast made one step before
+// a reading must not see the steps interpolated towards that reading, and only readings are
+// scored: last-value then predicts the previous reading, 20 for a 10 and 10 for a 20.
+TEST(EvaluatePredictors, HistoryStopsAtTheLastReadingAndOnlyReadingsAreScored) {
+  TraceSeries s{"sparse", {}, {}};
+  for (int k = 0; k < 200; ++k) {
+    s.timestamps.push_back(600 * k);
+    s.values.push_back(k % 2 ? 20 : 10);
+  }
+  EvaluationOptions options;
+  options.step_seconds = 60;
+  options.horizon_seconds = 60;
+  options.predictors = {"last-value"};
+  auto e = EvaluatePredictors({s}, options);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  const auto& score = e->scores.at("last-value");
+  EXPECT_EQ(score.points, 70);  // the readings in the last 35% of 1991 steps
+  EXPECT_DOUBLE_EQ(score.under_prediction_rate, 0.5);
+  EXPECT_NEAR(score.over_provisioning, (20.0 / 10 + 10.0 / 20) / 2, 1e-9);
+}
+
 TEST(EvaluatePredictors, UnknownPredictorIsAnError) {
   EvaluationOptions options;
   options.predictors = {"oracle"};
