@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -385,6 +387,40 @@ class RuncRuntime : public ContainerRuntime {
     return Runc({"kill", id, std::to_string(signal)}).status();
   }
 
+  base::Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& argv,
+                                std::chrono::milliseconds timeout) override {
+    if (argv.empty()) return base::Invalid("container " + id + ": exec needs a command");
+    ASSIGN_OR_RETURN(ContainerState state, State(id));
+    if (state.status != ContainerStatus::kRunning) {
+      return base::Conflict("container " + id + " is " + ContainerStatusName(state.status) +
+                            ", not running");
+    }
+    // The process's pid, so that a timed-out command is killed too: killing runc alone would
+    // orphan it to this process (the subreaper), unreaped, and a pid namespace whose init dies
+    // waits for every such zombie.
+    const std::string pid_file =
+        Dir(id) + "/exec-" + std::to_string(exec_serial_.fetch_add(1)) + ".pid";
+    ProcessSpec ps;
+    ps.argv = {options_.runc, "--root", runc_root_, "exec", "--pid-file", pid_file, id};
+    ps.argv.insert(ps.argv.end(), argv.begin(), argv.end());
+    ps.timeout = timeout;
+    auto r = runner_->Run(ps);
+    if (!r.ok() && r.status().code() == base::Code::kTimeout) {
+      auto pid_text = base::ReadFile(pid_file);
+      int pid = 0;
+      if (pid_text.ok() && std::sscanf(pid_text->c_str(), "%d", &pid) == 1 && pid > 0) {
+        ::kill(pid, SIGKILL);
+        for (int i = 0; i < 100 && !runner_->TryReap(pid); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      }
+    }
+    std::error_code ec;
+    fs::remove(pid_file, ec);
+    if (!r.ok()) return r.status();
+    return ExecResult{r->exit_code, r->out + r->err};
+  }
+
   Status Delete(const std::string& id) override {
     if (!ValidContainerId(id)) return base::Invalid("invalid container id \"" + id + "\"");
     auto state = RuncState(id);
@@ -479,6 +515,7 @@ class RuncRuntime : public ContainerRuntime {
   const std::unique_ptr<ProcessRunner> runner_;
   const std::string runc_root_;
   const std::string containers_;
+  std::atomic<uint64_t> exec_serial_{0};
 };
 
 }  // namespace

@@ -205,8 +205,17 @@ TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
       << "stdout: " << ReadOr(bundle.stdout_path) << "\nstderr: " << ReadOr(bundle.stderr_path);
   EXPECT_EQ(StatusOf(), ContainerStatus::kRunning);
 
+  // Exec in the running container (what exec probes use).
+  auto exec = runtime_->Exec(id_, {"sh", "-c", "cat /keep; hostname; exit 4"}, 10s);
+  ASSERT_TRUE(exec.ok()) << exec.status().ToString();
+  EXPECT_EQ(exec->exit_code, 4);
+  EXPECT_EQ(exec->output, "data\nrt-test\n");
+  exec = runtime_->Exec(id_, {"sleep", "10"}, 300ms);
+  EXPECT_EQ(exec.status().code(), base::Code::kTimeout);
+
   // Delete while running: no runc state, no mount, no files left.
-  ASSERT_TRUE(runtime_->Delete(id_).ok());
+  base::Status deleted = runtime_->Delete(id_);
+  ASSERT_TRUE(deleted.ok()) << deleted.ToString();
   EXPECT_EQ(runtime_->State(id_).status().code(), base::Code::kNotFound);
   EXPECT_FALSE(fs::exists(root_ + "/runc/" + id_));
   EXPECT_FALSE(fs::exists(root_ + "/containers/" + id_));

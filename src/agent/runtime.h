@@ -2,6 +2,7 @@
 // Implementations: runc (runc_runtime.h).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,16 @@ class ContainerRuntime {
   // Sends `signal` to the container's init process. NotFound if there is no such container;
   // Conflict if it is not running.
   virtual base::Status Kill(const std::string& id, int signal) = 0;
+
+  struct ExecResult {
+    int exit_code = 0;   // 128+signal when killed by a signal
+    std::string output;  // stdout, then stderr
+  };
+  // Runs `argv` in the running container (its namespaces, cgroup, user and environment) and waits
+  // for it. NotFound if there is no such container; Conflict if it is not running; Timeout when
+  // it outlives `timeout` (the command is killed).
+  virtual base::Result<ExecResult> Exec(const std::string& id, const std::vector<std::string>& argv,
+                                        std::chrono::milliseconds timeout) = 0;
 
   // Kills the container if needed and removes everything it had: runtime state, mounts,
   // writable layer. OK if there is no such container.
