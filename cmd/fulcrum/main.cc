@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent.h"
 #include "agent/image_command.h"
 #include "apiserver/api_server.h"
 #include "base/log.h"
 #include "sim/predict.h"
+#include "sim/run.h"
 
 namespace {
 
@@ -23,8 +25,11 @@ const char kUsage[] =
     "commands:\n"
     "  up       all-in-one cluster on this machine (API server on the embedded store)\n"
     "  server   API server: fulcrum server --data-dir DIR [--listen HOST:PORT] [--store URI]\n"
+    "  agent    node agent: fulcrum agent --kubeconfig FILE --node-name NAME [--root DIR]\n"
+    "           [--pod-cidr CIDR] [--cluster-dns IP] [--node-ip IP] [--bridge NAME]\n"
     "  image    the node's image store: fulcrum image import FILE | ls | rm REF [--root DIR]\n"
     "  sim      trace-driven evaluation: fulcrum sim predict --trace PATH --format FORMAT\n"
+    "           fulcrum sim run --nodes N --days D --online PATH --batch FILE --policy P,...\n"
     "\n"
     "flags:\n"
     "  --data-dir DIR      state, certificates and the admin kubeconfig (default /var/lib/fulcrum)\n"
@@ -124,12 +129,17 @@ int RunServer(const Flags& flags) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "image") return fulcrum::agent::RunImageCommand(argc - 2, argv + 2);
+  if (argc >= 2 && std::string(argv[1]) == "agent") return fulcrum::agent::RunAgentCommand(argc - 2, argv + 2);
   if (argc < 2 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0 ||
       std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  if (command == "sim" && argc >= 3 && std::string(argv[2]) == "run") {
+    return fulcrum::sim::RunSimRunCommand(std::vector<std::string>(argv + 3, argv + argc),
+                                          std::cout, std::cerr);
+  }
   if (command == "sim") return fulcrum::sim::RunSimCommand(argc - 2, argv + 2);
   Flags flags;
   std::string error;

@@ -237,8 +237,9 @@ void NodeInfo::AddPod(const PodInfo& pod, bool usage_reported) {
     online_requested.cpu_milli += pod.requests.cpu_milli;
     online_requested.memory_bytes += pod.requests.memory_bytes;
     online_requested.pods += 1;
+    online_generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   }
-  Touch();
+  generation = next_generation.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool NodeInfo::RemovePod(std::string_view ns, std::string_view name) {
@@ -252,13 +253,17 @@ bool NodeInfo::RemovePod(std::string_view ns, std::string_view name) {
     online_requested.cpu_milli -= it->requests.cpu_milli;
     online_requested.memory_bytes -= it->requests.memory_bytes;
     online_requested.pods -= 1;
+    online_generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   }
   pods.erase(it);
-  Touch();
+  generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-void NodeInfo::Touch() { generation = next_generation.fetch_add(1, std::memory_order_relaxed); }
+void NodeInfo::Touch() {
+  generation = next_generation.fetch_add(1, std::memory_order_relaxed);
+  online_generation = next_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 std::string_view FilterReasonText(FilterReason reason) {
   switch (reason) {

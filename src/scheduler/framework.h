@@ -140,6 +140,9 @@ struct NodeInfo {
   // Touch); policies cache per-node aggregates keyed by it. Unique across all NodeInfos of the
   // process. The usage fields above may change without a Touch: policies read them afresh.
   uint64_t generation = 0;
+  // The same for the online pods only (batch pods come and go far more often; aggregates of the
+  // online pods need not be rebuilt for them).
+  uint64_t online_generation = 0;
 
   void AddPod(const PodInfo& pod, bool usage_reported = false);
   // False when no pod of that namespace/name is on the node.

@@ -92,7 +92,7 @@ class ArchimedesPolicy : public Policy {
 
  private:
   struct CacheEntry {
-    uint64_t generation = 0;
+    uint64_t generation = 0;  // the node's online_generation
     uint64_t profiles_version = 0;
     NodeDemand demand;
   };
@@ -100,10 +100,10 @@ class ArchimedesPolicy : public Policy {
   const NodeDemand& Demand(const NodeInfo& node) {
     size_t i = static_cast<size_t>(&node - base_);
     CacheEntry& e = cache_[i];
-    if (e.generation != node.generation || e.profiles_version != options_.profiles->version() ||
+    if (e.generation != node.online_generation || e.profiles_version != options_.profiles->version() ||
         !e.demand.built()) {
       e.demand.Build(node, *options_.profiles);
-      e.generation = node.generation;
+      e.generation = node.online_generation;
       e.profiles_version = options_.profiles->version();
     }
     return e.demand;

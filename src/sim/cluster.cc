@@ -1,0 +1,492 @@
+#include "sim/cluster.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <random>
+#include <sstream>
+#include <unordered_map>
+
+#include "scheduler/framework.h"
+#include "scheduler/profile.h"
+
+namespace fulcrum::sim {
+namespace {
+
+using base::BadRequest;
+using base::Result;
+using scheduler::NodeInfo;
+using scheduler::PodInfo;
+
+constexpr int64_t kStartUnix = 1'600'041'600;  // a midnight UTC
+constexpr double kTraceMachines = 1300;         // cluster-trace-v2017 ran on about 1,300 machines
+constexpr int kObserveEveryMinutes = 5;
+constexpr int kForecastSlotMinutes = 15;
+
+Result<UsageShape> ShapeFrom(const TraceSeries& series) {
+  ASSIGN_OR_RETURN(scheduler::UsageHistory h, Resample(series, 60, 6 * 3600));
+  UsageShape shape;
+  shape.name = series.name;
+  double last = NAN;
+  for (double v : h.samples) {
+    if (std::isfinite(v)) {
+      last = v;
+      break;
+    }
+  }
+  shape.values.reserve(h.samples.size());
+  for (double v : h.samples) {
+    if (std::isfinite(v)) last = v;
+    shape.values.push_back(static_cast<float>(std::max(0.0, last)));
+  }
+  if (shape.values.size() < 2 * 1440) {
+    return BadRequest(series.name + ": shorter than two days at one-minute steps");
+  }
+  std::vector<float> sorted = shape.values;
+  size_t k = sorted.size() * 99 / 100;
+  std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end());
+  float p99 = sorted[k];
+  if (!(p99 > 0)) return BadRequest(series.name + ": no usage");
+  for (float& v : shape.values) v /= p99;
+  return shape;
+}
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  size_t k = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+struct RunningBatch {
+  int pod;                   // index into workload.batch
+  std::string name;
+  int64_t started_minute;
+  double remaining_seconds;  // of full-speed runtime
+  double work_cpu_minutes;   // milli-minutes of work done so far
+  int attempt;
+};
+
+struct NodeState {
+  std::vector<int> online;           // replica indices
+  std::vector<RunningBatch> batch;   // in start order
+  int64_t batch_cpu_milli = 0;
+  int unreported = 0;
+  double online_demand = 0;
+};
+
+}  // namespace
+
+float Workload::Usage(const OnlineReplica& r, int64_t t) const {
+  const std::vector<float>& v = shapes[r.shape].values;
+  int64_t n = static_cast<int64_t>(v.size());
+  int64_t i = (t + r.shift_minutes) % n;
+  if (i < 0) i += n;
+  return r.peak_milli * v[i];
+}
+
+Result<Workload> BuildWorkload(const std::vector<TraceSeries>& online,
+                               const std::vector<BatchTask>& tasks, const ClusterOptions& o) {
+  Workload w;
+  w.minutes = static_cast<int64_t>(o.days) * 1440;
+  w.start_unix = kStartUnix;
+  for (const TraceSeries& s : online) {
+    auto shape = ShapeFrom(s);
+    if (shape.ok()) w.shapes.push_back(std::move(*shape));
+  }
+  if (w.shapes.empty()) {
+    return BadRequest("no online series is usable (each needs two days of readings)");
+  }
+  std::mt19937_64 rng(o.seed);
+  auto uniform = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  std::normal_distribution<double> jitter(1.0, 0.1);
+  const int64_t peaks[] = {500, 1000, 2000, 4000, 8000};
+  double target = o.online_fill * o.nodes * static_cast<double>(o.node_cpu_milli);
+  double requested = 0;
+  while (requested < target) {
+    int app = w.apps++;
+    int shape = static_cast<int>(uniform(0, static_cast<int64_t>(w.shapes.size()) - 1));
+    int64_t length = static_cast<int64_t>(w.shapes[shape].values.size());
+    int64_t app_shift = uniform(0, length / 1440 - 1) * 1440 + uniform(-60, 60);
+    int64_t peak = peaks[uniform(0, 4)];
+    int replicas = static_cast<int>(uniform(2, 12));
+    for (int i = 0; i < replicas && requested < target; ++i) {
+      OnlineReplica r;
+      r.app = app;
+      r.shape = shape;
+      r.shift_minutes = app_shift + uniform(0, 5);
+      r.peak_milli = static_cast<float>(peak * std::clamp(jitter(rng), 0.7, 1.3));
+      r.request_milli = static_cast<int64_t>(std::ceil(o.request_factor * r.peak_milli / 100)) * 100;
+      r.memory_bytes = r.request_milli * (2ll << 30) / 1000;
+      requested += static_cast<double>(r.request_milli);
+      w.replicas.push_back(r);
+    }
+  }
+
+  double factor = o.nodes / kTraceMachines * o.batch_scale;
+  std::map<std::tuple<int64_t, int, int>, int> jobs;
+  for (int day = 0; day < o.days; ++day) {
+    for (const BatchTask& task : tasks) {
+      if (!(task.cpu_per_instance > 0) || task.end_time <= task.create_time ||
+          task.instances <= 0) {
+        continue;
+      }
+      int copies = static_cast<int>(factor);
+      if (std::uniform_real_distribution<double>(0, 1)(rng) < factor - copies) ++copies;
+      int64_t instance_milli = static_cast<int64_t>(std::llround(task.cpu_per_instance * 10));
+      double instance_mem = std::isfinite(task.memory_per_instance)
+                                ? task.memory_per_instance * o.batch_memory_unit_bytes
+                                : 0;
+      // Instances per pod: up to the pod CPU size, and a pod asks for at most 1/8 of a node's
+      // memory.
+      int64_t per_pod = std::max<int64_t>(
+          1, std::min<double>(o.batch_pod_cpu_milli / std::max<int64_t>(1, instance_milli),
+                              instance_mem > 0 ? o.node_memory_bytes / 8 / instance_mem : 1e18));
+      for (int c = 0; c < copies; ++c) {
+        int64_t arrival = std::max<int64_t>(0, task.create_time) / 60 + day * 1440 +
+                          (c ? uniform(0, 5) : 0);
+        if (arrival >= w.minutes) continue;
+        auto [it, inserted] = jobs.try_emplace({task.job_id, day, c}, static_cast<int>(jobs.size()));
+        if (inserted) w.job_pods.push_back(0);
+        for (int64_t left = task.instances; left > 0; left -= per_pod) {
+          int64_t n = std::min(left, per_pod);
+          BatchPod pod;
+          pod.arrival_minute = arrival;
+          pod.job = it->second;
+          pod.cpu_milli = n * instance_milli;
+          pod.memory_bytes = static_cast<int64_t>(n * instance_mem);
+          pod.duration_seconds = task.end_time - task.create_time;
+          w.batch.push_back(pod);
+          ++w.job_pods[pod.job];
+        }
+      }
+    }
+  }
+  if (w.batch.empty() && !tasks.empty()) return BadRequest("no batch task has a CPU request and a duration");
+  std::stable_sort(w.batch.begin(), w.batch.end(), [](const BatchPod& a, const BatchPod& b) {
+    return a.arrival_minute < b.arrival_minute;
+  });
+  return w;
+}
+
+Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
+                                const ClusterOptions& o) {
+  auto wall_start = std::chrono::steady_clock::now();
+  base::FakeClock clock(base::WallTime(std::chrono::seconds(w.start_unix)));
+  scheduler::ProfileStore profiles;
+  scheduler::PolicyOptions policy_options;
+  policy_options.clock = &clock;
+  policy_options.profiles = &profiles;
+  ASSIGN_OR_RETURN(std::unique_ptr<scheduler::Policy> policy,
+                   scheduler::MakePolicy(policy_name, policy_options));
+  const bool learns = policy_name == "archimedes";
+  const bool oracle = policy_name == "oracle";
+
+  PolicyReport report;
+  report.policy = std::string(policy_name);
+  const double capacity = static_cast<double>(o.node_cpu_milli);
+  std::vector<NodeInfo> nodes(o.nodes);
+  std::vector<NodeState> state(o.nodes);
+  for (int i = 0; i < o.nodes; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "node-%05d", i);
+    nodes[i].name = name;
+    nodes[i].labels = {{"kubernetes.io/hostname", name}};
+    nodes[i].allocatable = {o.node_cpu_milli, o.node_memory_bytes, o.node_pods};
+    nodes[i].cpu_usage_milli = 0;
+    nodes[i].online_cpu_usage_milli = 0;
+    nodes[i].memory_usage_bytes = 0;
+    nodes[i].Touch();
+  }
+  std::vector<std::string> app_keys(w.apps);
+  for (int a = 0; a < w.apps; ++a) app_keys[a] = "online/Deployment/a" + std::to_string(a);
+
+  auto observe = [&](int64_t t) {
+    for (const OnlineReplica& r : w.replicas) {
+      profiles.Observe(app_keys[r.app], w.start_unix + t * 60, w.Usage(r, t));
+    }
+  };
+  if (learns) {
+    for (int64_t t = -o.history_days * 1440; t < 0; t += kObserveEveryMinutes) {
+      observe(t);
+      if ((t + o.history_days * 1440) % 60 == 55) profiles.Commit();
+    }
+    profiles.Commit();
+  }
+
+  scheduler::ScheduleOptions schedule_options;
+  schedule_options.percentage_of_nodes_to_score = o.percentage_of_nodes_to_score;
+  schedule_options.preemption = false;
+  size_t next_start = 0;
+  double schedule_seconds = 0;
+  auto schedule = [&](const PodInfo& pod) {
+    auto t0 = std::chrono::steady_clock::now();
+    scheduler::Decision d = scheduler::Schedule(pod, nodes, *policy, schedule_options, &next_start);
+    schedule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++report.decisions;
+    return d.node_index;
+  };
+
+  // Online replicas, in one seeded order that every policy sees.
+  std::vector<int> order(w.replicas.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::mt19937_64 rng(o.seed ^ 0x5eed);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<int> replica_node(w.replicas.size(), -1);
+  for (int i : order) {
+    const OnlineReplica& r = w.replicas[i];
+    PodInfo pod;
+    pod.ns = "online";
+    pod.name = "a" + std::to_string(r.app) + "-" + std::to_string(i);
+    pod.app = app_keys[r.app];
+    pod.labels = {{"app", "a" + std::to_string(r.app)}};
+    pod.requests = {r.request_milli, r.memory_bytes, 1};
+    pod.priority = 1000;
+    auto node = schedule(pod);
+    if (!node) {
+      ++report.online_pods_unplaced;
+      continue;
+    }
+    nodes[*node].AddPod(pod);
+    state[*node].online.push_back(i);
+    ++state[*node].unreported;
+    replica_node[i] = static_cast<int>(*node);
+  }
+
+  if (oracle) {
+    // The actual online demand of each node, its peak per 15-minute slot, for the whole run.
+    int64_t slots = (w.minutes + kForecastSlotMinutes - 1) / kForecastSlotMinutes;
+    for (NodeInfo& n : nodes) {
+      n.online_forecast.start_unix_seconds = w.start_unix;
+      n.online_forecast.slot_seconds = kForecastSlotMinutes * 60;
+      n.online_forecast.cpu_milli.assign(slots, 0);
+    }
+    std::vector<float> demand(o.nodes);
+    for (int64_t t = 0; t < w.minutes; ++t) {
+      std::fill(demand.begin(), demand.end(), 0.f);
+      for (size_t i = 0; i < w.replicas.size(); ++i) {
+        if (replica_node[i] >= 0) demand[replica_node[i]] += w.Usage(w.replicas[i], t);
+      }
+      for (int n = 0; n < o.nodes; ++n) {
+        float& peak = nodes[n].online_forecast.cpu_milli[t / kForecastSlotMinutes];
+        peak = std::max(peak, demand[n]);
+      }
+    }
+  }
+
+  // Batch queue: pod indices, with the attempt number for names.
+  std::deque<std::pair<int, int>> queue;
+  std::vector<int> job_left = w.job_pods;
+  size_t next_arrival = 0;
+  double online_demand_total = 0, unmet_total = 0, batch_work = 0, batch_lost = 0;
+  std::vector<double> util(w.minutes);
+  double hour_util = 0, hour_contention = 0;
+
+  for (int64_t t = 0; t < w.minutes; ++t) {
+    clock.Set(base::WallTime(std::chrono::seconds(w.start_unix + t * 60)));
+    if (learns && t % kObserveEveryMinutes == 0) observe(t);
+    if (learns && t % 60 == 59) profiles.Commit();
+    for (NodeState& s : state) s.online_demand = 0;
+    for (size_t i = 0; i < w.replicas.size(); ++i) {
+      if (replica_node[i] >= 0) state[replica_node[i]].online_demand += w.Usage(w.replicas[i], t);
+    }
+    while (next_arrival < w.batch.size() && w.batch[next_arrival].arrival_minute <= t) {
+      queue.emplace_back(static_cast<int>(next_arrival++), 0);
+    }
+
+    // The agent on every node: throttle, account, then evict for the next minute.
+    double used_total = 0;
+    int64_t contended = 0;
+    for (int n = 0; n < o.nodes; ++n) {
+      NodeState& s = state[n];
+      NodeInfo& node = nodes[n];
+      double online = s.online_demand;
+      double batch_used = 0;
+      double quota = std::max(0.0, o.throttle_threshold * capacity - online);
+      double b = static_cast<double>(s.batch_cpu_milli);
+      if (b > 0) {
+        double speed = std::max(std::min(1.0, quota / b), o.batch_floor_share);
+        for (size_t k = 0; k < s.batch.size();) {
+          RunningBatch& rb = s.batch[k];
+          const BatchPod& pod = w.batch[rb.pod];
+          double seconds = std::min(rb.remaining_seconds, 60 * speed);
+          rb.remaining_seconds -= seconds;
+          double work = pod.cpu_milli * seconds / 60;  // milli-minutes
+          rb.work_cpu_minutes += work;
+          batch_used += work;
+          if (rb.remaining_seconds <= 1e-9) {
+            batch_work += rb.work_cpu_minutes;
+            ++report.batch_pods_completed;
+            if (--job_left[pod.job] == 0) ++report.batch_jobs_completed;
+            node.RemovePod("batch", rb.name);
+            s.batch_cpu_milli -= pod.cpu_milli;
+            s.batch.erase(s.batch.begin() + k);
+            continue;
+          }
+          ++k;
+        }
+      }
+      double unmet = std::clamp(online + batch_used - capacity, 0.0, online);
+      online_demand_total += online;
+      unmet_total += unmet;
+      if (unmet > 0) ++contended;
+      used_total += online - unmet + batch_used;
+      // Evict newest first while batch pods would get under evict_share of their requests.
+      while (!s.batch.empty() &&
+             quota < o.evict_share * static_cast<double>(s.batch_cpu_milli)) {
+        RunningBatch& rb = s.batch.back();
+        const BatchPod& pod = w.batch[rb.pod];
+        batch_work += rb.work_cpu_minutes;
+        batch_lost += rb.work_cpu_minutes;
+        ++report.evictions;
+        node.RemovePod("batch", rb.name);
+        s.batch_cpu_milli -= pod.cpu_milli;
+        queue.emplace_back(rb.pod, rb.attempt + 1);
+        s.batch.pop_back();
+      }
+      node.cpu_usage_milli = online + batch_used;
+      node.online_cpu_usage_milli = online;
+      node.memory_usage_bytes = static_cast<double>(node.requested.memory_bytes);
+      if (s.unreported) {
+        for (scheduler::PodOnNode& p : node.pods) p.usage_reported = true;
+        s.unreported = 0;
+      }
+    }
+    report.contention_node_minutes += contended;
+    util[t] = used_total / (capacity * o.nodes);
+    hour_util += util[t];
+    hour_contention += static_cast<double>(contended);
+    if (t % 60 == 59 || t + 1 == w.minutes) {
+      int64_t in_hour = t % 60 + 1;
+      report.util_by_hour.push_back(hour_util / static_cast<double>(in_hour));
+      report.contention_by_hour.push_back(hour_contention);
+      hour_util = hour_contention = 0;
+    }
+
+    // Schedule queued batch pods: FIFO; once a pod fails, pods asking at least as much CPU and
+    // memory are not tried again this minute.
+    std::vector<std::pair<int64_t, int64_t>> failed;
+    int failures = 0, attempts = 0;
+    for (auto it = queue.begin(); it != queue.end() && attempts < o.max_batch_attempts_per_minute &&
+                                  failures < 8;) {
+      const BatchPod& bp = w.batch[it->first];
+      if (std::any_of(failed.begin(), failed.end(), [&](const auto& f) {
+            return bp.cpu_milli >= f.first && bp.memory_bytes >= f.second;
+          })) {
+        ++it;
+        continue;
+      }
+      ++attempts;
+      PodInfo pod;
+      pod.ns = "batch";
+      pod.name = "b" + std::to_string(it->first) + "-" + std::to_string(it->second);
+      pod.app = "batch/Job/j" + std::to_string(bp.job);
+      pod.qos = scheduler::Qos::kBatch;
+      pod.requests = {bp.cpu_milli, bp.memory_bytes, 1};
+      pod.expected_runtime_seconds = bp.duration_seconds;
+      auto node = schedule(pod);
+      if (!node) {
+        failed.emplace_back(bp.cpu_milli, bp.memory_bytes);
+        ++failures;
+        ++it;
+        continue;
+      }
+      nodes[*node].AddPod(pod);
+      NodeState& s = state[*node];
+      s.batch.push_back(
+          {it->first, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->second});
+      s.batch_cpu_milli += bp.cpu_milli;
+      ++s.unreported;
+      it = queue.erase(it);
+    }
+  }
+
+  double util_sum = 0;
+  for (double u : util) util_sum += u;
+  report.cpu_util_mean = w.minutes ? util_sum / static_cast<double>(w.minutes) : 0;
+  report.cpu_util_p95 = Percentile(util, 0.95);
+  report.online_unmet_cpu_seconds = unmet_total * 60 / 1000;
+  report.online_unmet_share = online_demand_total > 0 ? unmet_total / online_demand_total : 0;
+  // Work of pods still running at the end counts as done.
+  for (const NodeState& s : state) {
+    for (const RunningBatch& rb : s.batch) batch_work += rb.work_cpu_minutes;
+  }
+  report.batch_cpu_hours = batch_work / 1000 / 60;
+  report.batch_pods_pending = static_cast<int64_t>(queue.size() + (w.batch.size() - next_arrival));
+  report.batch_lost_share = batch_work > 0 ? batch_lost / batch_work : 0;
+  report.decisions_per_second = schedule_seconds > 0 ? report.decisions / schedule_seconds : 0;
+  report.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return report;
+}
+
+std::string ReportJson(const PolicyReport& r, int nodes, int days) {
+  auto num = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    return std::string(buf);
+  };
+  std::ostringstream out;
+  out << "{\"policy\":\"" << r.policy << "\",\"cpu_util_mean\":" << num(r.cpu_util_mean)
+      << ",\"cpu_util_p95\":" << num(r.cpu_util_p95)
+      << ",\"online_unmet_share\":" << num(r.online_unmet_share)
+      << ",\"contention_node_minutes\":" << r.contention_node_minutes
+      << ",\"batch_cpu_hours\":" << num(r.batch_cpu_hours)
+      << ",\"batch_jobs_completed\":" << r.batch_jobs_completed
+      << ",\"evictions\":" << r.evictions << ",\"batch_lost_share\":" << num(r.batch_lost_share)
+      << ",\"decisions_per_second\":" << num(r.decisions_per_second)
+      << ",\"online_unmet_cpu_seconds\":" << num(r.online_unmet_cpu_seconds)
+      << ",\"batch_pods_completed\":" << r.batch_pods_completed
+      << ",\"batch_pods_pending\":" << r.batch_pods_pending
+      << ",\"decisions\":" << r.decisions << ",\"online_pods_unplaced\":" << r.online_pods_unplaced
+      << ",\"nodes\":" << nodes << ",\"days\":" << days
+      << ",\"wall_seconds\":" << num(r.wall_seconds) << "}";
+  return out.str();
+}
+
+std::string PlotSvg(const std::vector<PolicyReport>& reports) {
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"};
+  const int width = 900, panel = 220, margin = 40;
+  size_t hours = 0;
+  double max_contention = 1;
+  for (const PolicyReport& r : reports) {
+    hours = std::max(hours, r.util_by_hour.size());
+    for (double c : r.contention_by_hour) max_contention = std::max(max_contention, c);
+  }
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\""
+      << 2 * panel + 3 * margin << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  auto panel_of = [&](int index, const char* title, double max_value,
+                      std::vector<double> PolicyReport::*series) {
+    int top = margin + index * (panel + margin);
+    svg << "<text x=\"" << margin << "\" y=\"" << top - 8 << "\">" << title << " (max "
+        << max_value << ")</text>\n"
+        << "<rect x=\"" << margin << "\" y=\"" << top << "\" width=\"" << width - 2 * margin
+        << "\" height=\"" << panel << "\" fill=\"none\" stroke=\"#999\"/>\n";
+    for (size_t p = 0; p < reports.size(); ++p) {
+      const std::vector<double>& v = reports[p].*series;
+      svg << "<polyline fill=\"none\" stroke-width=\"1.2\" stroke=\"" << colors[p % 6]
+          << "\" points=\"";
+      for (size_t h = 0; h < v.size(); ++h) {
+        double x = margin + (width - 2 * margin) * (hours > 1 ? double(h) / (hours - 1) : 0);
+        double y = top + panel - panel * std::min(1.0, v[h] / max_value);
+        svg << x << "," << y << " ";
+      }
+      svg << "\"/>\n<text x=\"" << width - margin - 120 << "\" y=\"" << top + 16 + 14 * p
+          << "\" fill=\"" << colors[p % 6] << "\">" << reports[p].policy << "</text>\n";
+    }
+  };
+  panel_of(0, "cluster CPU utilization per hour", 1.0, &PolicyReport::util_by_hour);
+  panel_of(1, "node-minutes in contention per hour", max_contention,
+           &PolicyReport::contention_by_hour);
+  svg << "</svg>\n";
+  return svg.str();
+}
+
+}  // namespace fulcrum::sim
