@@ -1,0 +1,86 @@
+// The node agent (`fulcrum agent`): registers its Node, heartbeats a Lease, and runs the pods
+// bound to it with the runc runtime, CNI networks, CRI logs and probes, reporting their status
+// back to the API server. Behaviour: docs/agent.md.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/oci_spec.h"
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/status.h"
+
+namespace fulcrum::agent {
+
+struct AgentOptions {
+  std::string kubeconfig;
+  std::string node_name;
+  std::string root = "/var/lib/fulcrum/agent";  // images, containers, networks, logs, pod state
+  std::string pod_cidr = "10.244.0.0/24";
+  std::string cluster_dns;                      // resolv.conf nameserver; empty: none
+  std::string cluster_domain = "cluster.local";
+  std::string node_ip;                          // empty: the first non-loopback IPv4 address
+  std::string runc = "/usr/sbin/runc";
+  std::string cni_plugin_dir = "/usr/lib/cni";
+  std::string bridge = "fulcrum0";
+  int workers = 4;                              // pods synced at once
+  std::chrono::milliseconds resync{1000};       // every pod is looked at this often
+  std::chrono::seconds heartbeat{10};           // Lease renewal and node status
+};
+
+// Kubernetes' container restart back-off: 10 s doubling to 5 min, reset after 10 min of running.
+inline constexpr int kBackoffInitialSeconds = 10;
+inline constexpr int kBackoffMaxSeconds = 300;
+
+// The runtime container ID of a pod's container: "c" + 24 hex digits of a digest of the pod uid
+// and the container name, plus "-N" for the Nth fresh container when reuse is off (N > 0).
+std::string ContainerIdFor(const std::string& pod_uid, const std::string& container_name,
+                           int fresh_serial = 0);
+
+// Whether the pod wants its exited containers restarted in place (the default) or fresh ones
+// (annotation fulcrum.dev/container-reuse: "false").
+bool ContainerReuse(const base::Json& pod);
+
+// Resolves `valueFrom` sources from the API (configMapKeyRef, secretKeyRef); tests give a map.
+class EnvSource {
+ public:
+  virtual ~EnvSource() = default;
+  // The value of `key` in the ConfigMap (secret=false) or Secret (decoded) `name` of `ns`.
+  virtual base::Result<std::string> Lookup(bool secret, const std::string& ns,
+                                           const std::string& name, const std::string& key) = 0;
+};
+
+// What the OCI spec builder needs from one container of a pod: command, args, env (value,
+// fieldRef, resourceFieldRef is not supported, configMapKeyRef/secretKeyRef through `env`),
+// workingDir, securityContext (pod and container), resources, volume mounts (`volume_dirs`:
+// volume name → directory on the node), the pod's files, netns and hostname. Invalid naming the
+// field when something cannot be honoured.
+base::Result<ContainerSpecInput> ContainerInputFromPod(
+    const base::Json& pod, const base::Json& container, const std::string& field_path,
+    const std::vector<std::pair<std::string, std::string>>& volume_dirs, const std::string& pod_ip,
+    const std::string& host_ip, EnvSource* env);
+
+// The Node object the agent registers: labels, podCIDR, capacity and allocatable (cpu, memory,
+// pods, ephemeral-storage), addresses, conditions and nodeInfo.
+struct NodeFacts {
+  int64_t cpus = 1;
+  int64_t memory_bytes = 0;
+  int64_t ephemeral_storage_bytes = 0;
+  int64_t pods = 110;
+  std::string node_ip, hostname, kernel_version, os_image, runc_version;
+  bool memory_pressure = false, disk_pressure = false, pid_pressure = false;
+};
+NodeFacts ReadNodeFacts(const AgentOptions& options);
+base::Json NodeObject(const AgentOptions& options, const NodeFacts& facts, base::WallTime now);
+
+// Runs the agent until SIGINT or SIGTERM. Returns the process exit code.
+int RunAgent(const AgentOptions& options);
+// `fulcrum agent --kubeconfig FILE --node-name NAME --root DIR [--pod-cidr CIDR]
+// [--cluster-dns IP] [--node-ip IP] [--bridge NAME] [-v]`.
+int RunAgentCommand(int argc, char** argv);
+
+}  // namespace fulcrum::agent
