@@ -15,8 +15,31 @@ Informer::Informer(ApiClient* client, std::string collection_path, std::string q
                    InformerHandlers handlers)
     : client_(client),
       collection_path_(std::move(collection_path)),
-      query_(std::move(query)),
-      handlers_(std::move(handlers)) {}
+      query_(std::move(query)) {
+  AddHandlers(std::move(handlers));
+}
+
+void Informer::AddHandlers(InformerHandlers handlers) {
+  handlers_.push_back(std::move(handlers));
+}
+
+void Informer::NotifyAdd(const ObjectPtr& object) {
+  for (const auto& h : handlers_) {
+    if (h.on_add) h.on_add(object);
+  }
+}
+
+void Informer::NotifyUpdate(const ObjectPtr& old_object, const ObjectPtr& new_object) {
+  for (const auto& h : handlers_) {
+    if (h.on_update) h.on_update(old_object, new_object);
+  }
+}
+
+void Informer::NotifyDelete(const ObjectPtr& object) {
+  for (const auto& h : handlers_) {
+    if (h.on_delete) h.on_delete(object);
+  }
+}
 
 Informer::~Informer() { Stop(); }
 
@@ -107,14 +130,14 @@ base::Status Informer::ListAndReplace() {
   for (const auto& [key, object] : fresh) {
     auto it = old.find(key);
     if (it == old.end()) {
-      if (handlers_.on_add) handlers_.on_add(object);
+      NotifyAdd(object);
     } else if (base::StringAt(*it->second, {"metadata", "resourceVersion"}) !=
                base::StringAt(*object, {"metadata", "resourceVersion"})) {
-      if (handlers_.on_update) handlers_.on_update(it->second, object);
+      NotifyUpdate(it->second, object);
     }
   }
   for (const auto& [key, object] : old) {
-    if (!fresh.count(key) && handlers_.on_delete) handlers_.on_delete(object);
+    if (!fresh.count(key)) NotifyDelete(object);
   }
   {
     std::lock_guard lock(mu_);
@@ -180,11 +203,11 @@ void Informer::Apply(const std::string& type, Json object) {
     }
   }
   if (type == "DELETED") {
-    if (handlers_.on_delete) handlers_.on_delete(old != nullptr ? old : now);
+    NotifyDelete(now);
   } else if (old == nullptr) {
-    if (handlers_.on_add) handlers_.on_add(now);
-  } else if (handlers_.on_update) {
-    handlers_.on_update(old, now);
+    NotifyAdd(now);
+  } else {
+    NotifyUpdate(old, now);
   }
 }
 
@@ -229,7 +252,8 @@ bool WorkQueue::Get(std::string* key) {
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
-      cv_.wait_until(lock, delayed_.begin()->first);
+      auto next = delayed_.begin()->first;  // a copy: another thread may erase the entry
+      cv_.wait_until(lock, next);
     }
   }
 }

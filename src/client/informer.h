@@ -35,11 +35,13 @@ struct InformerHandlers {
 class Informer {
  public:
   Informer(ApiClient* client, std::string collection_path, std::string query,
-           InformerHandlers handlers);
+           InformerHandlers handlers = {});
   ~Informer();  // stops
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
 
+  // Adds another set of handlers (informers shared by several controllers). Call before Start.
+  void AddHandlers(InformerHandlers handlers);
   void Start();
   void Stop();
   // True once the first list has been applied; false if `timeout` passed first.
@@ -57,11 +59,14 @@ class Informer {
   base::Status ListAndReplace();
   base::Status WatchUntilError();
   void Apply(const std::string& type, Json object);
+  void NotifyAdd(const ObjectPtr& object);
+  void NotifyUpdate(const ObjectPtr& old_object, const ObjectPtr& new_object);
+  void NotifyDelete(const ObjectPtr& object);
 
   ApiClient* client_;
   const std::string collection_path_;
   const std::string query_;
-  InformerHandlers handlers_;
+  std::vector<InformerHandlers> handlers_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
