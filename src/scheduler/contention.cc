@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace fulcrum::scheduler {
 
@@ -18,14 +19,18 @@ double NormalTailInverse(double p) {
   return (lo + hi) / 2;
 }
 
+uint64_t AppHash(std::string_view app) { return std::hash<std::string_view>{}(app); }
+
 void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
   const ProfileOptions& o = profiles.options();
   capacity_ = static_cast<double>(node.allocatable.cpu_milli);
   slot_seconds_ = o.slot_seconds;
-  mean_.assign(o.slots, node.system_cpu_usage_milli);
-  var_.assign(o.slots, 0);
+  slots_ = o.slots;
+  mean_.assign(2 * slots_, node.system_cpu_usage_milli);
+  var_.assign(2 * slots_, 0);
   table_risk_ = -1;
   app_counts_.clear();
+  app_bloom_ = 0;
   // Group the online pods by application (with the request of the first replica for cold start).
   std::vector<std::pair<std::string_view, std::pair<int, int64_t>>> groups;
   for (const PodOnNode& p : node.pods) {
@@ -40,81 +45,149 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
   }
   for (const auto& [app, count_request] : groups) {
     auto [count, request] = count_request;
-    app_counts_.emplace_back(std::string(app), count);
+    app_counts_.emplace_back(AppHash(app), count);
+    app_bloom_ |= uint64_t{1} << (app_counts_.back().first % 64);
     const AppProfile& profile = profiles.Get(app, request);
     double n = count;
-    for (int s = 0; s < o.slots; ++s) {
-      mean_[s] += n * profile.cpu_mean[s];
-      double sd = n * profile.cpu_std[s];
+    for (int s = 0; s < slots_; ++s) {
+      int ps = s % profile.slots;
+      mean_[s] += n * profile.cpu_mean[ps];
+      double sd = n * profile.cpu_std[ps];
       var_[s] += sd * sd;
     }
   }
+  min_headroom_ = HUGE_VAL;
+  max_var_ = peak_mean_ = 0;
+  peak_slot_ = 0;
+  for (int s = 0; s < slots_; ++s) {
+    min_headroom_ = std::min(min_headroom_, capacity_ - mean_[s]);
+    max_var_ = std::max(max_var_, var_[s]);
+    if (mean_[s] > peak_mean_) {
+      peak_mean_ = mean_[s];
+      peak_slot_ = s;
+    }
+  }
+  std::copy(mean_.begin(), mean_.begin() + slots_, mean_.begin() + slots_);
+  std::copy(var_.begin(), var_.begin() + slots_, var_.begin() + slots_);
   std::sort(app_counts_.begin(), app_counts_.end());
 }
 
 int NodeDemand::SlotAt(int64_t unix_seconds) const {
-  int64_t n = static_cast<int64_t>(mean_.size());
-  int64_t s = unix_seconds / slot_seconds_ % n;
-  return static_cast<int>(s < 0 ? s + n : s);
+  int64_t s = unix_seconds / slot_seconds_ % slots_;
+  return static_cast<int>(s < 0 ? s + slots_ : s);
 }
 
-int NodeDemand::SlotCount(int64_t duration_seconds) const {
-  int64_t k = (std::max<int64_t>(duration_seconds, 1) + slot_seconds_ - 1) / slot_seconds_ + 1;
-  return static_cast<int>(std::min<int64_t>(k, static_cast<int64_t>(mean_.size())));
+int WindowSlots(int64_t duration_seconds, int64_t slot_seconds, int slots) {
+  int64_t k = (std::max<int64_t>(duration_seconds, 1) + slot_seconds - 1) / slot_seconds + 1;
+  return static_cast<int>(std::min<int64_t>(k, slots));
 }
 
-int NodeDemand::ReplicasOf(std::string_view app) const {
-  auto it = std::lower_bound(app_counts_.begin(), app_counts_.end(), app,
-                             [](const auto& e, std::string_view a) { return e.first < a; });
-  return it != app_counts_.end() && it->first == app ? it->second : 0;
+int NodeDemand::ReplicasOf(uint64_t app_hash) const {
+  if (!(app_bloom_ & (uint64_t{1} << (app_hash % 64)))) return 0;
+  auto it = std::lower_bound(app_counts_.begin(), app_counts_.end(),
+                             std::pair<uint64_t, int>(app_hash, 0));
+  return it != app_counts_.end() && it->first == app_hash ? it->second : 0;
+}
+
+CandidateWindow MakeCandidateWindow(const AppProfile& profile, std::string_view app,
+                                    int64_t from_unix, int64_t horizon_seconds) {
+  CandidateWindow w;
+  w.app_hash = AppHash(app);
+  w.first = profile.SlotAt(from_unix);
+  int count = WindowSlots(horizon_seconds, profile.slot_seconds, profile.slots);
+  w.mean.resize(count);
+  w.var.resize(count);
+  for (int k = 0; k < count; ++k) {
+    int ps = (w.first + k) % profile.slots;
+    w.mean[k] = profile.cpu_mean[ps];
+    w.var[k] = static_cast<double>(profile.cpu_std[ps]) * profile.cpu_std[ps];
+    w.max_mean = std::max(w.max_mean, w.mean[k]);
+    w.max_var = std::max(w.max_var, w.var[k]);
+  }
+  return w;
+}
+
+double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double accept_z,
+                          double reject_z) const {
+  if (!built() || c.mean.empty()) {
+    if (peak_mean) *peak_mean = 0;
+    return 1e9;
+  }
+  // Correlated replicas: this app's part of the spread grows from n*sd to (n+1)*sd, so its
+  // variance grows by (2n + 1) sd^2.
+  const double growth = 2.0 * ReplicasOf(c.app_hash) + 1;
+  if (static_cast<int>(c.mean.size()) >= slots_) {
+    if (peak_mean) *peak_mean = peak_mean_;
+    double least = min_headroom_ - c.max_mean;
+    if (least >= 0) {
+      double lower = least / std::sqrt(std::max(max_var_ + growth * c.max_var, 1e-9));
+      if (lower >= accept_z) return lower;
+    }
+    int k = (peak_slot_ - c.first + slots_) % slots_;
+    double headroom = capacity_ - mean_[peak_slot_] - c.mean[k];
+    double at_peak = headroom / std::sqrt(std::max(var_[peak_slot_] + growth * c.var[k], 1e-9));
+    if (at_peak < reject_z) return at_peak;
+  }
+  const double* mean = mean_.data() + c.first;
+  const double* var = var_.data() + c.first;
+  const size_t count = std::min(c.mean.size(), static_cast<size_t>(slots_));
+  // min over slots of z = headroom / sd, compared as headroom * |headroom| / variance (no sqrt
+  // in the loop, so it vectorizes).
+  double worst = 1e300, peak = 0;
+  for (size_t k = 0; k < count; ++k) {
+    double headroom = capacity_ - mean[k] - c.mean[k];
+    double v = std::max(var[k] + growth * c.var[k], 1e-9);
+    worst = std::min(worst, headroom * std::abs(headroom) / v);
+    peak = std::max(peak, mean[k]);
+  }
+  if (peak_mean) *peak_mean = peak;
+  return std::copysign(std::sqrt(std::abs(worst)), worst);
 }
 
 double NodeDemand::ContentionProbability(const AppProfile& profile, std::string_view app,
                                          int64_t from_unix, int64_t horizon_seconds) const {
-  if (mean_.empty()) return 0;
-  int n = slots();
-  double replicas = ReplicasOf(app);
-  double worst_z = 1e300;
-  bool certain = false;
-  ForEachSlot(from_unix, horizon_seconds, [&](int s) {
-    int ps = profile.slots == n ? s : s % profile.slots;
-    double m = mean_[s] + profile.cpu_mean[ps];
-    double sd_app = profile.cpu_std[ps];
-    // Correlated replicas: this app's part of the spread grows from n*sd to (n+1)*sd.
-    double v = var_[s] + (2 * replicas + 1) * sd_app * sd_app;
-    double headroom = capacity_ - m;
-    if (v <= 0) {
-      certain |= headroom < 0;
-      return;
-    }
-    worst_z = std::min(worst_z, headroom / std::sqrt(v));
-  });
-  if (certain) return 1;
-  return worst_z >= 1e300 ? 0 : NormalTail(worst_z);
+  if (!built()) return 0;
+  return NormalTail(WorstZ(MakeCandidateWindow(profile, app, from_unix, horizon_seconds), nullptr));
+}
+
+void NodeDemand::ReclaimableCpuPrefix(int64_t from_unix, double risk, double margin,
+                                      std::span<float> out) const {
+  if (!built()) {
+    std::fill(out.begin(), out.end(), static_cast<float>(capacity_ * (1 - margin)));
+    return;
+  }
+  ReclaimableCpu(from_unix, 1, risk, margin);  // builds the table
+  const double* r = reclaim_.data() + SlotAt(from_unix);
+  double least = HUGE_VAL;
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (static_cast<int>(k) < slots_) least = std::min(least, r[k]);
+    out[k] = static_cast<float>(std::max(0.0, least));
+  }
 }
 
 double NodeDemand::ReclaimableCpu(int64_t from_unix, int64_t duration_seconds, double risk,
                                   double margin) const {
-  if (mean_.empty()) return capacity_ * (1 - margin);
+  if (!built()) return capacity_ * (1 - margin);
   if (risk != table_risk_ || margin != table_margin_) {
     double z = NormalTailInverse(risk);
     reclaim_.resize(mean_.size());
     for (size_t s = 0; s < mean_.size(); ++s) {
       reclaim_[s] = capacity_ * (1 - margin) - (mean_[s] + z * std::sqrt(var_[s]));
     }
+    min_reclaim_ = *std::min_element(reclaim_.begin(), reclaim_.end());
     table_risk_ = risk;
     table_margin_ = margin;
   }
-  double least = 1e300;
-  ForEachSlot(from_unix, duration_seconds, [&](int s) { least = std::min(least, reclaim_[s]); });
+  const double* r = reclaim_.data() + SlotAt(from_unix);
+  int count = WindowSlots(duration_seconds, slot_seconds_, slots_);
+  double least = count >= slots_ ? min_reclaim_ : *std::min_element(r, r + count);
   return std::max(0.0, least);
 }
 
 double NodeDemand::PeakMean(int64_t from_unix, int64_t horizon_seconds) const {
-  if (mean_.empty()) return 0;
-  double peak = 0;
-  ForEachSlot(from_unix, horizon_seconds, [&](int s) { peak = std::max(peak, mean_[s]); });
-  return peak;
+  if (!built()) return 0;
+  const double* m = mean_.data() + SlotAt(from_unix);
+  return *std::max_element(m, m + WindowSlots(horizon_seconds, slot_seconds_, slots_));
 }
 
 }  // namespace fulcrum::scheduler

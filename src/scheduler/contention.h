@@ -4,7 +4,9 @@
 // built from the profiles of the pods on it. Replicas of one application are taken as perfectly
 // correlated (their spreads add), different applications as independent (their variances add).
 
+#include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,28 @@ double NormalTail(double z);
 // z such that P(Z > z) = p, for p in (0, 1).
 double NormalTailInverse(double p);
 
+// One online pod's share of the contention computation, the same for every node: the window of
+// profile slots [from, from + horizon) and the candidate's mean and variance in each.
+struct CandidateWindow {
+  int first = 0;                     // slot of `from` within the cycle
+  std::vector<double> mean, var;     // per slot of the window
+  double max_mean = 0, max_var = 0;
+  uint64_t app_hash = 0;
+};
+
+// Hash of an application key, used to count a node's replicas of an app without string compares
+// (a collision only merges two apps' correlation; it is astronomically rare).
+uint64_t AppHash(std::string_view app);
+
+// The candidate's window from its profile (whose slots match the nodes' demand: both come from
+// one ProfileStore).
+CandidateWindow MakeCandidateWindow(const AppProfile& profile, std::string_view app,
+                                    int64_t from_unix, int64_t horizon_seconds);
+
+// Slots of a window of `duration` seconds: the slot it starts in and every slot it reaches, at
+// most one cycle.
+int WindowSlots(int64_t duration_seconds, int64_t slot_seconds, int slots);
+
 class NodeDemand {
  public:
   // Demand of the node's online pods (and the node's system usage) per profile slot of one cycle.
@@ -30,33 +54,45 @@ class NodeDemand {
   double ContentionProbability(const AppProfile& profile, std::string_view app,
                                int64_t from_unix, int64_t horizon_seconds) const;
 
+  // The same as a z-score, for a window prepared once per pod: the least headroom of any slot in
+  // standard deviations (P = NormalTail(z)); `peak_mean` (may be null) gets the highest mean
+  // demand of the window without the candidate. For a window of the whole cycle, a node whose
+  // worst case is clear from its summary answers without the per-slot loop: a lower bound of z
+  // when that bound is already >= `accept_z`, or z at the node's peak slot when that is already
+  // < `reject_z` (callers that need z exactly pass +inf and -inf).
+  double WorstZ(const CandidateWindow& candidate, double* peak_mean,
+                double accept_z = HUGE_VAL, double reject_z = -HUGE_VAL) const;
+
   // CPU (millicores) batch work may use in every slot of [from, from + duration): the least of
   // capacity x (1 - margin) - predicted online peak, the peak at tail probability `risk`.
   double ReclaimableCpu(int64_t from_unix, int64_t duration_seconds, double risk,
                         double margin) const;
+  // ReclaimableCpu for the windows [from, from + k slots) for k = 1..out.size(), in one pass.
+  void ReclaimableCpuPrefix(int64_t from_unix, double risk, double margin,
+                            std::span<float> out) const;
 
   // The predicted mean online demand over [from, from + horizon) at its highest slot.
   double PeakMean(int64_t from_unix, int64_t horizon_seconds) const;
 
-  bool built() const { return !mean_.empty(); }
-  int slots() const { return static_cast<int>(mean_.size()); }
+  bool built() const { return slots_ > 0; }
+  int slots() const { return slots_; }
+  int ReplicasOf(uint64_t app_hash) const;
 
  private:
   int SlotAt(int64_t unix_seconds) const;
-  int SlotCount(int64_t duration_seconds) const;
-  int ReplicasOf(std::string_view app) const;
-  // Calls f(slot) for each slot of [from, from + duration), wrapping around the cycle.
-  template <typename F>
-  void ForEachSlot(int64_t from_unix, int64_t duration_seconds, F f) const {
-    int n = slots(), first = SlotAt(from_unix), count = SlotCount(duration_seconds);
-    for (int k = 0; k < count; ++k) f(first + k < n ? first + k : first + k - n);
-  }
 
   double capacity_ = 0;
   int64_t slot_seconds_ = 900;
+  int slots_ = 0;
+  // Per slot, stored twice over (2 x slots) so that every window is one contiguous range.
   std::vector<double> mean_, var_;
-  std::vector<std::pair<std::string, int>> app_counts_;  // sorted by app
-  // Cached reclaimable-cpu table for one (risk, margin).
+  std::vector<std::pair<uint64_t, int>> app_counts_;  // sorted by app hash
+  uint64_t app_bloom_ = 0;  // bit (hash % 64) of every app here: most lookups stop at it
+  // Summary over the whole cycle.
+  double min_headroom_ = 0, max_var_ = 0, peak_mean_ = 0;
+  mutable double min_reclaim_ = 0;
+  int peak_slot_ = 0;
+  // Cached reclaimable-cpu table (also twice over) for one (risk, margin).
   mutable double table_risk_ = -1, table_margin_ = -1;
   mutable std::vector<double> reclaim_;
 };

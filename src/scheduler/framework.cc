@@ -100,6 +100,7 @@ uint32_t FitAntiAffinity(const PodInfo& pod, const NodeInfo& node) {
   for (const LabelSelector& s : pod.anti_affinity) {
     if (AnyPodMatches(s, node)) return kAntiAffinity;
   }
+  if (node.anti_affinity_pods == 0) return kFits;
   for (const PodOnNode& p : node.pods) {
     for (const LabelSelector& s : p.anti_affinity) {
       if (MatchesLabelSelector(s, pod.labels)) return kExistingAntiAffinity;
@@ -211,6 +212,18 @@ void FindVictims(const PodInfo& pod, std::span<const NodeInfo> nodes,
   }
 }
 
+void AddTo(Resources* sum, const Resources& r) {
+  sum->cpu_milli += r.cpu_milli;
+  sum->memory_bytes += r.memory_bytes;
+  sum->pods += 1;
+}
+
+void SubtractFrom(Resources* sum, const Resources& r) {
+  sum->cpu_milli -= r.cpu_milli;
+  sum->memory_bytes -= r.memory_bytes;
+  sum->pods -= 1;
+}
+
 }  // namespace
 
 PodOnNode ToPodOnNode(const PodInfo& pod, bool usage_reported) {
@@ -230,13 +243,14 @@ PodOnNode ToPodOnNode(const PodInfo& pod, bool usage_reported) {
 
 void NodeInfo::AddPod(const PodInfo& pod, bool usage_reported) {
   pods.push_back(ToPodOnNode(pod, usage_reported));
-  requested.cpu_milli += pod.requests.cpu_milli;
-  requested.memory_bytes += pod.requests.memory_bytes;
-  requested.pods += 1;
+  if (!pod.anti_affinity.empty()) ++anti_affinity_pods;
+  if (!usage_reported) {
+    AddTo(&unreported_requested, pod.requests);
+    if (pod.qos == Qos::kOnline) AddTo(&unreported_online_requested, pod.requests);
+  }
+  AddTo(&requested, pod.requests);
   if (pod.qos == Qos::kOnline) {
-    online_requested.cpu_milli += pod.requests.cpu_milli;
-    online_requested.memory_bytes += pod.requests.memory_bytes;
-    online_requested.pods += 1;
+    AddTo(&online_requested, pod.requests);
     online_generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   }
   generation = next_generation.fetch_add(1, std::memory_order_relaxed);
@@ -246,18 +260,26 @@ bool NodeInfo::RemovePod(std::string_view ns, std::string_view name) {
   auto it = std::find_if(pods.begin(), pods.end(),
                          [&](const PodOnNode& p) { return p.ns == ns && p.name == name; });
   if (it == pods.end()) return false;
-  requested.cpu_milli -= it->requests.cpu_milli;
-  requested.memory_bytes -= it->requests.memory_bytes;
-  requested.pods -= 1;
+  if (!it->anti_affinity.empty()) --anti_affinity_pods;
+  if (!it->usage_reported) {
+    SubtractFrom(&unreported_requested, it->requests);
+    if (it->qos == Qos::kOnline) SubtractFrom(&unreported_online_requested, it->requests);
+  }
+  SubtractFrom(&requested, it->requests);
   if (it->qos == Qos::kOnline) {
-    online_requested.cpu_milli -= it->requests.cpu_milli;
-    online_requested.memory_bytes -= it->requests.memory_bytes;
-    online_requested.pods -= 1;
+    SubtractFrom(&online_requested, it->requests);
     online_generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   }
   pods.erase(it);
   generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+void NodeInfo::MarkUsageReported() {
+  if (unreported_requested.pods == 0) return;
+  for (PodOnNode& p : pods) p.usage_reported = true;
+  unreported_requested = {};
+  unreported_online_requested = {};
 }
 
 void NodeInfo::Touch() {

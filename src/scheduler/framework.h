@@ -121,10 +121,15 @@ struct NodeInfo {
   bool unschedulable = false;        // spec.unschedulable
   Resources allocatable;
 
-  // Sums over `pods` (pods = pods.size()); online_requested counts online pods only.
+  // Sums over `pods` (pods = pods.size()); online_requested counts online pods only;
+  // anti_affinity_pods lets the anti-affinity filter skip nodes where no pod has such terms.
   Resources requested;
   Resources online_requested;
   std::vector<PodOnNode> pods;
+  int32_t anti_affinity_pods = 0;    // pods with required anti-affinity terms
+  // Sums over the pods whose usage the node has not reported yet (usage_reported false).
+  Resources unreported_requested;
+  Resources unreported_online_requested;
 
   // Measured usage (negative: unknown), from the node's most recent metrics report.
   double cpu_usage_milli = -1;
@@ -147,6 +152,8 @@ struct NodeInfo {
   void AddPod(const PodInfo& pod, bool usage_reported = false);
   // False when no pod of that namespace/name is on the node.
   bool RemovePod(std::string_view ns, std::string_view name);
+  // The node reported usage that includes every pod on it: sets usage_reported on all of them.
+  void MarkUsageReported();
   // Call after changing labels, taints or allocatable by hand.
   void Touch();
 };
@@ -212,7 +219,9 @@ struct PolicyOptions {
   double batch_reclaim_threshold = 0.65;  // batch allocatable = total x this - system - online use
   // archimedes
   double risk_bound = 0.01;              // max probability of contention over the horizon
-  int64_t horizon_seconds = 6 * 3600;    // online pods: contention looked at this far ahead
+  // Online pods: contention looked at this far ahead. An online pod stays for days, so the
+  // default is one whole profile cycle (a day), whatever the hour it is placed at.
+  int64_t horizon_seconds = 24 * 3600;
   double safety_margin = 0.05;           // of capacity, kept free of batch work
 };
 

@@ -194,8 +194,7 @@ TEST(LoadAware, FiltersOnUsageThresholdAndCountsJustBoundPods) {
 
 TEST(LoadAware, BatchAllocatableIsTotalTimesThresholdMinusOnlineUsage) {
   std::vector<NodeInfo> nodes = {Node("a", 10000)};
-  nodes[0].AddPod(Pod("web", 8000));  // online requests nearly fill the node
-  nodes[0].pods[0].usage_reported = true;
+  nodes[0].AddPod(Pod("web", 8000), /*usage_reported=*/true);  // online requests nearly fill it
   nodes[0].cpu_usage_milli = 2000;
   nodes[0].online_cpu_usage_milli = 2000;
   nodes[0].memory_usage_bytes = kGi;
@@ -241,6 +240,10 @@ TEST(NodeInfo, AddAndRemoveKeepSums) {
   EXPECT_FALSE(n.RemovePod("default", "o"));
   EXPECT_EQ(n.requested.cpu_milli, 300);
   EXPECT_EQ(n.online_requested.cpu_milli, 0);
+  EXPECT_EQ(n.unreported_requested.cpu_milli, 300);
+  n.MarkUsageReported();
+  EXPECT_EQ(n.unreported_requested.cpu_milli, 0);
+  EXPECT_TRUE(n.pods[0].usage_reported);
 }
 
 }  // namespace

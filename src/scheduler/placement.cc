@@ -1,6 +1,7 @@
 #include "scheduler/placement.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 
@@ -41,7 +42,10 @@ Resources WithCpu(const NodeInfo& node, double cpu_milli) {
 
 class ArchimedesPolicy : public Policy {
  public:
-  explicit ArchimedesPolicy(const PolicyOptions& options) : options_(options) {}
+  explicit ArchimedesPolicy(const PolicyOptions& options)
+      : options_(options), slot_seconds_(options.profiles->options().slot_seconds) {
+    for (int k = 0; k < 4; ++k) z_[k] = NormalTailInverse(options_.risk_bound * (k + 1) / 4);
+  }
   std::string_view name() const override { return "archimedes"; }
   bool ReclaimsForBatch() const override { return true; }
 
@@ -49,29 +53,42 @@ class ArchimedesPolicy : public Policy {
     base_ = nodes.data();
     if (cache_.size() < nodes.size()) cache_.resize(nodes.size());
     now_ = UnixNow(options_.clock);
+    now_slot_ = now_ / slot_seconds_;
     runtime_ = BatchRuntime(pod);
-    profile_ = pod.qos == Qos::kOnline ? &options_.profiles->Get(pod.app, pod.requests.cpu_milli)
-                                       : nullptr;
     last_node_ = nullptr;
+    last_batch_node_ = nullptr;
+    profile_ = nullptr;
+    if (pod.qos != Qos::kOnline) return;
+    profile_ = &options_.profiles->Get(pod.app, pod.requests.cpu_milli);
+    window_ = MakeCandidateWindow(*profile_, pod.app, now_, options_.horizon_seconds);
   }
 
   Resources BatchAllocatable(const NodeInfo& node) override {
-    const NodeDemand& demand = Demand(node);
-    double cpu = demand.ReclaimableCpu(now_, runtime_, options_.risk_bound, options_.safety_margin);
+    if (last_batch_node_ == &node) return last_batch_;
+    const CacheEntry& e = Entry(node);
+    double cpu;
+    int slots = e.demand.slots();
+    int count = e.demand.built() ? WindowSlots(runtime_, slot_seconds_, slots) : 1;
+    if (count <= kPrefixSlots) {
+      cpu = e.prefix[count - 1];
+    } else {
+      cpu = e.demand.ReclaimableCpu(now_, runtime_, options_.risk_bound, options_.safety_margin);
+    }
     if (node.online_cpu_usage_milli >= 0) {
       // What online pods use right now is not lent, whatever the profile says.
       cpu = std::min(cpu, node.allocatable.cpu_milli * (1 - options_.safety_margin) -
                               node.system_cpu_usage_milli - node.online_cpu_usage_milli);
     }
-    return WithCpu(node, cpu);
+    last_batch_node_ = &node;
+    last_batch_ = WithCpu(node, cpu);
+    return last_batch_;
   }
 
   uint32_t Filter(const PodInfo& pod, const NodeInfo& node) override {
     if (pod.qos != Qos::kOnline) return kFits;
     last_node_ = &node;
-    last_p_ = Demand(node).ContentionProbability(*profile_, pod.app, now_,
-                                                  options_.horizon_seconds);
-    return last_p_ > options_.risk_bound ? kContentionRisk : kFits;
+    last_z_ = Demand(node).WorstZ(window_, &last_peak_, z_[0], z_[3]);
+    return last_z_ < z_[3] ? kContentionRisk : kFits;
   }
 
   double Score(const PodInfo& pod, const NodeInfo& node) override {
@@ -79,25 +96,33 @@ class ArchimedesPolicy : public Policy {
     if (pod.qos == Qos::kBatch) {
       return BatchPackingScore(pod, node, BatchAllocatable(node).cpu_milli);
     }
-    double p = last_node_ == &node ? last_p_
-                                   : demand.ContentionProbability(*profile_, pod.app, now_,
-                                                                  options_.horizon_seconds);
-    int bucket = std::min(3, static_cast<int>(4 * p / options_.risk_bound));
+    if (last_node_ != &node) {
+      last_node_ = &node;
+      last_z_ = demand.WorstZ(window_, &last_peak_, z_[0], z_[3]);
+    }
+    // Quarters of the risk bound: P <= bound/4 is bucket 0, ... (as z-scores, no erfc per node).
+    int bucket = 0;
+    while (bucket < 3 && last_z_ < z_[bucket]) ++bucket;
     double capacity = static_cast<double>(node.allocatable.cpu_milli);
-    double packing = capacity > 0 ? (demand.PeakMean(now_, options_.horizon_seconds) +
-                                     profile_->cpu_mean[profile_->SlotAt(now_)]) / capacity
-                                  : 0;
+    double added = window_.mean.empty() ? 0 : window_.mean[0];
+    double packing = capacity > 0 ? (last_peak_ + added) / capacity : 0;
     return 20.0 * (4 - bucket) + 20.0 * std::clamp(packing, 0.0, 1.0);
   }
 
  private:
+  // Reclaimable CPU for batch runtimes of up to this many slots is kept per node, so that most
+  // batch pods are placed without reading the node's slot tables.
+  static constexpr int kPrefixSlots = 16;
+
   struct CacheEntry {
     uint64_t generation = 0;  // the node's online_generation
     uint64_t profiles_version = 0;
+    int64_t prefix_slot = -1;  // the absolute slot `prefix` starts at
+    std::array<float, kPrefixSlots> prefix;  // reclaimable cpu over 1..kPrefixSlots slots
     NodeDemand demand;
   };
 
-  const NodeDemand& Demand(const NodeInfo& node) {
+  const CacheEntry& Entry(const NodeInfo& node) {
     size_t i = static_cast<size_t>(&node - base_);
     CacheEntry& e = cache_[i];
     if (e.generation != node.online_generation || e.profiles_version != options_.profiles->version() ||
@@ -105,18 +130,31 @@ class ArchimedesPolicy : public Policy {
       e.demand.Build(node, *options_.profiles);
       e.generation = node.online_generation;
       e.profiles_version = options_.profiles->version();
+      e.prefix_slot = -1;
     }
-    return e.demand;
+    if (e.prefix_slot != now_slot_) {
+      e.demand.ReclaimableCpuPrefix(now_, options_.risk_bound, options_.safety_margin, e.prefix);
+      e.prefix_slot = now_slot_;
+    }
+    return e;
   }
+  const NodeDemand& Demand(const NodeInfo& node) { return Entry(node).demand; }
 
   PolicyOptions options_;
   const NodeInfo* base_ = nullptr;
   std::vector<CacheEntry> cache_;
+  const int64_t slot_seconds_;
   int64_t now_ = 0;
+  int64_t now_slot_ = 0;
   int64_t runtime_ = kDefaultBatchRuntimeSeconds;
   const AppProfile* profile_ = nullptr;
+  CandidateWindow window_;
+  double z_[4];  // z-scores of 1/4, 2/4, 3/4 and all of the risk bound
+  // The last node's results, reused between Filter/BatchAllocatable and Score.
   const NodeInfo* last_node_ = nullptr;
-  double last_p_ = 0;
+  double last_z_ = 0, last_peak_ = 0;
+  const NodeInfo* last_batch_node_ = nullptr;
+  Resources last_batch_;
 
 };
 

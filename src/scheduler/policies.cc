@@ -68,27 +68,15 @@ class LoadAwarePolicy : public Policy {
 
  private:
   double EstimatedCpu(const NodeInfo& node) const {
-    double sum = std::max(0.0, node.cpu_usage_milli);
-    for (const PodOnNode& p : node.pods) {
-      if (!p.usage_reported) sum += p.requests.cpu_milli * options_.cpu_estimate_factor;
-    }
-    return sum;
+    return std::max(0.0, node.cpu_usage_milli) +
+           node.unreported_requested.cpu_milli * options_.cpu_estimate_factor;
   }
   double EstimatedMemory(const NodeInfo& node) const {
-    double sum = std::max(0.0, node.memory_usage_bytes);
-    for (const PodOnNode& p : node.pods) {
-      if (!p.usage_reported) sum += p.requests.memory_bytes * options_.memory_estimate_factor;
-    }
-    return sum;
+    return std::max(0.0, node.memory_usage_bytes) +
+           node.unreported_requested.memory_bytes * options_.memory_estimate_factor;
   }
   double UnreportedOnline(const NodeInfo& node) const {
-    double sum = 0;
-    for (const PodOnNode& p : node.pods) {
-      if (!p.usage_reported && p.qos == Qos::kOnline) {
-        sum += p.requests.cpu_milli * options_.cpu_estimate_factor;
-      }
-    }
-    return sum;
+    return node.unreported_online_requested.cpu_milli * options_.cpu_estimate_factor;
   }
 
   PolicyOptions options_;

@@ -74,7 +74,6 @@ struct NodeState {
   std::vector<int> online;           // replica indices
   std::vector<RunningBatch> batch;   // in start order
   int64_t batch_cpu_milli = 0;
-  int unreported = 0;
   double online_demand = 0;
 };
 
@@ -254,7 +253,6 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
     }
     nodes[*node].AddPod(pod);
     state[*node].online.push_back(i);
-    ++state[*node].unreported;
     replica_node[i] = static_cast<int>(*node);
   }
 
@@ -352,10 +350,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       node.cpu_usage_milli = online + batch_used;
       node.online_cpu_usage_milli = online;
       node.memory_usage_bytes = static_cast<double>(node.requested.memory_bytes);
-      if (s.unreported) {
-        for (scheduler::PodOnNode& p : node.pods) p.usage_reported = true;
-        s.unreported = 0;
-      }
+      node.MarkUsageReported();
     }
     report.contention_node_minutes += contended;
     util[t] = used_total / (capacity * o.nodes);
@@ -401,7 +396,6 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       s.batch.push_back(
           {it->first, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->second});
       s.batch_cpu_milli += bp.cpu_milli;
-      ++s.unreported;
       it = queue.erase(it);
     }
   }
