@@ -1,6 +1,9 @@
 // fulcrum: one binary, several roles. Subcommands only; the logic lives in the libraries.
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -12,6 +15,9 @@
 #include "agent/image_command.h"
 #include "apiserver/api_server.h"
 #include "base/log.h"
+#include "client/api_client.h"
+#include "controllers/controller_manager.h"
+#include "scheduler/live_scheduler.h"
 #include "sim/predict.h"
 #include "sim/run.h"
 
@@ -23,8 +29,9 @@ const char kUsage[] =
     "usage: fulcrum <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  up       all-in-one cluster on this machine (API server on the embedded store)\n"
-    "  server   API server: fulcrum server --data-dir DIR [--listen HOST:PORT] [--store URI]\n"
+    "  up       all-in-one cluster on this machine: server + an agent for this node\n"
+    "  server   API server, controllers and scheduler: fulcrum server --data-dir DIR\n"
+    "           [--listen HOST:PORT] [--store URI] [--scheduler-policy P]\n"
     "  agent    node agent: fulcrum agent --kubeconfig FILE --node-name NAME [--root DIR]\n"
     "           [--pod-cidr CIDR] [--cluster-dns IP] [--node-ip IP] [--bridge NAME]\n"
     "  image    the node's image store: fulcrum image import FILE | ls | rm REF [--root DIR]\n"
@@ -35,6 +42,9 @@ const char kUsage[] =
     "  --data-dir DIR      state, certificates and the admin kubeconfig (default /var/lib/fulcrum)\n"
     "  --listen HOST:PORT  address to serve the API on (default 127.0.0.1:6443; port 0 = any)\n"
     "  --store URI         sqlite:PATH (default DIR/state.db)\n"
+    "  --scheduler-policy P  requests (default) | load-aware | archimedes\n"
+    "  --node-name NAME    up: this node's name (default: the host name)\n"
+    "  --pod-cidr CIDR     up: this node's pod addresses (default 10.244.0.0/24)\n"
     "  -v                  verbose logging\n";
 
 struct Flags {
@@ -64,7 +74,8 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
       *error = "flag --" + name + " needs a value";
       return false;
     }
-    if (name != "data-dir" && name != "listen" && name != "store") {
+    if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
+        name != "node-name" && name != "pod-cidr") {
       *error = "unknown flag --" + name;
       return false;
     }
@@ -90,7 +101,36 @@ bool SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
   return true;
 }
 
-int RunServer(const Flags& flags) {
+// `fulcrum up` runs the node agent as a child process of this same binary, so that a fault in one
+// pod's container plumbing cannot take the control plane down with it.
+pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconfig,
+                        const std::string& node_name, const std::string& pod_cidr, bool verbose) {
+  std::string node = node_name;
+  if (node.empty()) {  // the host name, lower-cased: a valid node name on any sane host
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    for (char* c = host; *c != 0; ++c) node.push_back(static_cast<char>(std::tolower(*c)));
+  }
+  std::vector<std::string> args = {"/proc/self/exe", "agent",     "--kubeconfig", kubeconfig,
+                                   "--node-name",    node,        "--root",       data_dir + "/agent",
+                                   "--pod-cidr",     pod_cidr};
+  if (verbose) args.push_back("-v");
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    std::perror("fulcrum up: exec agent");
+    _exit(127);
+  }
+  return pid;
+}
+
+int RunServer(const Flags& flags, bool all_in_one) {
   fulcrum::apiserver::ApiServerOptions options;
   auto get = [&](const char* name, const char* fallback) {
     auto it = flags.values.find(name);
@@ -116,11 +156,41 @@ int RunServer(const Flags& flags) {
     std::fprintf(stderr, "fulcrum: %s\n", server.status().ToString().c_str());
     return 1;
   }
+  // Controllers and the scheduler reach the API the way every other client does.
+  auto config = fulcrum::client::LoadKubeconfig((*server)->kubeconfig_path());
+  if (config.ok()) config->user_agent = "fulcrum-server";
+  auto api = config.ok() ? fulcrum::client::ApiClient::Create(*config)
+                         : fulcrum::base::Result<std::unique_ptr<fulcrum::client::ApiClient>>(config.status());
+  if (!api.ok()) {
+    std::fprintf(stderr, "fulcrum: API client: %s\n", api.status().ToString().c_str());
+    return 1;
+  }
+  auto* clock = fulcrum::base::RealClock();
+  auto controllers = fulcrum::controllers::StartControllerManager(api->get(), clock);
+  fulcrum::scheduler::LiveSchedulerOptions scheduler_options;
+  scheduler_options.policy = get("scheduler-policy", "requests");
+  auto scheduler = fulcrum::scheduler::StartLiveScheduler(api->get(), clock, scheduler_options);
+  if (!controllers.ok() || !scheduler.ok()) {
+    std::fprintf(stderr, "fulcrum: %s\n",
+                 (!controllers.ok() ? controllers.status() : scheduler.status()).ToString().c_str());
+    return 1;
+  }
   std::fprintf(stderr, "fulcrum: API server listening on port %u; export KUBECONFIG=%s\n",
                (*server)->port(), (*server)->kubeconfig_path().c_str());
+  pid_t agent = -1;
+  if (all_in_one) {
+    agent = StartAgentProcess(options.data_dir, (*server)->kubeconfig_path(), get("node-name", ""),
+                              get("pod-cidr", "10.244.0.0/24"), flags.verbose);
+  }
   int sig = 0;
   sigwait(&stop_signals, &sig);
   LOG_INFO << "received " << strsignal(sig) << ", stopping";
+  if (agent > 0) {
+    kill(agent, SIGTERM);
+    waitpid(agent, nullptr, 0);
+  }
+  (*scheduler)->Stop();
+  (*controllers)->Stop();
   (*server)->Stop();
   return 0;
 }
@@ -148,7 +218,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (flags.verbose) fulcrum::base::SetLogLevel(LogLevel::kDebug);
-  if (command == "server" || command == "up") return RunServer(flags);
+  if (command == "server" || command == "up") return RunServer(flags, command == "up");
   std::fprintf(stderr, "fulcrum: unknown command %s\n%s", command.c_str(), kUsage);
   return 2;
 }

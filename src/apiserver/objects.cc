@@ -223,7 +223,7 @@ Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::strin
     if (!obj.contains(k)) spec_changed = true;
   }
   if (spec_changed) meta["generation"] = old_meta.value("generation", 1) + 1;
-  RETURN_IF_ERROR(Validate(type, obj, old, causes));
+  RETURN_IF_ERROR(Validate(type, obj, options.system_write ? nullptr : old, causes));
 
   Json old_plain = WithoutResourceVersion(*old);
   if (obj == old_plain) return WatchCache::MakeObject(type, std::move(obj), expected_rv);
@@ -343,7 +343,11 @@ Result<ObjectPtr> Objects::Mutate(const api::ResourceType& type, const std::stri
         next = std::move(keep);
       }
     }
-    auto written = Write(type, namespace_, name, std::move(next), &old, expected, options, causes);
+    WriteOptions write_options = options;
+    // Server-internal writes set fields users may not change (a binding's spec.nodeName).
+    if (sub == Subresource::kAll) write_options.system_write = true;
+    auto written =
+        Write(type, namespace_, name, std::move(next), &old, expected, write_options, causes);
     if (written.ok() || !written.status().IsConflict() || user_precondition ||
         attempt + 1 >= kMaxWriteAttempts) {
       return written;

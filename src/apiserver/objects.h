@@ -21,6 +21,10 @@ enum class Subresource { kMain, kStatus, kAll };
 
 struct WriteOptions {
   bool dry_run = false;
+  // Set by Mutate for Subresource::kAll: the server's own writes of fields that users may not
+  // change on update (pods/binding sets spec.nodeName) are validated as on create, without the
+  // update-only rules.
+  bool system_write = false;
 };
 
 struct DeleteOptions {

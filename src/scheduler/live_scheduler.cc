@@ -1,0 +1,487 @@
+#include "scheduler/live_scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "api/validation.h"
+#include "base/log.h"
+#include "scheduler/profile.h"
+#include "client/events.h"
+#include "client/informer.h"
+
+namespace fulcrum::scheduler {
+namespace {
+
+using base::Json;
+using base::StringAt;
+using client::ObjectPtr;
+
+constexpr char kComponent[] = "default-scheduler";
+constexpr auto kRetryInterval = std::chrono::seconds(60);
+
+const Json& At(const Json& j, const char* key) {
+  static const Json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+Labels LabelsOf(const Json& map) {
+  Labels out;
+  if (!map.is_object()) return out;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
+  }
+  return out;
+}
+
+int64_t Milli(const Json& q) {
+  api::Quantity quantity;
+  return api::ParseQuantity(q, &quantity) ? quantity.MilliValue() : 0;
+}
+
+int64_t Whole(const Json& q) {
+  api::Quantity quantity;
+  return api::ParseQuantity(q, &quantity) ? quantity.Value() : 0;
+}
+
+std::vector<SelectorRequirement> Requirements(const Json& expressions) {
+  std::vector<SelectorRequirement> out;
+  if (!expressions.is_array()) return out;
+  for (const Json& e : expressions) {
+    SelectorRequirement r;
+    r.key = e.value("key", "");
+    std::string op = e.value("operator", "");
+    using Op = SelectorRequirement::Operator;
+    r.op = op == "NotIn"          ? Op::kNotIn
+           : op == "Exists"       ? Op::kExists
+           : op == "DoesNotExist" ? Op::kDoesNotExist
+           : op == "Gt"           ? Op::kGt
+           : op == "Lt"           ? Op::kLt
+                                  : Op::kIn;
+    for (const Json& v : At(e, "values")) {
+      if (v.is_string()) r.values.push_back(v.get<std::string>());
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::optional<TaintEffect> EffectOf(const std::string& effect) {
+  if (effect == "NoSchedule") return TaintEffect::kNoSchedule;
+  if (effect == "PreferNoSchedule") return TaintEffect::kPreferNoSchedule;
+  if (effect == "NoExecute") return TaintEffect::kNoExecute;
+  return std::nullopt;
+}
+
+bool IsTerminal(const Json& pod) {
+  std::string phase = StringAt(pod, {"status", "phase"});
+  return phase == "Succeeded" || phase == "Failed";
+}
+
+// A pod's place in the queue: higher priority first, then first come.
+struct QueueKey {
+  int32_t priority;
+  uint64_t seq;
+  std::string key;
+  bool operator<(const QueueKey& o) const {
+    if (priority != o.priority) return priority > o.priority;
+    return seq < o.seq;
+  }
+};
+
+class LiveSchedulerImpl : public LiveScheduler {
+ public:
+  LiveSchedulerImpl(client::ApiClient* api, base::Clock* clock, LiveSchedulerOptions options,
+                    std::unique_ptr<ProfileStore> profiles, std::unique_ptr<Policy> policy)
+      : api_(api),
+        clock_(clock),
+        options_(std::move(options)),
+        profiles_(std::move(profiles)),
+        policy_(std::move(policy)),
+        pods_(api, "/api/v1/pods", ""),
+        nodes_(api, "/api/v1/nodes", "") {
+    client::InformerHandlers n;
+    n.on_add = [this](const ObjectPtr& o) { OnNode(o, false); };
+    n.on_update = [this](const ObjectPtr&, const ObjectPtr& o) { OnNode(o, false); };
+    n.on_delete = [this](const ObjectPtr& o) { OnNode(o, true); };
+    nodes_.AddHandlers(std::move(n));
+    client::InformerHandlers p;
+    p.on_add = [this](const ObjectPtr& o) { OnPod(o, false); };
+    p.on_update = [this](const ObjectPtr&, const ObjectPtr& o) { OnPod(o, false); };
+    p.on_delete = [this](const ObjectPtr& o) { OnPod(o, true); };
+    pods_.AddHandlers(std::move(p));
+  }
+  ~LiveSchedulerImpl() override { Stop(); }
+
+  void Start() {
+    nodes_.Start();
+    nodes_.WaitForSync(std::chrono::seconds(30));
+    pods_.Start();
+    pods_.WaitForSync(std::chrono::seconds(30));
+    loop_ = std::thread([this] { Loop(); });
+    for (int i = 0; i < std::max(1, options_.binders); ++i) binders_.emplace_back([this] { Bind(); });
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      cv_.notify_all();
+      bind_cv_.notify_all();
+    }
+    if (loop_.joinable()) loop_.join();
+    for (auto& t : binders_) {
+      if (t.joinable()) t.join();
+    }
+    pods_.Stop();
+    nodes_.Stop();
+  }
+
+ private:
+  // --- cluster state, all under mu_ -------------------------------------------------------
+
+  NodeInfo* FindNode(const std::string& name) {
+    auto it = node_index_.find(name);
+    return it == node_index_.end() ? nullptr : &nodes_info_[it->second];
+  }
+
+  void OnNode(const ObjectPtr& node, bool deleted) {
+    std::string name = StringAt(*node, {"metadata", "name"});
+    std::lock_guard lock(mu_);
+    auto it = node_index_.find(name);
+    if (deleted) {
+      if (it == node_index_.end()) return;
+      size_t i = it->second, last = nodes_info_.size() - 1;
+      for (const PodOnNode& p : nodes_info_[i].pods) placed_.erase(p.ns + "/" + p.name);
+      if (i != last) {
+        nodes_info_[i] = std::move(nodes_info_[last]);
+        node_index_[nodes_info_[i].name] = i;
+      }
+      nodes_info_.pop_back();
+      node_index_.erase(name);
+    } else {
+      if (it == node_index_.end()) {
+        nodes_info_.emplace_back();
+        nodes_info_.back().name = name;
+        node_index_[name] = nodes_info_.size() - 1;
+      }
+      UpdateNodeInfoFromJson(*node, FindNode(name));
+    }
+    RetryUnschedulable();
+  }
+
+  void OnPod(const ObjectPtr& pod, bool deleted) {
+    std::string key = client::ObjectKey(*pod);
+    std::string node = StringAt(*pod, {"spec", "nodeName"});
+    bool gone = deleted || IsTerminal(*pod);
+    std::lock_guard lock(mu_);
+    auto placed = placed_.find(key);
+    if (gone) {
+      if (placed != placed_.end()) {
+        if (NodeInfo* n = FindNode(placed->second)) {
+          n->RemovePod(StringAt(*pod, {"metadata", "namespace"}), StringAt(*pod, {"metadata", "name"}));
+        }
+        placed_.erase(placed);
+        RetryUnschedulable();  // resources were freed
+      }
+      unschedulable_.erase(key);
+      return;
+    }
+    if (!node.empty()) {
+      unschedulable_.erase(key);
+      if (placed != placed_.end() && placed->second == node) return;  // assumed or known
+      if (placed != placed_.end()) {
+        if (NodeInfo* n = FindNode(placed->second)) {
+          n->RemovePod(StringAt(*pod, {"metadata", "namespace"}), StringAt(*pod, {"metadata", "name"}));
+        }
+      }
+      if (NodeInfo* n = FindNode(node)) {
+        n->AddPod(PodInfoFromJson(*pod), true);
+        placed_[key] = node;
+      }
+      return;
+    }
+    if (!StringAt(*pod, {"metadata", "deletionTimestamp"}).empty()) return;
+    std::string scheduler = StringAt(*pod, {"spec", "schedulerName"});
+    if (!scheduler.empty() && scheduler != options_.scheduler_name) return;
+    if (placed != placed_.end() || unschedulable_.count(key) || queued_.count(key)) return;
+    Enqueue(key, PodInfoFromJson(*pod).priority);
+  }
+
+  void Enqueue(const std::string& key, int32_t priority) {
+    queued_.insert(key);
+    queue_.insert(QueueKey{priority, next_seq_++, key});
+    cv_.notify_one();
+  }
+
+  void RetryUnschedulable() {
+    for (const auto& [key, priority] : unschedulable_) {
+      if (!queued_.count(key)) Enqueue(key, priority);
+    }
+    unschedulable_.clear();
+  }
+
+  // --- the loop ---------------------------------------------------------------------------
+
+  void Loop() {
+    std::unique_lock lock(mu_);
+    auto last_retry = std::chrono::steady_clock::now();
+    while (!stopping_) {
+      if (queue_.empty()) {
+        cv_.wait_for(lock, std::chrono::seconds(5));
+        if (std::chrono::steady_clock::now() - last_retry > kRetryInterval) {
+          last_retry = std::chrono::steady_clock::now();
+          RetryUnschedulable();
+        }
+        continue;
+      }
+      QueueKey next = *queue_.begin();
+      queue_.erase(queue_.begin());
+      queued_.erase(next.key);
+      ObjectPtr pod = pods_.Get(next.key);
+      if (pod == nullptr || !StringAt(*pod, {"spec", "nodeName"}).empty() ||
+          !StringAt(*pod, {"metadata", "deletionTimestamp"}).empty() || IsTerminal(*pod) ||
+          placed_.count(next.key)) {
+        continue;
+      }
+      PodInfo info = PodInfoFromJson(*pod);
+      Decision d = Schedule(info, nodes_info_, *policy_);
+      if (d.node_index) {
+        NodeInfo& node = nodes_info_[*d.node_index];
+        node.AddPod(info, false);
+        placed_[next.key] = node.name;
+        bind_queue_.push_back({pod, node.name});
+        bind_cv_.notify_one();
+        continue;
+      }
+      unschedulable_[next.key] = info.priority;
+      std::vector<std::pair<std::string, std::string>> victims;
+      std::string nominated;
+      if (d.nominated_node_index) {
+        nominated = nodes_info_[*d.nominated_node_index].name;
+        for (const Victim& v : d.victims) victims.emplace_back(v.ns, v.name);
+      }
+      lock.unlock();
+      ReportUnschedulable(*pod, d.message, nominated, victims);
+      lock.lock();
+    }
+  }
+
+  void ReportUnschedulable(const Json& pod, const std::string& message, const std::string& nominated,
+                           const std::vector<std::pair<std::string, std::string>>& victims) {
+    std::string ns = StringAt(pod, {"metadata", "namespace"});
+    std::string name = StringAt(pod, {"metadata", "name"});
+    std::string text = message;
+    if (!victims.empty()) text += " preemption: evicting " + std::to_string(victims.size()) + " lower-priority pod(s) on " + nominated + ".";
+    client::RecordEvent(api_, clock_, pod, "Warning", "FailedScheduling", text, kComponent);
+    Json status = {{"conditions",
+                    {{{"type", "PodScheduled"},
+                      {"status", "False"},
+                      {"reason", "Unschedulable"},
+                      {"message", message},
+                      {"lastTransitionTime", base::FormatRfc3339(clock_->Now())}}}}};
+    if (!nominated.empty()) status["nominatedNodeName"] = nominated;
+    auto r = api_->Patch(client::ResourcePath("v1", "pods", ns, name, "status"),
+                         client::PatchType::kStrategicMerge, Json{{"status", status}});
+    if (!r.ok()) LOG_DEBUG << "scheduler: status of " << ns << "/" << name << ": " << r.status().ToString();
+    for (const auto& [victim_ns, victim_name] : victims) {
+      Json victim = {{"kind", "Pod"}, {"apiVersion", "v1"},
+                     {"metadata", {{"namespace", victim_ns}, {"name", victim_name}}}};
+      client::RecordEvent(api_, clock_, victim, "Normal", "Preempted",
+                          "Preempted by pod " + ns + "/" + name + " on node " + nominated, kComponent);
+      auto del = api_->Delete(client::ResourcePath("v1", "pods", victim_ns, victim_name));
+      if (!del.ok() && !del.status().IsNotFound()) {
+        LOG_WARNING << "scheduler: preempting " << victim_ns << "/" << victim_name << ": " << del.status().ToString();
+      }
+    }
+  }
+
+  void Bind() {
+    while (true) {
+      std::pair<ObjectPtr, std::string> job;
+      {
+        std::unique_lock lock(mu_);
+        bind_cv_.wait(lock, [this] { return stopping_ || !bind_queue_.empty(); });
+        if (stopping_) return;
+        job = std::move(bind_queue_.front());
+        bind_queue_.pop_front();
+      }
+      const Json& pod = *job.first;
+      std::string ns = StringAt(pod, {"metadata", "namespace"});
+      std::string name = StringAt(pod, {"metadata", "name"});
+      Json binding = {{"apiVersion", "v1"},
+                      {"kind", "Binding"},
+                      {"metadata", {{"name", name}, {"namespace", ns}}},
+                      {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", job.second}}}};
+      auto r = api_->Create(client::ResourcePath("v1", "pods", ns, name, "binding"), binding);
+      if (r.ok()) {
+        client::RecordEvent(api_, clock_, pod, "Normal", "Scheduled",
+                            "Successfully assigned " + ns + "/" + name + " to " + job.second, kComponent);
+        continue;
+      }
+      LOG_WARNING << "scheduler: binding " << ns << "/" << name << " to " << job.second << ": "
+                  << r.status().ToString();
+      // Forget the assumption; a pod that still exists unbound is tried again.
+      std::lock_guard lock(mu_);
+      std::string key = ns + "/" + name;
+      if (auto it = placed_.find(key); it != placed_.end() && it->second == job.second) {
+        if (NodeInfo* n = FindNode(job.second)) n->RemovePod(ns, name);
+        placed_.erase(it);
+      }
+      if (!r.status().IsNotFound() && !r.status().IsConflict()) unschedulable_[key] = 0;
+    }
+  }
+
+  client::ApiClient* api_;
+  base::Clock* clock_;
+  const LiveSchedulerOptions options_;
+  std::unique_ptr<ProfileStore> profiles_;  // read by the archimedes policy
+  std::unique_ptr<Policy> policy_;          // used by the loop thread only
+  client::Informer pods_;
+  client::Informer nodes_;
+
+  std::mutex mu_;
+  std::condition_variable cv_, bind_cv_;
+  bool stopping_ = false;
+  std::vector<NodeInfo> nodes_info_;
+  std::unordered_map<std::string, size_t> node_index_;
+  std::unordered_map<std::string, std::string> placed_;  // pod key -> node it is counted on
+  std::set<QueueKey> queue_;
+  std::set<std::string> queued_;
+  std::map<std::string, int32_t> unschedulable_;  // pod key -> priority
+  uint64_t next_seq_ = 0;
+  std::deque<std::pair<ObjectPtr, std::string>> bind_queue_;
+  std::thread loop_;
+  std::vector<std::thread> binders_;
+};
+
+}  // namespace
+
+PodInfo PodInfoFromJson(const Json& pod) {
+  PodInfo info;
+  info.ns = StringAt(pod, {"metadata", "namespace"});
+  info.name = StringAt(pod, {"metadata", "name"});
+  const Json& meta = At(pod, "metadata");
+  const Json& spec = At(pod, "spec");
+  info.labels = LabelsOf(At(meta, "labels"));
+  // Requests: the sum over containers, or the largest init container if that is more.
+  Resources sum, init_max;
+  for (const Json& c : At(spec, "containers")) {
+    const Json& req = At(At(c, "resources"), "requests");
+    sum.cpu_milli += Milli(At(req, "cpu"));
+    sum.memory_bytes += Whole(At(req, "memory"));
+  }
+  for (const Json& c : At(spec, "initContainers")) {
+    const Json& req = At(At(c, "resources"), "requests");
+    init_max.cpu_milli = std::max(init_max.cpu_milli, Milli(At(req, "cpu")));
+    init_max.memory_bytes = std::max(init_max.memory_bytes, Whole(At(req, "memory")));
+  }
+  info.requests.cpu_milli = std::max(sum.cpu_milli, init_max.cpu_milli) + Milli(At(At(spec, "overhead"), "cpu"));
+  info.requests.memory_bytes =
+      std::max(sum.memory_bytes, init_max.memory_bytes) + Whole(At(At(spec, "overhead"), "memory"));
+  info.node_selector = LabelsOf(At(spec, "nodeSelector"));
+  const Json& affinity = At(spec, "affinity");
+  const Json& terms = At(At(At(affinity, "nodeAffinity"), "requiredDuringSchedulingIgnoredDuringExecution"),
+                         "nodeSelectorTerms");
+  if (terms.is_array()) {
+    for (const Json& term : terms) {
+      info.required_node_affinity.push_back(NodeSelectorTerm{Requirements(At(term, "matchExpressions"))});
+    }
+  }
+  const Json& anti = At(At(affinity, "podAntiAffinity"), "requiredDuringSchedulingIgnoredDuringExecution");
+  if (anti.is_array()) {
+    for (const Json& term : anti) {
+      if (term.value("topologyKey", "") != "kubernetes.io/hostname") continue;
+      const Json& selector = At(term, "labelSelector");
+      info.anti_affinity.push_back(
+          LabelSelector{LabelsOf(At(selector, "matchLabels")), Requirements(At(selector, "matchExpressions"))});
+    }
+  }
+  if (At(spec, "tolerations").is_array()) {
+    for (const Json& t : spec["tolerations"]) {
+      Toleration tol;
+      tol.key = t.value("key", "");
+      tol.exists = t.value("operator", "") == "Exists";
+      tol.value = t.value("value", "");
+      tol.effect = EffectOf(t.value("effect", ""));
+      info.tolerations.push_back(std::move(tol));
+    }
+  }
+  if (At(spec, "priority").is_number_integer()) info.priority = spec["priority"].get<int32_t>();
+  if (spec.value("priorityClassName", "") == "fulcrum-batch" ||
+      StringAt(pod, {"metadata", "annotations", "fulcrum.dev/qos"}) == "batch") {
+    info.qos = Qos::kBatch;
+  }
+  // The application: the owning workload, with a Deployment's ReplicaSet hash taken off.
+  const Json& refs = At(meta, "ownerReferences");
+  if (refs.is_array()) {
+    for (const Json& ref : refs) {
+      if (!ref.value("controller", false)) continue;
+      std::string kind = ref.value("kind", ""), owner = ref.value("name", "");
+      std::string hash = StringAt(pod, {"metadata", "labels", "pod-template-hash"});
+      if (kind == "ReplicaSet" && !hash.empty() && owner.size() > hash.size() + 1 &&
+          owner.compare(owner.size() - hash.size(), hash.size(), hash) == 0) {
+        kind = "Deployment";
+        owner = owner.substr(0, owner.size() - hash.size() - 1);
+      }
+      info.app = info.ns + "/" + kind + "/" + owner;
+    }
+  }
+  if (info.app.empty()) info.app = info.ns + "/Pod/" + info.name;
+  return info;
+}
+
+void UpdateNodeInfoFromJson(const Json& node, NodeInfo* info) {
+  info->name = StringAt(node, {"metadata", "name"});
+  info->labels = LabelsOf(At(At(node, "metadata"), "labels"));
+  if (!info->labels.count("kubernetes.io/hostname")) info->labels["kubernetes.io/hostname"] = info->name;
+  info->taints.clear();
+  const Json& spec = At(node, "spec");
+  if (At(spec, "taints").is_array()) {
+    for (const Json& t : spec["taints"]) {
+      auto effect = EffectOf(t.value("effect", ""));
+      if (!effect) continue;
+      info->taints.push_back(Taint{t.value("key", ""), t.value("value", ""), *effect});
+    }
+  }
+  bool ready = false;
+  const Json& conditions = At(At(node, "status"), "conditions");
+  if (conditions.is_array()) {
+    for (const Json& c : conditions) {
+      if (c.value("type", "") == "Ready") ready = c.value("status", "") == "True";
+    }
+  }
+  if (!ready) info->taints.push_back(Taint{"node.kubernetes.io/not-ready", "", TaintEffect::kNoSchedule});
+  info->unschedulable = spec.value("unschedulable", false);
+  const Json& allocatable = At(At(node, "status"), "allocatable");
+  info->allocatable.cpu_milli = Milli(At(allocatable, "cpu"));
+  info->allocatable.memory_bytes = Whole(At(allocatable, "memory"));
+  info->allocatable.pods = Whole(At(allocatable, "pods"));
+  info->Touch();
+}
+
+base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClient* api,
+                                                                base::Clock* clock,
+                                                                LiveSchedulerOptions options) {
+  PolicyOptions policy_options;
+  policy_options.clock = clock;
+  // Profiles start cold (from requests) and live as long as the scheduler.
+  auto profiles = std::make_unique<ProfileStore>();
+  policy_options.profiles = profiles.get();
+  ASSIGN_OR_RETURN(std::unique_ptr<Policy> policy, MakePolicy(options.policy, policy_options));
+  auto s = std::make_unique<LiveSchedulerImpl>(api, clock, std::move(options), std::move(profiles),
+                                               std::move(policy));
+  s->Start();
+  return std::unique_ptr<LiveScheduler>(std::move(s));
+}
+
+}  // namespace fulcrum::scheduler
