@@ -1,5 +1,6 @@
 // fulcrum: one binary, several roles. Subcommands only; the logic lives in the libraries.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ const char kUsage[] =
     "  --scheduler-policy P  requests (default) | load-aware | archimedes\n"
     "  --node-name NAME    up: this node's name (default: the host name)\n"
     "  --pod-cidr CIDR     up: this node's pod addresses (default 10.244.0.0/24)\n"
+    "  --bridge NAME       up: the pod network's bridge (default fulcrum0)\n"
     "  -v                  verbose logging\n";
 
 struct Flags {
@@ -75,7 +77,7 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
       return false;
     }
     if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
-        name != "node-name" && name != "pod-cidr") {
+        name != "node-name" && name != "pod-cidr" && name != "bridge") {
       *error = "unknown flag --" + name;
       return false;
     }
@@ -104,7 +106,8 @@ bool SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
 // `fulcrum up` runs the node agent as a child process of this same binary, so that a fault in one
 // pod's container plumbing cannot take the control plane down with it.
 pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconfig,
-                        const std::string& node_name, const std::string& pod_cidr, bool verbose) {
+                        const std::string& node_name, const std::string& pod_cidr,
+                        const std::string& bridge, bool verbose) {
   std::string node = node_name;
   if (node.empty()) {  // the host name, lower-cased: a valid node name on any sane host
     char host[256] = {};
@@ -114,9 +117,17 @@ pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconf
   std::vector<std::string> args = {"/proc/self/exe", "agent",     "--kubeconfig", kubeconfig,
                                    "--node-name",    node,        "--root",       data_dir + "/agent",
                                    "--pod-cidr",     pod_cidr};
+  if (!bridge.empty()) {
+    args.push_back("--bridge");
+    args.push_back(bridge);
+  }
   if (verbose) args.push_back("-v");
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    // The agent goes when the server goes, even when the server is killed.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
     sigset_t none;
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, nullptr);
@@ -180,7 +191,7 @@ int RunServer(const Flags& flags, bool all_in_one) {
   pid_t agent = -1;
   if (all_in_one) {
     agent = StartAgentProcess(options.data_dir, (*server)->kubeconfig_path(), get("node-name", ""),
-                              get("pod-cidr", "10.244.0.0/24"), flags.verbose);
+                              get("pod-cidr", "10.244.0.0/24"), get("bridge", ""), flags.verbose);
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -433,7 +433,8 @@ class Server:
     data directory.
     """
 
-    def __init__(self, data_dir=None, extra_args=()):
+    def __init__(self, data_dir=None, extra_args=(), command="server"):
+        self.command = command  # "server", or "up" for the all-in-one cluster
         self.root = make_temp_dir()
         self.data_dir = data_dir or os.path.join(self.root, "data")
         self.extra_args = list(extra_args)
@@ -459,7 +460,7 @@ class Server:
         self.starts += 1
         self.log_path = os.path.join(self.root, "server-%d.log" % self.starts)
         self._log_file = open(self.log_path, "wb")
-        argv = [fulcrum_bin(), "server", "--data-dir", self.data_dir,
+        argv = [fulcrum_bin(), self.command, "--data-dir", self.data_dir,
                 "--listen", "127.0.0.1:0"] + self.extra_args
         self.proc = subprocess.Popen(_with_pdeathsig(argv), stdin=subprocess.DEVNULL,
                                      stdout=self._log_file, stderr=subprocess.STDOUT)
