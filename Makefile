@@ -25,8 +25,11 @@ build: deps $(BUILD_DIR)/build.ninja
 release: deps $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 
-# All-in-one cluster in the foreground on the embedded store; Ctrl-C stops it.
+# All-in-one cluster in the foreground on the embedded store (API server, controllers, scheduler
+# and an agent for this machine; runs containers, so as root); Ctrl-C stops it. The demo image is
+# imported first so that the README's examples run with no registry.
 up: release
+	$(RELEASE_DIR)/cmd/fulcrum/fulcrum image import $(RELEASE_DIR)/demo-busybox.tar --root $(DATA_DIR)/agent
 	@echo "fulcrum: starting; in another shell: export KUBECONFIG=$(DATA_DIR)/kubeconfig"
 	$(RELEASE_DIR)/cmd/fulcrum/fulcrum up --data-dir $(DATA_DIR) --listen $(LISTEN)
 
