@@ -421,60 +421,75 @@ class ApiEnvSource : public EnvSource {
   client::ApiClient* api_;
 };
 
-class Agent {
+}  // namespace
+
+class NodeAgent::Impl {
  public:
-  explicit Agent(AgentOptions options) : o_(std::move(options)), clock_(base::RealClock()) {}
+  Impl(AgentOptions options, AgentDeps deps)
+      : o_(std::move(options)),
+        clock_(deps.clock ? deps.clock : base::RealClock()),
+        api_(deps.api),
+        images_(deps.images),
+        runtime_(deps.runtime),
+        network_(deps.network),
+        capture_(deps.logs),
+        stats_(deps.stats),
+        prober_(deps.prober),
+        owned_env_(deps.env ? nullptr : std::make_unique<ApiEnvSource>(deps.api)),
+        env_source_(deps.env ? deps.env : owned_env_.get()) {}
+  ~Impl() { Stop(); }
 
   Status Init() {
     if (o_.node_name.empty()) return base::Invalid("--node-name is required");
     RETURN_IF_ERROR(base::MakeDirs(o_.root + "/pods", 0700));
-    ASSIGN_OR_RETURN(auto config, client::LoadKubeconfig(o_.kubeconfig));
-    config.user_agent = "fulcrum-agent/" + o_.node_name;
-    ASSIGN_OR_RETURN(api_, client::ApiClient::Create(config));
-    ASSIGN_OR_RETURN(images_, ImageStore::Open(o_.root));
-    RuncOptions ro;
-    ro.root = o_.root;
-    ro.runc = o_.runc;
-    ASSIGN_OR_RETURN(runtime_, OpenRuncRuntime(ro));
-    CniOptions co;
-    co.root = o_.root;
-    co.plugin_dir = o_.cni_plugin_dir;
-    co.bridge = o_.bridge;
-    co.pod_cidr = o_.pod_cidr;
-    co.cluster_domain = o_.cluster_domain;
-    if (!o_.cluster_dns.empty()) co.dns_servers = {o_.cluster_dns};
-    ASSIGN_OR_RETURN(network_, OpenCniNetwork(co));
-    ASSIGN_OR_RETURN(capture_, LogCapture::Start());
-    stats_ = std::make_unique<StatsCollector>(NewSystemStatsFiles(), DetectCgroupLayout(), clock_,
-                                              ::sysconf(_SC_CLK_TCK));
-    prober_ = NewProber(runtime_.get());
-    env_source_ = std::make_unique<ApiEnvSource>(api_.get());
     facts_ = ReadNodeFacts(o_);
     ProcessSpec version;
     version.argv = {o_.runc, "--version"};
-    if (auto r = NewSystemProcessRunner()->Run(version); r.ok() && r->exit_code == 0) {
+    if (auto r = o_.runc.empty() ? base::Result<ProcessResult>(base::NotFound("no runc"))
+                                 : NewSystemProcessRunner()->Run(version);
+        r.ok() && r->exit_code == 0) {
       std::istringstream in(r->out);
       std::string word;
       in >> word >> word >> facts_.runc_version;  // "runc version 1.1.5"
     }
     LoadRecords();
     RETURN_IF_ERROR(RegisterNode());
-    return Status::Ok();
+    return RenewLease();
   }
 
-  void Start() {
+  Status StartInformer() {
+    if (pods_) return Status::Ok();
     std::string query = "fieldSelector=" + client::QueryEscape("spec.nodeName=" + o_.node_name);
     auto enqueue = [this](const client::ObjectPtr& p) { queue_.Add(client::ObjectKey(*p)); };
     pods_ = std::make_unique<client::Informer>(
-        api_.get(), "/api/v1/pods", query,
+        api_, "/api/v1/pods", query,
         client::InformerHandlers{enqueue, [enqueue](const client::ObjectPtr&,
                                                     const client::ObjectPtr& p) { enqueue(p); },
                                  enqueue});
     pods_->Start();
+    if (!pods_->WaitForSync(std::chrono::seconds(30))) {
+      return base::Unavailable("the pod informer did not list within 30 s");
+    }
+    return Status::Ok();
+  }
+
+  void Start() {
+    if (Status s = StartInformer(); !s.ok()) {
+      LOG_WARNING << s.ToString();
+    }
     for (int i = 0; i < std::max(1, o_.workers); ++i) {
       workers_.emplace_back([this] { Work(); });
     }
     housekeeping_ = std::thread([this] { Housekeeping(); });
+  }
+
+  client::ObjectPtr CachedPod(const std::string& key) const {
+    return pods_ ? pods_->Get(key) : nullptr;
+  }
+
+  Status Heartbeat() {
+    RETURN_IF_ERROR(RenewLease());
+    return UpdateNodeStatus();
   }
 
   void Stop() {
@@ -490,6 +505,8 @@ class Agent {
     if (pods_) pods_->Stop();
     // Containers keep running: the next agent adopts them.
   }
+
+  void SyncPod(const std::string& key) { Sync(key); }
 
  private:
   std::string PodDir(const std::string& uid) const { return o_.root + "/pods/" + uid; }
@@ -522,7 +539,9 @@ class Agent {
               {"startTime", rec.start_time}, {"containers", cs}};
     (void)base::MakeDirs(PodDir(rec.uid), 0700);
     Status s = base::WriteFileAtomic(PodDir(rec.uid) + "/state.json", base::DumpJson(j), 0600);
-    if (!s.ok()) LOG_WARNING << "saving pod state: " << s.ToString();
+    if (!s.ok()) {
+      LOG_WARNING << "saving pod state: " << s.ToString();
+    }
   }
 
   // ---- Node, lease ----
@@ -623,12 +642,15 @@ class Agent {
         sampled = running_;
       }
       for (const auto& k : keys) queue_.Add(k);
-      stats_->SetContainers(sampled);
-      stats_->Sample();
+      if (stats_) {
+        stats_->SetContainers(sampled);
+        stats_->Sample();
+      }
       if (std::chrono::steady_clock::now() >= next_heartbeat) {
         next_heartbeat = std::chrono::steady_clock::now() + o_.heartbeat;
-        if (Status s = RenewLease(); !s.ok()) LOG_WARNING << "lease: " << s.ToString();
-        if (Status s = UpdateNodeStatus(); !s.ok()) LOG_WARNING << "node status: " << s.ToString();
+        if (Status s = Heartbeat(); !s.ok()) {
+          LOG_WARNING << "heartbeat: " << s.ToString();
+        }
       }
     }
   }
@@ -636,7 +658,7 @@ class Agent {
   void Work() {
     std::string key;
     while (queue_.Get(&key)) {
-      SyncPod(key);
+      Sync(key);
       queue_.Done(key);
     }
   }
@@ -644,7 +666,7 @@ class Agent {
   void Event(const Json& pod, const std::string& type, const std::string& reason,
              const std::string& message) {
     Json ref = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", pod["metadata"]}};
-    client::RecordEvent(api_.get(), clock_, ref, type, reason, message, "kubelet", o_.node_name);
+    client::RecordEvent(api_, clock_, ref, type, reason, message, "kubelet", o_.node_name);
   }
 
   std::shared_ptr<PodRecord> Record(const std::string& key) {
@@ -655,8 +677,8 @@ class Agent {
 
   // ---- Pod sync ----
 
-  void SyncPod(const std::string& key) {
-    if (!pods_->synced()) {  // adopted pods must not look deleted before the first list
+  void Sync(const std::string& key) {
+    if (!pods_ || !pods_->synced()) {  // adopted pods must not look deleted before the first list
       queue_.AddAfter(key, std::chrono::milliseconds(200));
       return;
     }
@@ -988,8 +1010,11 @@ class Agent {
       const Json* p = base::FindPath(c, {fields[i]});
       if (!p || p->is_null()) continue;
       auto spec = ParseProbe(*p, c, kinds[i], where + "." + fields[i]);
-      if (spec.ok()) specs[i] = *spec;
-      else LOG_WARNING << spec.status().ToString();
+      if (spec.ok()) {
+        specs[i] = *spec;
+      } else {
+        LOG_WARNING << spec.status().ToString();
+      }
     }
     base::WallTime started = clock_->Now();
     (void)base::ParseRfc3339(cr.started_at, &started);
@@ -1045,7 +1070,7 @@ class Agent {
       return;
     }
     auto input = ContainerInputFromPod(pod, c, where, rec.volume_dirs, rec.ip, facts_.node_ip,
-                                       env_source_.get());
+                                       env_source_);
     if (!input.ok()) {
       fail("CreateContainerConfigError", input.status().message());
       return;
@@ -1269,14 +1294,15 @@ class Agent {
 
   const AgentOptions o_;
   base::Clock* const clock_;
-  std::unique_ptr<client::ApiClient> api_;
-  std::unique_ptr<ImageStore> images_;
-  std::unique_ptr<ContainerRuntime> runtime_;
-  std::unique_ptr<PodNetwork> network_;
-  std::unique_ptr<LogCapture> capture_;
-  std::unique_ptr<StatsCollector> stats_;
-  std::unique_ptr<Prober> prober_;
-  std::unique_ptr<EnvSource> env_source_;
+  client::ApiClient* const api_;
+  ImageStore* const images_;
+  ContainerRuntime* const runtime_;
+  PodNetwork* const network_;
+  LogCapture* const capture_;
+  StatsCollector* const stats_;
+  Prober* const prober_;
+  const std::unique_ptr<EnvSource> owned_env_;
+  EnvSource* const env_source_;
   std::unique_ptr<client::Informer> pods_;
   NodeFacts facts_;
   client::WorkQueue queue_;
@@ -1290,7 +1316,18 @@ class Agent {
   std::thread housekeeping_;
 };
 
-}  // namespace
+NodeAgent::NodeAgent(AgentOptions options, AgentDeps deps)
+    : impl_(std::make_unique<Impl>(std::move(options), deps)) {}
+NodeAgent::~NodeAgent() = default;
+Status NodeAgent::Init() { return impl_->Init(); }
+void NodeAgent::Start() { impl_->Start(); }
+void NodeAgent::Stop() { impl_->Stop(); }
+Status NodeAgent::StartInformer() { return impl_->StartInformer(); }
+void NodeAgent::SyncPod(const std::string& key) { impl_->SyncPod(key); }
+std::shared_ptr<const Json> NodeAgent::CachedPod(const std::string& key) const {
+  return impl_->CachedPod(key);
+}
+Status NodeAgent::Heartbeat() { return impl_->Heartbeat(); }
 
 int RunAgent(const AgentOptions& options) {
   sigset_t stop_signals;
@@ -1299,12 +1336,42 @@ int RunAgent(const AgentOptions& options) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  Agent agent(options);
-  Status s = agent.Init();
-  if (!s.ok()) {
+  (void)base::MakeDirs(options.root, 0700);
+  auto fail = [](const Status& s) {
     std::fprintf(stderr, "fulcrum agent: %s\n", s.ToString().c_str());
     return 1;
-  }
+  };
+  auto config = client::LoadKubeconfig(options.kubeconfig);
+  if (!config.ok()) return fail(config.status());
+  config->user_agent = "fulcrum-agent/" + options.node_name;
+  auto api = client::ApiClient::Create(*config);
+  if (!api.ok()) return fail(api.status());
+  auto images = ImageStore::Open(options.root);
+  if (!images.ok()) return fail(images.status());
+  RuncOptions ro;
+  ro.root = options.root;
+  ro.runc = options.runc;
+  auto runtime = OpenRuncRuntime(ro);
+  if (!runtime.ok()) return fail(runtime.status());
+  CniOptions co;
+  co.root = options.root;
+  co.plugin_dir = options.cni_plugin_dir;
+  co.bridge = options.bridge;
+  co.pod_cidr = options.pod_cidr;
+  co.cluster_domain = options.cluster_domain;
+  if (!options.cluster_dns.empty()) co.dns_servers = {options.cluster_dns};
+  auto network = OpenCniNetwork(co);
+  if (!network.ok()) return fail(network.status());
+  auto logs = LogCapture::Start();
+  if (!logs.ok()) return fail(logs.status());
+  StatsCollector stats(NewSystemStatsFiles(), DetectCgroupLayout(), base::RealClock(),
+                       ::sysconf(_SC_CLK_TCK));
+  auto prober = NewProber(runtime->get());
+  AgentDeps deps{api->get(),  images->get(), runtime->get(), network->get(), logs->get(),
+                 prober.get(), &stats,       base::RealClock(), nullptr};
+  NodeAgent agent(options, deps);
+  Status s = agent.Init();
+  if (!s.ok()) return fail(s);
   agent.Start();
   std::fprintf(stderr, "fulcrum agent: node %s running pods from %s\n", options.node_name.c_str(),
                options.kubeconfig.c_str());

@@ -14,7 +14,18 @@
 #include "base/json.h"
 #include "base/status.h"
 
+namespace fulcrum::client {
+class ApiClient;
+}  // namespace fulcrum::client
+
 namespace fulcrum::agent {
+
+class ContainerRuntime;
+class ImageStore;
+class LogCapture;
+class PodNetwork;
+class Prober;
+class StatsCollector;
 
 struct AgentOptions {
   std::string kubeconfig;
@@ -76,6 +87,50 @@ struct NodeFacts {
 };
 NodeFacts ReadNodeFacts(const AgentOptions& options);
 base::Json NodeObject(const AgentOptions& options, const NodeFacts& facts, base::WallTime now);
+
+class EnvSource;
+
+// What the agent works with; all borrowed, and must outlive it. `stats` may be null; `env` null
+// reads configMaps and secrets through `api`.
+struct AgentDeps {
+  client::ApiClient* api = nullptr;
+  ImageStore* images = nullptr;
+  ContainerRuntime* runtime = nullptr;
+  PodNetwork* network = nullptr;
+  LogCapture* logs = nullptr;
+  Prober* prober = nullptr;
+  StatsCollector* stats = nullptr;
+  base::Clock* clock = nullptr;
+  EnvSource* env = nullptr;
+};
+
+// The node agent. Thread-safe; pods are synced by a work queue, one sync per pod at a time.
+class NodeAgent {
+ public:
+  NodeAgent(AgentOptions options, AgentDeps deps);
+  ~NodeAgent();  // stops; containers keep running, for the next agent to adopt
+  NodeAgent(const NodeAgent&) = delete;
+  NodeAgent& operator=(const NodeAgent&) = delete;
+
+  // Loads the state an earlier agent left under ROOT/pods, registers the Node and its Lease.
+  base::Status Init();
+  // Starts the pod informer (waiting up to 30 s for its first list), the workers and the
+  // housekeeping loop (resync, stats, heartbeats).
+  void Start();
+  void Stop();
+
+  // For tests that drive syncs by hand: the informer alone, and one sync of a pod ("ns/name").
+  base::Status StartInformer();
+  void SyncPod(const std::string& key);
+  // The pod as the informer has it (null if it has none); for tests waiting on the cache.
+  std::shared_ptr<const base::Json> CachedPod(const std::string& key) const;
+  // Lease renewal and node status, as the housekeeping loop does every `heartbeat`.
+  base::Status Heartbeat();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Runs the agent until SIGINT or SIGTERM. Returns the process exit code.
 int RunAgent(const AgentOptions& options);
