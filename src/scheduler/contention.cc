@@ -28,6 +28,8 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
   slots_ = o.slots;
   mean_.assign(2 * slots_, node.system_cpu_usage_milli);
   var_.assign(2 * slots_, 0);
+  sd_sum_.assign(2 * slots_, 0);
+  rho_ = std::clamp(o.app_correlation, 0.0, 1.0);
   table_risk_ = -1;
   app_counts_.clear();
   app_bloom_ = 0;
@@ -54,14 +56,16 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
       mean_[s] += n * profile.cpu_mean[ps];
       double sd = n * profile.cpu_std[ps];
       var_[s] += sd * sd;
+      sd_sum_[s] += sd;
     }
   }
   min_headroom_ = HUGE_VAL;
-  max_var_ = peak_mean_ = 0;
+  max_var_ = max_sd_sum_ = peak_mean_ = 0;
   peak_slot_ = 0;
   for (int s = 0; s < slots_; ++s) {
     min_headroom_ = std::min(min_headroom_, capacity_ - mean_[s]);
     max_var_ = std::max(max_var_, var_[s]);
+    max_sd_sum_ = std::max(max_sd_sum_, sd_sum_[s]);
     if (mean_[s] > peak_mean_) {
       peak_mean_ = mean_[s];
       peak_slot_ = s;
@@ -69,6 +73,7 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
   }
   std::copy(mean_.begin(), mean_.begin() + slots_, mean_.begin() + slots_);
   std::copy(var_.begin(), var_.begin() + slots_, var_.begin() + slots_);
+  std::copy(sd_sum_.begin(), sd_sum_.begin() + slots_, sd_sum_.begin() + slots_);
   std::sort(app_counts_.begin(), app_counts_.end());
 }
 
@@ -97,12 +102,15 @@ CandidateWindow MakeCandidateWindow(const AppProfile& profile, std::string_view 
   int count = WindowSlots(horizon_seconds, profile.slot_seconds, profile.slots);
   w.mean.resize(count);
   w.var.resize(count);
+  w.sd.resize(count);
   for (int k = 0; k < count; ++k) {
     int ps = (w.first + k) % profile.slots;
     w.mean[k] = profile.cpu_mean[ps];
     w.var[k] = static_cast<double>(profile.cpu_std[ps]) * profile.cpu_std[ps];
+    w.sd[k] = profile.cpu_std[ps];
     w.max_mean = std::max(w.max_mean, w.mean[k]);
     w.max_var = std::max(w.max_var, w.var[k]);
+    w.max_sd = std::max(w.max_sd, w.sd[k]);
   }
   return w;
 }
@@ -120,23 +128,29 @@ double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double ac
     if (peak_mean) *peak_mean = peak_mean_;
     double least = min_headroom_ - c.max_mean;
     if (least >= 0) {
-      double lower = least / std::sqrt(std::max(max_var_ + growth * c.max_var, 1e-9));
+      double lower = least / std::sqrt(std::max(
+                                 Variance(max_var_ + growth * c.max_var, max_sd_sum_ + c.max_sd),
+                                 1e-9));
       if (lower >= accept_z) return lower;
     }
     int k = (peak_slot_ - c.first + slots_) % slots_;
     double headroom = capacity_ - mean_[peak_slot_] - c.mean[k];
-    double at_peak = headroom / std::sqrt(std::max(var_[peak_slot_] + growth * c.var[k], 1e-9));
+    double at_peak =
+        headroom / std::sqrt(std::max(Variance(var_[peak_slot_] + growth * c.var[k],
+                                               sd_sum_[peak_slot_] + c.sd[k]),
+                                      1e-9));
     if (at_peak < reject_z) return at_peak;
   }
   const double* mean = mean_.data() + c.first;
   const double* var = var_.data() + c.first;
+  const double* sd_sum = sd_sum_.data() + c.first;
   const size_t count = std::min(c.mean.size(), static_cast<size_t>(slots_));
   // min over slots of z = headroom / sd, compared as headroom * |headroom| / variance (no sqrt
   // in the loop, so it vectorizes).
   double worst = 1e300, peak = 0;
   for (size_t k = 0; k < count; ++k) {
     double headroom = capacity_ - mean[k] - c.mean[k];
-    double v = std::max(var[k] + growth * c.var[k], 1e-9);
+    double v = std::max(Variance(var[k] + growth * c.var[k], sd_sum[k] + c.sd[k]), 1e-9);
     worst = std::min(worst, headroom * std::abs(headroom) / v);
     peak = std::max(peak, mean[k]);
   }
@@ -172,7 +186,8 @@ double NodeDemand::ReclaimableCpu(int64_t from_unix, int64_t duration_seconds, d
     double z = NormalTailInverse(risk);
     reclaim_.resize(mean_.size());
     for (size_t s = 0; s < mean_.size(); ++s) {
-      reclaim_[s] = capacity_ * (1 - margin) - (mean_[s] + z * std::sqrt(var_[s]));
+      reclaim_[s] =
+          capacity_ * (1 - margin) - (mean_[s] + z * std::sqrt(Variance(var_[s], sd_sum_[s])));
     }
     min_reclaim_ = *std::min_element(reclaim_.begin(), reclaim_.end());
     table_risk_ = risk;

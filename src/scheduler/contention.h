@@ -2,7 +2,8 @@
 
 // The contention model: a node's online CPU demand per profile slot as a normal distribution
 // built from the profiles of the pods on it. Replicas of one application are taken as perfectly
-// correlated (their spreads add), different applications as independent (their variances add).
+// correlated (their spreads add); different applications with correlation rho
+// (ProfileOptions::app_correlation): variance = (1 - rho) sum_a (n_a sd_a)^2 + rho (sum_a n_a sd_a)^2.
 
 #include <cmath>
 #include <cstdint>
@@ -25,8 +26,8 @@ double NormalTailInverse(double p);
 // profile slots [from, from + horizon) and the candidate's mean and variance in each.
 struct CandidateWindow {
   int first = 0;                     // slot of `from` within the cycle
-  std::vector<double> mean, var;     // per slot of the window
-  double max_mean = 0, max_var = 0;
+  std::vector<double> mean, var, sd;  // per slot of the window
+  double max_mean = 0, max_var = 0, max_sd = 0;
   uint64_t app_hash = 0;
 };
 
@@ -80,16 +81,21 @@ class NodeDemand {
 
  private:
   int SlotAt(int64_t unix_seconds) const;
+  double Variance(double var, double sd_sum) const {
+    return (1 - rho_) * var + rho_ * sd_sum * sd_sum;
+  }
 
   double capacity_ = 0;
   int64_t slot_seconds_ = 900;
   int slots_ = 0;
   // Per slot, stored twice over (2 x slots) so that every window is one contiguous range.
-  std::vector<double> mean_, var_;
+  std::vector<double> mean_, var_;  // var_: sum over apps of (n_a sd_a)^2
+  std::vector<double> sd_sum_;      // sum over apps of n_a sd_a
+  double rho_ = 0;
   std::vector<std::pair<uint64_t, int>> app_counts_;  // sorted by app hash
   uint64_t app_bloom_ = 0;  // bit (hash % 64) of every app here: most lookups stop at it
   // Summary over the whole cycle.
-  double min_headroom_ = 0, max_var_ = 0, peak_mean_ = 0;
+  double min_headroom_ = 0, max_var_ = 0, max_sd_sum_ = 0, peak_mean_ = 0;
   mutable double min_reclaim_ = 0;
   int peak_slot_ = 0;
   // Cached reclaimable-cpu table (also twice over) for one (risk, margin).

@@ -129,7 +129,7 @@ TEST(Archimedes, BatchGoesWhereItsRuntimeFitsBeforeTheBusyPeriod) {
   EXPECT_EQ(d.message, "0/2 nodes are available: 2 Insufficient kubernetes.io/batch-cpu.");
 }
 
-TEST(Archimedes, OnlinePodsAvoidContentionAndPack) {
+TEST(Archimedes, OnlinePodsGoWhereContentionIsLeast) {
   ProfileStore store;
   ObserveDays(store, "web", 4000);
   std::vector<NodeInfo> nodes = {Node("a", 10000), Node("b", 10000), Node("c", 10000)};
@@ -143,7 +143,12 @@ TEST(Archimedes, OnlinePodsAvoidContentionAndPack) {
   auto policy = std::move(MakePolicy("archimedes", options).value());
   Decision d = Schedule(Replica("web", 2, 1000), nodes, *policy);
   ASSERT_TRUE(d.node_index);
-  // a would reach 12000 > 10000 at noon; b (already used) is packed before the empty c.
+  // a would reach 12000 > 10000 at noon (filtered); the empty c is further from contention than b.
+  EXPECT_EQ(*d.node_index, 2u);
+  nodes[2].AddPod(Replica("web", 2, 1000));
+  // Next, c holds a correlated replica of web at its peak: b is further from contention.
+  d = Schedule(Replica("web", 3, 1000), nodes, *policy);
+  ASSERT_TRUE(d.node_index);
   EXPECT_EQ(*d.node_index, 1u);
 }
 

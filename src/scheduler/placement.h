@@ -4,8 +4,8 @@
 //
 // archimedes: an online pod goes to a node where the contention probability over the horizon
 // (contention.h, from the application profiles of the pods there and the candidate's) stays under
-// the risk bound; among those, lower probability (in quarters of the bound) first, then the most
-// packed node, so that whole nodes stay free. Online requests are still honoured against
+// the risk bound; among those, the least probability first, and a tie goes to the most packed
+// node, so that whole nodes stay free. Online requests are still honoured against
 // allocatable. A batch pod goes where the reclaimable CPU (capacity - margin - predicted online
 // peak at the risk bound, and no more than what the measured online usage leaves now) covers its
 // request in every slot of its expected runtime; the most packed such node first.

@@ -39,6 +39,10 @@ struct ProfileOptions {
   double cold_spread_fraction = 0.25;
   // A floor on the spread, as a share of the slot's mean (no profile is ever certain).
   double min_relative_spread = 0.05;
+  // Correlation the contention model assumes between the deviations of different applications
+  // on one node (replicas of one application are taken as fully correlated). Online services
+  // share the day's rhythm, so they are far from independent.
+  double app_correlation = 0.25;
 };
 
 // Profiles of every known application. Learning is incremental (Observe) and every change bumps

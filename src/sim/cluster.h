@@ -48,6 +48,10 @@ struct ClusterOptions {
   double evict_share = 0.5;
 
   int percentage_of_nodes_to_score = 0;  // kube-scheduler's adaptive default
+
+  // archimedes: the contention risk bound and the share of capacity kept free of batch work.
+  double risk_bound = 0.01;
+  double safety_margin = 0.05;
 };
 
 // One online series turned into a usage shape: one-minute steps, scaled to a p99 of 1.
@@ -100,6 +104,9 @@ struct PolicyReport {
   double cpu_util_p95 = 0;
   double online_unmet_cpu_seconds = 0;
   double online_unmet_share = 0;
+  // The part of the unmet demand that batch work caused (the rest: online demand above the
+  // node's capacity by itself, a matter of where the online pods were placed).
+  double online_unmet_from_batch_cpu_seconds = 0;
   int64_t contention_node_minutes = 0;
   double batch_cpu_hours = 0;
   int64_t batch_jobs_completed = 0;

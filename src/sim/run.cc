@@ -24,6 +24,7 @@ constexpr char kRunUsage[] =
     "                       --batch BATCH_TASK_CSV --policy NAME[,NAME...] [--seed S]\n"
     "                       [--plot FILE.svg] [--batch-scale X] [--online-fill X]\n"
     "                       [--request-factor X] [--nodes-to-score-percent P]\n"
+    "                       [--risk-bound P] [--safety-margin X]\n"
     "policies: requests, load-aware, archimedes, oracle\n";
 
 template <typename T>
@@ -72,7 +73,7 @@ Result<TraceFormat> SniffTraceFormat(const std::string& path) {
 int RunSimRunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   static const std::set<std::string> kFlags = {
       "nodes", "days", "online", "batch", "policy", "seed", "plot", "batch-scale",
-      "online-fill", "request-factor", "nodes-to-score-percent"};
+      "online-fill", "request-factor", "nodes-to-score-percent", "risk-bound", "safety-margin"};
   std::map<std::string, std::string> flags;
   std::string error;
   switch (ParseSimFlags(args, kFlags, &flags, &error)) {
@@ -104,6 +105,12 @@ int RunSimRunCommand(const std::vector<std::string>& args, std::ostream& out, st
             (!flags.count("request-factor") ||
              (ParseNumber(flags["request-factor"], &options.request_factor) &&
               options.request_factor > 0)) &&
+            (!flags.count("risk-bound") ||
+             (ParseNumber(flags["risk-bound"], &options.risk_bound) && options.risk_bound > 0 &&
+              options.risk_bound < 1)) &&
+            (!flags.count("safety-margin") ||
+             (ParseNumber(flags["safety-margin"], &options.safety_margin) &&
+              options.safety_margin >= 0 && options.safety_margin < 1)) &&
             (!flags.count("nodes-to-score-percent") ||
              (ParseNumber(flags["nodes-to-score-percent"], &options.percentage_of_nodes_to_score) &&
               options.percentage_of_nodes_to_score >= 0 &&
@@ -111,7 +118,7 @@ int RunSimRunCommand(const std::vector<std::string>& args, std::ostream& out, st
   if (!ok) {
     err << "fulcrum sim run: --nodes and --days must be positive integers, --seed an unsigned "
            "integer, --batch-scale >= 0, --online-fill in (0, 1], --request-factor > 0, "
-           "--nodes-to-score-percent "
+           "--risk-bound in (0, 1), --safety-margin in [0, 1), --nodes-to-score-percent "
            "0..100\n"
         << kRunUsage;
     return 2;

@@ -16,9 +16,9 @@ base::Result<TraceFormat> SniffTraceFormat(const std::string& path);
 
 // `fulcrum sim run --nodes N --days D --online DIR_OR_FILE[,...] --batch FILE
 // --policy NAME[,NAME...] [--seed S] [--plot FILE.svg] [--batch-scale X] [--online-fill X]
-// [--request-factor X] [--nodes-to-score-percent P]`: one JSON object per policy per line on
-// `out` (cluster.h, ReportJson), errors on `err`. Returns the exit code (0 ok, 1 failure such as
-// a malformed trace, 2 usage).
+// [--request-factor X] [--nodes-to-score-percent P] [--risk-bound P] [--safety-margin X]`: one
+// JSON object per policy per line on `out` (cluster.h, ReportJson), errors on `err`. Returns the
+// exit code (0 ok, 1 failure such as a malformed trace, 2 usage).
 int RunSimRunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace fulcrum::sim
