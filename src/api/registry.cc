@@ -149,6 +149,7 @@ void AddBuiltinTypes(Registry* registry) {
   AddBatchTypes(registry);
   AddCoordinationTypes(registry);
   AddDiscoveryTypes(registry);
+  AddFulcrumTypes(registry);
 }
 
 // k8s.io/apimachinery/pkg/util/duration.HumanDuration.

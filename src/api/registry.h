@@ -113,6 +113,7 @@ void AddAppsTypes(Registry* registry);          // apps/v1
 void AddBatchTypes(Registry* registry);         // batch/v1
 void AddCoordinationTypes(Registry* registry);  // coordination.k8s.io/v1
 void AddDiscoveryTypes(Registry* registry);     // discovery.k8s.io/v1
+void AddFulcrumTypes(Registry* registry);       // scheduling.fulcrum.dev/v1alpha1
 
 // "5s", "3m10s", "7h", "2d3h", "3y": the age format kubectl shows (k8s duration.HumanDuration).
 std::string HumanDuration(std::chrono::nanoseconds d);

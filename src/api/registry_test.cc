@@ -103,6 +103,7 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
       {"apps", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"}, true, true},
       {"apps", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"}, true, true},
       {"batch", "Job", "jobs", "job", true, {}, {"all"}, true, false},
+      {"scheduling.fulcrum.dev", "AppProfile", "appprofiles", "appprofile", true, {"ap"}, {}, true, false},
       {"coordination.k8s.io", "Lease", "leases", "lease", true, {}, {}, false, false},
       {"discovery.k8s.io",
        "EndpointSlice",
@@ -116,7 +117,8 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
   };
   EXPECT_EQ(registry_.types().size(), std::size(want));
   for (const auto& w : want) {
-    const ResourceType* t = registry_.Find(w.group, "v1", w.plural);
+    const char* version = std::string(w.group) == "scheduling.fulcrum.dev" ? "v1alpha1" : "v1";
+    const ResourceType* t = registry_.Find(w.group, version, w.plural);
     ASSERT_NE(t, nullptr) << w.plural;
     EXPECT_EQ(t->kind, w.kind);
     EXPECT_EQ(t->singular, w.singular);
@@ -133,7 +135,8 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
   EXPECT_EQ(registry_.FindKind("", "Deployment"), nullptr);
   EXPECT_EQ(
       registry_.GroupVersions(),
-      (std::vector<std::string>{"v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "discovery.k8s.io/v1"}));
+      (std::vector<std::string>{"v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1",
+                                "discovery.k8s.io/v1", "scheduling.fulcrum.dev/v1alpha1"}));
   EXPECT_EQ(Type("apps", "deployments").GroupVersion(), "apps/v1");
   EXPECT_EQ(Type("", "pods").ListKind(), "PodList");
 }
@@ -1022,6 +1025,38 @@ TEST_F(RegistryTest, JobCells) {
   EXPECT_EQ(cells[1], "1/1");
   EXPECT_EQ(cells[2], "42s");
   EXPECT_EQ(cells[3], "3h");
+}
+
+// ---------------------------------------------------------------------------------------------
+// AppProfiles.
+
+TEST(AppProfileTest, ValidatesSlotsAndSeries) {
+  Registry registry;
+  AddBuiltinTypes(&registry);
+  const ResourceType* t = registry.Find("scheduling.fulcrum.dev", "v1alpha1", "appprofiles");
+  ASSERT_NE(t, nullptr);
+  Json p = Obj(R"({"metadata":{"name":"web","namespace":"demo"},
+      "spec":{"app":"demo/Deployment/web","slots":4,"slotSeconds":21600},
+      "status":{"cpuMeanMilli":[100,250.5,400,120],"cpuStdMilli":[10,20,30,10],"samples":96}})");
+  t->set_defaults(p);
+  FieldErrors errors;
+  t->validate(p, nullptr, errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  std::vector<Json> cells = t->cells(p, At("2025-01-01T12:00:00Z"));
+  EXPECT_EQ(cells[0], "demo/Deployment/web");
+  EXPECT_EQ(cells[1], "learnt");
+  EXPECT_EQ(cells[3], "400m");
+
+  Json bad = p;
+  bad["spec"]["slotSeconds"] = 7;
+  bad["status"]["cpuMeanMilli"] = Json::array({1, 2});
+  bad["status"]["cpuStdMilli"][1] = -3;
+  errors.clear();
+  t->validate(bad, nullptr, errors);
+  EXPECT_TRUE(Has(errors, "spec.slotSeconds", "FieldValueInvalid", "positive divisor of 86400"))
+      << Dump(errors);
+  EXPECT_TRUE(Has(errors, "status.cpuMeanMilli", "FieldValueInvalid", "one value per slot"));
+  EXPECT_TRUE(Has(errors, "status.cpuStdMilli[1]", "FieldValueInvalid", "non-negative"));
 }
 
 }  // namespace
