@@ -22,6 +22,7 @@
 #include "agent/digest.h"
 #include "agent/image_store.h"
 #include "agent/logs.h"
+#include "agent/metrics_endpoint.h"
 #include "agent/network.h"
 #include "agent/probe.h"
 #include "agent/runc_runtime.h"
@@ -1372,6 +1373,20 @@ int RunAgent(const AgentOptions& options) {
   NodeAgent agent(options, deps);
   Status s = agent.Init();
   if (!s.ok()) return fail(s);
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!options.metrics_listen.empty()) {
+    size_t colon = options.metrics_listen.rfind(':');
+    int port = colon == std::string::npos ? -1 : std::atoi(options.metrics_listen.c_str() + colon + 1);
+    if (port < 0 || port > 65535) {
+      return fail(base::Invalid("--metrics-listen must be HOST:PORT"));
+    }
+    auto endpoint = MetricsEndpoint::Start(options.metrics_listen.substr(0, colon), port,
+                                           [&stats] { return stats.PrometheusText(); });
+    if (!endpoint.ok()) return fail(endpoint.status());
+    metrics = std::move(*endpoint);
+    std::fprintf(stderr, "fulcrum agent: metrics on http://%s:%d/metrics\n",
+                 options.metrics_listen.substr(0, colon).c_str(), metrics->port());
+  }
   agent.Start();
   std::fprintf(stderr, "fulcrum agent: node %s running pods from %s\n", options.node_name.c_str(),
                options.kubeconfig.c_str());
@@ -1388,7 +1403,7 @@ int RunAgentCommand(int argc, char** argv) {
       {"kubeconfig", &o.kubeconfig}, {"node-name", &o.node_name},   {"root", &o.root},
       {"pod-cidr", &o.pod_cidr},     {"cluster-dns", &o.cluster_dns}, {"node-ip", &o.node_ip},
       {"bridge", &o.bridge},         {"runc", &o.runc},             {"cni-plugin-dir", &o.cni_plugin_dir},
-      {"cluster-domain", &o.cluster_domain}};
+      {"cluster-domain", &o.cluster_domain}, {"metrics-listen", &o.metrics_listen}};
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-v" || arg == "--verbose") {
@@ -1407,7 +1422,7 @@ int RunAgentCommand(int argc, char** argv) {
       std::fprintf(stderr,
                    "fulcrum agent: unexpected argument %s\nusage: fulcrum agent --kubeconfig FILE "
                    "--node-name NAME [--root DIR] [--pod-cidr CIDR] [--cluster-dns IP] "
-                   "[--node-ip IP] [--bridge NAME] [-v]\n",
+                   "[--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] [-v]\n",
                    arg.c_str());
       return 2;
     }

@@ -41,6 +41,7 @@ struct AgentOptions {
   int workers = 4;                              // pods synced at once
   std::chrono::milliseconds resync{1000};       // every pod is looked at this often
   std::chrono::seconds heartbeat{10};           // Lease renewal and node status
+  std::string metrics_listen;                   // HOST:PORT for /metrics and /healthz; empty: off
 };
 
 // Kubernetes' container restart back-off: 10 s doubling to 5 min, reset after 10 min of running.
@@ -135,7 +136,7 @@ class NodeAgent {
 // Runs the agent until SIGINT or SIGTERM. Returns the process exit code.
 int RunAgent(const AgentOptions& options);
 // `fulcrum agent --kubeconfig FILE --node-name NAME --root DIR [--pod-cidr CIDR]
-// [--cluster-dns IP] [--node-ip IP] [--bridge NAME] [-v]`.
+// [--cluster-dns IP] [--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] [-v]`.
 int RunAgentCommand(int argc, char** argv);
 
 }  // namespace fulcrum::agent

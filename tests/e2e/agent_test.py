@@ -5,10 +5,10 @@ bridge of the test's own, kubectl to drive them.
 Needs root, runc, the CNI plugins and the demo image (FULCRUM_DEMO_IMAGE, set by CTest); skips
 otherwise. Checks: the Node registers Ready with capacity and a Lease; a pod bound to the node
 (init container, then an httpd with a tcpSocket readiness probe) becomes Running and Ready with a
-pod IP that the node can reach; a crashing container is restarted in place (same container ID,
-its writable layer kept); an agent restart adopts running containers rather than restarting
-them; deleting pods stops them gracefully and leaves no container, namespace, mount, veth or
-iptables rule behind.
+pod IP that the node can reach, and its usage shows on the agent's /metrics; an agent restart
+adopts running containers rather than restarting them; a crashing container is restarted in place
+(same container ID, its writable layer kept); deleting pods stops them gracefully and leaves no
+container, namespace, mount, veth or iptables rule behind.
 
 Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox.tar \
      python3 tests/e2e/agent_test.py
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -111,6 +112,7 @@ class AgentTest(unittest.TestCase):
         assert rc == 0, out
         cls.agent = None
         cls.agent_starts = 0
+        cls.metrics_port = 30000 + os.getpid() % 10000
         cls.start_agent()
 
     @classmethod
@@ -119,7 +121,8 @@ class AgentTest(unittest.TestCase):
         cls.agent_log = os.path.join(cls.server.root, "agent-%d.log" % cls.agent_starts)
         argv = [e2e.fulcrum_bin(), "agent", "--kubeconfig", cls.server.kubeconfig_path,
                 "--node-name", NODE, "--root", cls.root, "--pod-cidr", cls.cidr,
-                "--bridge", cls.bridge, "--cluster-dns", "10.96.0.10"]
+                "--bridge", cls.bridge, "--cluster-dns", "10.96.0.10",
+                "--metrics-listen", "127.0.0.1:%d" % cls.metrics_port]
         with open(cls.agent_log, "wb") as log:
             cls.agent = subprocess.Popen(e2e._with_pdeathsig(argv), stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
@@ -276,6 +279,18 @@ class AgentTest(unittest.TestCase):
         rc, out, _ = self.kubectl("get", "events", "--field-selector", "involvedObject.name=web")
         for reason in ("Pulled", "Created", "Started"):
             self.assertIn(reason, out)
+
+        # The agent's /metrics has the container's usage, sampled from its cgroup.
+        def scraped():
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                            timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                return None
+            want = 'container_memory_working_set_bytes{container="httpd",namespace="default",pod="web"}'
+            return text if want in text and "node_cpu_usage_seconds_total" in text else None
+        self.wait_for(scraped, 15, "the container's usage on the agent's /metrics")
 
         # Adoption: a restarted agent keeps the running container.
         self.stop_agent()
