@@ -4,6 +4,7 @@
 #include "controllers/deployment_controller.h"
 #include "controllers/garbage_collector.h"
 #include "controllers/job_controller.h"
+#include "controllers/node_lifecycle_controller.h"
 #include "controllers/replicaset_controller.h"
 
 namespace fulcrum::controllers {
@@ -15,7 +16,10 @@ class ControllerManagerImpl : public ControllerManager {
       : pods_(api, "/api/v1/pods", ""),
         replica_sets_(api, "/apis/apps/v1/replicasets", ""),
         deployments_(api, "/apis/apps/v1/deployments", ""),
-        jobs_(api, "/apis/batch/v1/jobs", "") {
+        jobs_(api, "/apis/batch/v1/jobs", ""),
+        nodes_(api, "/api/v1/nodes", ""),
+        leases_(api, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", ""),
+        node_lifecycle_(api, clock, &nodes_, &leases_, &pods_) {
     pods_by_owner_.Attach(&pods_);
     replica_sets_by_owner_.Attach(&replica_sets_);
     SharedInformers shared{&pods_, &replica_sets_, &deployments_, &jobs_, &pods_by_owner_,
@@ -33,17 +37,22 @@ class ControllerManagerImpl : public ControllerManager {
       if (!i->WaitForSync(std::chrono::seconds(30))) LOG_WARNING << "an informer has not synced yet";
     }
     for (auto& c : controllers_) c->Start(2);
+    node_lifecycle_.Start();
   }
 
   void Stop() override {
+    node_lifecycle_.Stop();
     for (auto& c : controllers_) c->Stop();
     for (client::Informer* i : informers()) i->Stop();
   }
 
  private:
-  std::vector<client::Informer*> informers() { return {&pods_, &replica_sets_, &deployments_, &jobs_}; }
+  std::vector<client::Informer*> informers() {
+    return {&pods_, &replica_sets_, &deployments_, &jobs_, &nodes_, &leases_};
+  }
 
-  client::Informer pods_, replica_sets_, deployments_, jobs_;
+  client::Informer pods_, replica_sets_, deployments_, jobs_, nodes_, leases_;
+  NodeLifecycleController node_lifecycle_;
   OwnerIndex pods_by_owner_, replica_sets_by_owner_;
   std::vector<std::unique_ptr<Controller>> controllers_;
 };
