@@ -147,8 +147,14 @@ bool Eventually(F f) {
 
 class AgentSyncTest : public ::testing::Test {
  protected:
+  // One API server for the suite, kept until the process exits: cheaper than one per test, and
+  // stopping a server while clients still hold keep-alive connections is not what is tested here.
+  static void SetUpTestSuite() {
+    if (shared_server_ == nullptr) shared_server_ = new client::TestServer();
+  }
+
   void SetUp() override {
-    root_ = server_.dir() + "/agent";
+    root_ = dir_.path() + "/agent";
     auto images = ImageStore::Open(root_);
     ASSERT_TRUE(images.ok()) << images.status().ToString();
     images_ = std::move(*images);
@@ -169,7 +175,7 @@ class AgentSyncTest : public ::testing::Test {
     o.root = root_;
     o.runc = "";
     o.node_ip = "192.0.2.10";
-    AgentDeps deps{&server_.client(), images_.get(), &runtime_, &network_, logs_.get(),
+    AgentDeps deps{&api(), images_.get(), &runtime_, &network_, logs_.get(),
                    &prober_,          nullptr,       &clock_,   nullptr};
     agent_ = std::make_unique<NodeAgent>(o, deps);
     base::Status s = agent_->Init();
@@ -178,7 +184,7 @@ class AgentSyncTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
-  client::ApiClient& api() { return server_.client(); }
+  client::ApiClient& api() { return shared_server_->client(); }
   std::string PodPath(const std::string& name) {
     return client::ResourcePath("v1", "pods", "default", name);
   }
@@ -212,7 +218,8 @@ class AgentSyncTest : public ::testing::Test {
     return pod.ok() ? (*pod)["status"] : Json();
   }
 
-  client::TestServer server_;
+  static inline client::TestServer* shared_server_ = nullptr;
+  client::TestDir dir_;
   std::string root_;
   std::unique_ptr<ImageStore> images_;
   FakeRuntime runtime_;
