@@ -353,6 +353,7 @@ struct ContainerRecord {
   bool done = false;          // init containers: exited 0
   int64_t backoff_until_ms = 0;
   int backoff_seconds = 0;
+  int64_t backoff_event_until = 0;  // the back-off the last BackOff event was for
   bool pulled_event = false;
   std::string image_id;
   std::unique_ptr<ContainerProbes> probes;  // for this run; not persisted
@@ -991,8 +992,12 @@ class NodeAgent::Impl {
       bool restart = policy == "Always" || (policy == "OnFailure" && cr.exit_code != 0);
       if (!restart) return;
       if (now < cr.backoff_until_ms) {
-        if (cr.reason != "CrashLoopBackOff" || cr.state != "waiting") {
-          // Shown as waiting, with the last run in lastState.
+        // Shown as waiting (CrashLoopBackOff) with the last run in lastState; one event per wait.
+        if (cr.backoff_event_until != cr.backoff_until_ms) {
+          cr.backoff_event_until = cr.backoff_until_ms;
+          Event(pod, "Warning", "BackOff",
+                "Back-off restarting failed container " + name + " in pod " + rec.name + "_" +
+                    rec.ns + "(" + rec.uid + ")");
         }
         return;
       }

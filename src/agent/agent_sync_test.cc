@@ -302,6 +302,14 @@ TEST_F(AgentSyncTest, RestartsInPlaceWithBackOff) {
   EXPECT_EQ(runtime_.Creates(app), 2);
   cs = PodStatus("crash")["containerStatuses"][0];
   EXPECT_EQ(cs["state"]["waiting"]["reason"], "CrashLoopBackOff");
+  agent_->SyncPod("default/crash");  // still waiting: no second event for the same back-off
+  auto events = api().Get(client::ResourcePath("v1", "events", "default"));
+  ASSERT_TRUE(events.ok());
+  int backoffs = 0;
+  for (const Json& e : (*events)["items"]) {
+    if (e["reason"] == "BackOff" && e["involvedObject"]["name"] == "crash") ++backoffs;
+  }
+  EXPECT_EQ(backoffs, 1);
   EXPECT_EQ(PodStatus("crash")["phase"], "Running");
   clock_.Advance(11s);
   Sync("crash");
