@@ -149,6 +149,7 @@ void AddBuiltinTypes(Registry* registry) {
   AddBatchTypes(registry);
   AddCoordinationTypes(registry);
   AddDiscoveryTypes(registry);
+  AddSchedulingTypes(registry);
   AddFulcrumTypes(registry);
 }
 

@@ -113,7 +113,17 @@ void AddAppsTypes(Registry* registry);          // apps/v1
 void AddBatchTypes(Registry* registry);         // batch/v1
 void AddCoordinationTypes(Registry* registry);  // coordination.k8s.io/v1
 void AddDiscoveryTypes(Registry* registry);     // discovery.k8s.io/v1
+void AddSchedulingTypes(Registry* registry);    // scheduling.k8s.io/v1
 void AddFulcrumTypes(Registry* registry);       // scheduling.fulcrum.dev/v1alpha1
+
+// The PriorityClasses every cluster has: Kubernetes' two system classes and fulcrum-batch, the
+// class of batch work (below the default priority 0 of online pods, so online pods preempt it).
+struct SystemPriorityClass {
+  const char* name;
+  int32_t value;
+  const char* description;
+};
+const std::vector<SystemPriorityClass>& SystemPriorityClasses();
 
 // "5s", "3m10s", "7h", "2d3h", "3y": the age format kubectl shows (k8s duration.HumanDuration).
 std::string HumanDuration(std::chrono::nanoseconds d);

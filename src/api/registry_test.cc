@@ -103,6 +103,7 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
       {"apps", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"}, true, true},
       {"apps", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"}, true, true},
       {"batch", "Job", "jobs", "job", true, {}, {"all"}, true, false},
+      {"scheduling.k8s.io", "PriorityClass", "priorityclasses", "priorityclass", false, {"pc"}, {}, false, false},
       {"scheduling.fulcrum.dev", "AppProfile", "appprofiles", "appprofile", true, {"ap"}, {}, true, false},
       {"coordination.k8s.io", "Lease", "leases", "lease", true, {}, {}, false, false},
       {"discovery.k8s.io",
@@ -136,7 +137,8 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
   EXPECT_EQ(
       registry_.GroupVersions(),
       (std::vector<std::string>{"v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1",
-                                "discovery.k8s.io/v1", "scheduling.fulcrum.dev/v1alpha1"}));
+                                "discovery.k8s.io/v1", "scheduling.k8s.io/v1",
+                                "scheduling.fulcrum.dev/v1alpha1"}));
   EXPECT_EQ(Type("apps", "deployments").GroupVersion(), "apps/v1");
   EXPECT_EQ(Type("", "pods").ListKind(), "PodList");
 }

@@ -68,6 +68,7 @@ class Server : public ApiServer {
     RETURN_IF_ERROR(cache_->Start());
     objects_ = std::make_unique<Objects>(&registry_, store_.get(), cache_.get(), clock_);
     RETURN_IF_ERROR(objects_->EnsureSystemNamespaces());
+    RETURN_IF_ERROR(objects_->EnsureSystemPriorityClasses());
     ASSIGN_OR_RETURN(pki_, EnsurePki(options_.data_dir, {options_.listen_host}));
     HttpServerOptions http;
     http.host = options_.listen_host;

@@ -81,6 +81,66 @@ Status Objects::Validate(const api::ResourceType& type, const Json& obj, const J
   return base::Invalid(message);
 }
 
+Status Objects::AdmitPodPriority(Json& pod) {
+  const api::ResourceType* classes = registry_->Find("scheduling.k8s.io", "v1", "priorityclasses");
+  if (classes == nullptr) return Status::Ok();
+  Json& spec = pod["spec"];
+  if (!spec.is_object()) return Status::Ok();  // validation reports it
+  std::string class_name = base::StringAt(spec, {"priorityClassName"});
+  Json chosen;
+  if (!class_name.empty()) {
+    ObjectPtr found = cache_->Get(*classes, "", class_name);
+    if (!found) {
+      RETURN_IF_ERROR(cache_->WaitForFresh(kFreshTimeout));
+      found = cache_->Get(*classes, "", class_name);
+    }
+    if (!found || !base::ParseJson(found->json, &chosen).ok()) {
+      return base::Status(base::Code::kForbidden,
+                          "pods \"" + base::StringAt(pod, {"metadata", "name"}) +
+                              "\" is forbidden: no PriorityClass with name " + class_name +
+                              " was found");
+    }
+  } else {
+    for (const auto& item : cache_->List(*classes, "", nullptr, "", 0).items) {
+      Json c;
+      if (base::ParseJson(item->json, &c).ok() && c.value("globalDefault", false)) chosen = std::move(c);
+    }
+    if (!chosen.is_null()) spec["priorityClassName"] = base::StringAt(chosen, {"metadata", "name"});
+  }
+  int64_t value = chosen.is_object() ? chosen.value("value", int64_t{0}) : 0;
+  if (auto it = spec.find("priority"); it != spec.end() && it->is_number_integer() &&
+                                       it->get<int64_t>() != value && chosen.is_object()) {
+    return base::Status(base::Code::kForbidden,
+                        "pods \"" + base::StringAt(pod, {"metadata", "name"}) +
+                            "\" is forbidden: the integer value of priority (" +
+                            std::to_string(it->get<int64_t>()) +
+                            ") must not be provided in pod spec; priority admission controller "
+                            "computed " + std::to_string(value) + " from the given PriorityClass name");
+  }
+  if (chosen.is_object() || !spec.contains("priority")) spec["priority"] = value;
+  if (chosen.is_object() && chosen.contains("preemptionPolicy")) {
+    spec["preemptionPolicy"] = chosen["preemptionPolicy"];
+  }
+  return Status::Ok();
+}
+
+Status Objects::EnsureSystemPriorityClasses() {
+  const api::ResourceType* classes = registry_->Find("scheduling.k8s.io", "v1", "priorityclasses");
+  if (classes == nullptr) return Status::Ok();
+  RETURN_IF_ERROR(cache_->WaitForFresh(kFreshTimeout));
+  for (const auto& c : api::SystemPriorityClasses()) {
+    if (cache_->Get(*classes, "", c.name)) continue;
+    Json pc = {{"apiVersion", "scheduling.k8s.io/v1"},
+               {"kind", "PriorityClass"},
+               {"metadata", {{"name", c.name}}},
+               {"value", c.value},
+               {"description", c.description}};
+    auto created = Create(*classes, "", std::move(pc), {}, nullptr);
+    if (!created.ok() && !created.status().IsAlreadyExists()) return created.status();
+  }
+  return Status::Ok();
+}
+
 Status Objects::AllocateServiceIp(Json& obj) {
   // Services get a cluster IP from 10.96.0.0/12 unless they ask for one or for none.
   Json& spec = obj["spec"];
@@ -172,6 +232,8 @@ Result<ObjectPtr> Objects::Create(const api::ResourceType& type, const std::stri
   meta.erase("deletionGracePeriodSeconds");
   meta.erase("managedFields");
   if (ResetsStatusOnCreate(type)) obj.erase("status");
+  // Priority admission reads what the user wrote, before the defaults fill in priority 0.
+  if (type.group.empty() && type.plural == "pods") RETURN_IF_ERROR(AdmitPodPriority(obj));
   if (type.set_defaults) type.set_defaults(obj);
   RETURN_IF_ERROR(Validate(type, obj, nullptr, causes));
   if (type.group.empty() && type.plural == "services") RETURN_IF_ERROR(AllocateServiceIp(obj));

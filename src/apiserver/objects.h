@@ -79,6 +79,8 @@ class Objects {
 
   // Creates the namespaces every cluster has (default, kube-system, kube-public, kube-node-lease).
   Status EnsureSystemNamespaces();
+  // Creates the PriorityClasses every cluster has (api::SystemPriorityClasses) when missing.
+  Status EnsureSystemPriorityClasses();
 
   // "pods \"x\" not found": Kubernetes' resource naming in messages.
   static std::string Qualified(const api::ResourceType& type);
@@ -93,6 +95,10 @@ class Objects {
                           const WriteOptions& options, api::FieldErrors* causes);
   Status Validate(const api::ResourceType& type, const Json& obj, const Json* old,
                   api::FieldErrors* causes);
+  // Priority admission for a new pod: spec.priority (and preemptionPolicy) from its
+  // priorityClassName, or from the global default class, else 0. Forbidden when the class does
+  // not exist or a given spec.priority disagrees with it.
+  Status AdmitPodPriority(Json& pod);
   Status AllocateServiceIp(Json& obj);
 
   const api::Registry* registry_;

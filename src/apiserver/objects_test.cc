@@ -151,6 +151,29 @@ TEST_F(ObjectsTest, MainResourceCannotChangeStatus) {
   EXPECT_EQ(Parse(*status)["status"]["phase"], "Running");
 }
 
+TEST_F(ObjectsTest, PriorityAdmissionResolvesClasses) {
+  ASSERT_TRUE(objects_->EnsureSystemPriorityClasses().ok());
+  auto pod = [](const std::string& name, const std::string& class_name) {
+    Json p = {{"metadata", {{"name", name}}},
+              {"spec", {{"containers", {{{"name", "c"}, {"image", "x"}}}}}}};
+    if (!class_name.empty()) p["spec"]["priorityClassName"] = class_name;
+    return p;
+  };
+  auto batch = objects_->Create(*pods_, "default", pod("batch", "fulcrum-batch"), {}, nullptr);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  EXPECT_EQ(Parse(*batch)["spec"]["priority"], -1000);
+  auto plain = objects_->Create(*pods_, "default", pod("plain", ""), {}, nullptr);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(Parse(*plain)["spec"]["priority"], 0);
+  auto missing = objects_->Create(*pods_, "default", pod("missing", "nope"), {}, nullptr);
+  EXPECT_EQ(missing.status().code(), base::Code::kForbidden);
+  EXPECT_NE(missing.status().message().find("no PriorityClass with name nope"), std::string::npos);
+  Json lying = pod("lying", "system-node-critical");
+  lying["spec"]["priority"] = 5;
+  EXPECT_EQ(objects_->Create(*pods_, "default", lying, {}, nullptr).status().code(),
+            base::Code::kForbidden);
+}
+
 TEST_F(ObjectsTest, WatchSeesChangesInOrder) {
   auto watcher = cache_->Watch(*configmaps_, "default", nullptr, cache_->Revision());
   ASSERT_TRUE(watcher.ok());
