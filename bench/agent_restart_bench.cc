@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
   }
   ContainerRuntime& rt = **runtime;
   ContainerSpecInput c;
+  // A request of one CPU: without one a container gets the minimum CPU shares (BestEffort), and
+  // on a busy machine its work would measure the other processes rather than the restart.
+  c.cpu_request_milli = 1000;
   c.command = {"sh", "-c",
                "[ -d /state ] || { mkdir /state; i=0; while [ $i -lt " + std::to_string(files) +
                    " ]; do echo $i > /state/$i; i=$((i+1)); done; }"};
