@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Pod startup latency on one node: `fulcrum server` + `fulcrum agent` (root), N pods bound to the
+node created at once (image present), each pod's time from its creation request to the first
+moment a watch on pods shows it Running; then the agent's resident memory with N pods running.
+Prints JSON. Cleans up (pods deleted through the agent, bridge removed).
+
+  FULCRUM_BIN=BUILD/cmd/fulcrum/fulcrum python3 bench/agent_pods_bench.py \
+      --image BUILD/demo-busybox.tar [--pods 100]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import fulcrum_e2e as e2e  # noqa: E402
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * (len(values) - 1) + 0.5))]
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args(e2e.parse_argv()[1:])
+    if os.geteuid() != 0:
+        sys.exit("agent_pods_bench: needs root")
+
+    server = e2e.Server().start()
+    root = os.path.join(server.root, "agent")
+    bridge = "fpb%d" % os.getpid()
+    subprocess.run([e2e.fulcrum_bin(), "image", "import", args.image, "--root", root],
+                   check=True, capture_output=True)
+    log = open(os.path.join(server.root, "agent.log"), "wb")
+    agent = subprocess.Popen(e2e._with_pdeathsig(
+        [e2e.fulcrum_bin(), "agent", "--kubeconfig", server.kubeconfig_path, "--node-name", "bench",
+         "--root", root, "--pod-cidr", "10.254.0.0/16", "--bridge", bridge]),
+        stdout=log, stderr=subprocess.STDOUT)
+    e2e._track(agent)
+    client = server.client
+    running_at = {}
+    created_at = {}
+    lock = threading.Lock()
+
+    def watch():
+        try:
+            watch_events()
+        except (OSError, ValueError, http.client.HTTPException):
+            pass  # the server stopped
+
+    def watch_events():
+        # A watch from the start: each pod's first event with phase Running.
+        conn = client.connect()
+        conn.timeout = args.timeout + 60
+        path = "/api/v1/namespaces/default/pods?watch=1"
+        conn.putrequest("GET", path)
+        for k, v in client.headers(None, None, None, True).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        buf = b""
+        while True:
+            chunk = resp.read1(65536)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if not line.strip():
+                    continue
+                obj = json.loads(line)["object"]
+                name = obj["metadata"]["name"]
+                if obj.get("status", {}).get("phase") == "Running":
+                    with lock:
+                        running_at.setdefault(name, time.monotonic())
+
+    threading.Thread(target=watch, daemon=True).start()
+    e2e.poll(lambda: client.get("/api/v1/nodes/bench").status == 200, 30, what="node registered")
+    time.sleep(0.5)
+    for i in range(args.pods):
+        name = "p%03d" % i
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"nodeName": "bench", "terminationGracePeriodSeconds": 0,
+                         "containers": [{"name": "c", "image": "fulcrum.dev/busybox:demo",
+                                         "command": ["sleep", "3600"]}]}}
+        created_at[name] = time.monotonic()
+        resp = client.post("/api/v1/namespaces/default/pods", body)
+        assert resp.status == 201, e2e.status_summary(resp)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        with lock:
+            if len(running_at) >= args.pods:
+                break
+        time.sleep(0.1)
+    with lock:
+        latencies = [running_at[n] - created_at[n] for n in created_at if n in running_at]
+    time.sleep(3)  # a few housekeeping rounds with everything running
+    rss = rss_kib(agent.pid)
+    result = {"benchmark": "pod_startup", "pods": args.pods, "running": len(latencies),
+              "p50_s": round(percentile(latencies, 0.5), 3) if latencies else None,
+              "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
+              "max_s": round(max(latencies), 3) if latencies else None,
+              "agent_rss_mib": round(rss / 1024, 1)}
+
+    for name in created_at:
+        client.delete("/api/v1/namespaces/default/pods/" + name)
+    # Pods deleted with grace 0 leave the API at once; the agent then removes their containers
+    # and networks, which must be finished before it stops.
+    def left():
+        return [d for d in ("containers", "run/netns")
+                if os.path.isdir(os.path.join(root, d)) and os.listdir(os.path.join(root, d))]
+    e2e.poll(lambda: not client.get("/api/v1/namespaces/default/pods").json()["items"]
+             and not left(), args.timeout, what="every pod removed by the agent")
+    agent.terminate()
+    agent.wait(timeout=30)
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    server.stop()
+    log.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
