@@ -1029,7 +1029,7 @@ class NodeAgent::Impl {
 
   void AttachLogs(PodRecord& rec, const std::string& name, ContainerRecord& cr) {
     auto writer = CriLogWriter::Open(
-        LogDir(rec) + "/" + name + "/" + std::to_string(cr.restart_count) + ".log", {}, clock_);
+        ContainerLogPath(o_.root, rec.ns, rec.name, rec.uid, name, cr.restart_count), {}, clock_);
     if (!writer.ok()) return;
     (void)capture_->Attach(cr.id, PodDir(rec.uid) + "/fifo/" + name, std::move(*writer));
   }
@@ -1100,7 +1100,7 @@ class NodeAgent::Impl {
     }
     int restart_count = cr.restart_count + (restarting ? 1 : 0);
     auto writer = CriLogWriter::Open(
-        LogDir(rec) + "/" + name + "/" + std::to_string(restart_count) + ".log", {}, clock_);
+        ContainerLogPath(o_.root, rec.ns, rec.name, rec.uid, name, restart_count), {}, clock_);
     if (!writer.ok()) {
       fail("CreateContainerError", writer.status().message());
       return;

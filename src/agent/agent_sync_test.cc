@@ -296,6 +296,10 @@ TEST_F(AgentSyncTest, RestartsInPlaceWithBackOff) {
   EXPECT_EQ(cs["restartCount"], 1);
   EXPECT_EQ(cs["lastState"]["terminated"]["exitCode"], 2);
   EXPECT_EQ(cs["lastState"]["terminated"]["reason"], "Error");
+  // One log file per run: the previous run's stays for `logs --previous`.
+  const std::string uid = pod["metadata"]["uid"];
+  EXPECT_TRUE(std::filesystem::exists(ContainerLogPath(root_, "default", "crash", uid, "app", 0)));
+  EXPECT_TRUE(std::filesystem::exists(ContainerLogPath(root_, "default", "crash", uid, "app", 1)));
 
   runtime_.Exit(app, 2);
   Sync("crash");  // within the 10 s back-off: no restart

@@ -203,6 +203,13 @@ Status CriLogWriter::Rotate() {
   return Status::Ok();
 }
 
+std::string ContainerLogPath(const std::string& root, const std::string& pod_namespace,
+                             const std::string& pod_name, const std::string& pod_uid,
+                             const std::string& container, int restart_count) {
+  return root + "/logs/" + pod_namespace + "_" + pod_name + "_" + pod_uid + "/" + container + "/" +
+         std::to_string(restart_count) + ".log";
+}
+
 std::vector<std::string> LogFiles(const std::string& path, int max_files) {
   std::vector<std::string> files;
   for (int i = max_files - 1; i >= 1; --i) {

@@ -78,6 +78,13 @@ class CriLogWriter {
   std::string pending_[2];
 };
 
+// Where the agent keeps a container's log for one run, as the kubelet lays out /var/log/pods:
+// ROOT/logs/<namespace>_<pod>_<uid>/<container>/<restart count>.log. `kubectl logs --previous`
+// reads the file of restart count − 1.
+std::string ContainerLogPath(const std::string& root, const std::string& pod_namespace,
+                             const std::string& pod_name, const std::string& pod_uid,
+                             const std::string& container, int restart_count);
+
 // The files of one container's log, oldest first: PATH.(n-1) … PATH.1, PATH (those that exist).
 std::vector<std::string> LogFiles(const std::string& path, int max_files = 64);
 

@@ -103,6 +103,11 @@ TEST_F(LogsTest, WritesLinesPartsAndLongLines) {
   EXPECT_EQ(ReadAll(dir_ + "/c/0.log"), "hello\noops\nworld\nno newline\n" + big + "\n");
 }
 
+TEST(ContainerLogPathTest, OneFilePerRun) {
+  EXPECT_EQ(ContainerLogPath("/r", "shop", "web", "u1", "app", 0), "/r/logs/shop_web_u1/app/0.log");
+  EXPECT_EQ(ContainerLogPath("/r", "shop", "web", "u1", "app", 3), "/r/logs/shop_web_u1/app/3.log");
+}
+
 TEST_F(LogsTest, RotatesBySizeKeepingNFiles) {
   auto w = Writer({1024, 3});
   for (int i = 0; i < 100; ++i) {
