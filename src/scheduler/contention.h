@@ -3,7 +3,8 @@
 // The contention model: a node's online CPU demand per profile slot as a normal distribution
 // built from the profiles of the pods on it. Replicas of one application are taken as perfectly
 // correlated (their spreads add); different applications with correlation rho
-// (ProfileOptions::app_correlation): variance = (1 - rho) sum_a (n_a sd_a)^2 + rho (sum_a n_a sd_a)^2.
+// (ProfileOptions::app_correlation):
+//   variance = (1 - rho) sum_a (n_a sd_a)^2 + rho (sum_a n_a sd_a)^2.
 
 #include <cmath>
 #include <cstdint>
@@ -25,7 +26,7 @@ double NormalTailInverse(double p);
 // One online pod's share of the contention computation, the same for every node: the window of
 // profile slots [from, from + horizon) and the candidate's mean and variance in each.
 struct CandidateWindow {
-  int first = 0;                     // slot of `from` within the cycle
+  int first = 0;                      // slot of `from` within the cycle
   std::vector<double> mean, var, sd;  // per slot of the window
   double max_mean = 0, max_var = 0, max_sd = 0;
   uint64_t app_hash = 0;
@@ -52,8 +53,8 @@ class NodeDemand {
   // P(online demand > capacity in some slot of [from, from + horizon)) if one more replica of
   // `app` (profile `profile`) is added: max over the slots of the per-slot probability, a lower
   // bound of the union that does not count the same busy hour several times.
-  double ContentionProbability(const AppProfile& profile, std::string_view app,
-                               int64_t from_unix, int64_t horizon_seconds) const;
+  double ContentionProbability(const AppProfile& profile, std::string_view app, int64_t from_unix,
+                               int64_t horizon_seconds) const;
 
   // The same as a z-score, for a window prepared once per pod: the least headroom of any slot in
   // standard deviations (P = NormalTail(z)); `peak_mean` (may be null) gets the highest mean
@@ -61,8 +62,8 @@ class NodeDemand {
   // worst case is clear from its summary answers without the per-slot loop: a lower bound of z
   // when that bound is already >= `accept_z`, or z at the node's peak slot when that is already
   // < `reject_z` (callers that need z exactly pass +inf and -inf).
-  double WorstZ(const CandidateWindow& candidate, double* peak_mean,
-                double accept_z = HUGE_VAL, double reject_z = -HUGE_VAL) const;
+  double WorstZ(const CandidateWindow& candidate, double* peak_mean, double accept_z = HUGE_VAL,
+                double reject_z = -HUGE_VAL) const;
 
   // CPU (millicores) batch work may use in every slot of [from, from + duration): the least of
   // capacity x (1 - margin) - predicted online peak, the peak at tail probability `risk`.

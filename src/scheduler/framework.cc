@@ -10,7 +10,7 @@ namespace {
 
 std::atomic<uint64_t> next_generation{1};
 
-constexpr int64_t kDefaultCpuRequestMilli = 100;                // kube-scheduler's non-zero defaults
+constexpr int64_t kDefaultCpuRequestMilli = 100;  // kube-scheduler's non-zero defaults
 constexpr int64_t kDefaultMemoryRequestBytes = 200ll << 20;
 
 bool ParseInt(std::string_view s, int64_t* out) {
@@ -25,10 +25,14 @@ bool MatchesRequirement(const SelectorRequirement& r, const Labels& labels, bool
     return std::find(r.values.begin(), r.values.end(), it->second) != r.values.end();
   };
   switch (r.op) {
-    case SelectorRequirement::Operator::kIn: return has && in_values();
-    case SelectorRequirement::Operator::kNotIn: return !has || !in_values();
-    case SelectorRequirement::Operator::kExists: return has;
-    case SelectorRequirement::Operator::kDoesNotExist: return !has;
+    case SelectorRequirement::Operator::kIn:
+      return has && in_values();
+    case SelectorRequirement::Operator::kNotIn:
+      return !has || !in_values();
+    case SelectorRequirement::Operator::kExists:
+      return has;
+    case SelectorRequirement::Operator::kDoesNotExist:
+      return !has;
     case SelectorRequirement::Operator::kGt:
     case SelectorRequirement::Operator::kLt: {
       int64_t have, want;
@@ -50,7 +54,8 @@ void NonZeroRequested(const NodeInfo& node, const PodInfo& pod, double* cpu, dou
   // Pods without requests are rare in the views we build; the sums already hold real requests,
   // so only the incoming pod gets the defaults, as in kube-scheduler's NonZeroRequested for it.
   *cpu = static_cast<double>(node.requested.cpu_milli + NonZeroCpu(pod.requests.cpu_milli));
-  *mem = static_cast<double>(node.requested.memory_bytes + NonZeroMemory(pod.requests.memory_bytes));
+  *mem =
+      static_cast<double>(node.requested.memory_bytes + NonZeroMemory(pod.requests.memory_bytes));
 }
 
 // The framework's resource filter: requests against allocatable, with batch pods on reclaimed
@@ -111,8 +116,7 @@ uint32_t FitAntiAffinity(const PodInfo& pod, const NodeInfo& node) {
 
 // Framework filters in kube-scheduler's order; the first failing plugin decides, except that the
 // resource plugin reports every insufficient resource.
-uint32_t RunFilters(const PodInfo& pod, const NodeInfo& node, Policy& policy,
-                    const Taint** taint) {
+uint32_t RunFilters(const PodInfo& pod, const NodeInfo& node, Policy& policy, const Taint** taint) {
   if (node.unschedulable) return kUnschedulable;
   if (!MatchesNodeSelectorAndAffinity(pod, node.labels)) return kNodeAffinity;
   if (const Taint* t = FirstUntoleratedTaint(node.taints, pod.tolerations)) {
@@ -198,8 +202,9 @@ void FindVictims(const PodInfo& pod, std::span<const NodeInfo> nodes,
     }
     if (!fits() || n == 0) continue;
     int32_t max_priority = lower[n - 1]->priority;
-    if (decision->nominated_node_index && (max_priority > best_max_priority ||
-                                           (max_priority == best_max_priority && n >= best_count))) {
+    if (decision->nominated_node_index &&
+        (max_priority > best_max_priority ||
+         (max_priority == best_max_priority && n >= best_count))) {
       continue;
     }
     best_max_priority = max_priority;
@@ -289,21 +294,36 @@ void NodeInfo::Touch() {
 
 std::string_view FilterReasonText(FilterReason reason) {
   switch (reason) {
-    case kFits: return "";
-    case kUnschedulable: return "node(s) were unschedulable";
-    case kNodeAffinity: return "node(s) didn't match Pod's node affinity/selector";
-    case kUntoleratedTaint: return "node(s) had untolerated taint";
-    case kAntiAffinity: return "node(s) didn't match pod anti-affinity rules";
-    case kExistingAntiAffinity: return "node(s) didn't satisfy existing pods anti-affinity rules";
-    case kTooManyPods: return "Too many pods";
-    case kInsufficientCpu: return "Insufficient cpu";
-    case kInsufficientMemory: return "Insufficient memory";
-    case kInsufficientBatchCpu: return "Insufficient kubernetes.io/batch-cpu";
-    case kInsufficientBatchMemory: return "Insufficient kubernetes.io/batch-memory";
-    case kCpuUsageThreshold: return "node(s) cpu usage exceed threshold";
-    case kMemoryUsageThreshold: return "node(s) memory usage exceed threshold";
-    case kContentionRisk: return "node(s) had contention probability above the risk bound";
-    case kBatchWindow: return "node(s) had no reclaimable capacity for the batch runtime";
+    case kFits:
+      return "";
+    case kUnschedulable:
+      return "node(s) were unschedulable";
+    case kNodeAffinity:
+      return "node(s) didn't match Pod's node affinity/selector";
+    case kUntoleratedTaint:
+      return "node(s) had untolerated taint";
+    case kAntiAffinity:
+      return "node(s) didn't match pod anti-affinity rules";
+    case kExistingAntiAffinity:
+      return "node(s) didn't satisfy existing pods anti-affinity rules";
+    case kTooManyPods:
+      return "Too many pods";
+    case kInsufficientCpu:
+      return "Insufficient cpu";
+    case kInsufficientMemory:
+      return "Insufficient memory";
+    case kInsufficientBatchCpu:
+      return "Insufficient kubernetes.io/batch-cpu";
+    case kInsufficientBatchMemory:
+      return "Insufficient kubernetes.io/batch-memory";
+    case kCpuUsageThreshold:
+      return "node(s) cpu usage exceed threshold";
+    case kMemoryUsageThreshold:
+      return "node(s) memory usage exceed threshold";
+    case kContentionRisk:
+      return "node(s) had contention probability above the risk bound";
+    case kBatchWindow:
+      return "node(s) had no reclaimable capacity for the batch runtime";
   }
   return "unknown";
 }
@@ -369,7 +389,8 @@ double LeastAllocatedScore(const PodInfo& pod, const NodeInfo& node) {
     return (capacity - requested) * 100.0 / capacity;
   };
   return (least(cpu, static_cast<double>(node.allocatable.cpu_milli)) +
-          least(mem, static_cast<double>(node.allocatable.memory_bytes))) / 2;
+          least(mem, static_cast<double>(node.allocatable.memory_bytes))) /
+         2;
 }
 
 double BalancedAllocationScore(const PodInfo& pod, const NodeInfo& node) {

@@ -116,7 +116,7 @@ class ArchimedesPolicy : public Policy {
   struct CacheEntry {
     uint64_t generation = 0;  // the node's online_generation
     uint64_t profiles_version = 0;
-    int64_t prefix_slot = -1;  // the absolute slot `prefix` starts at
+    int64_t prefix_slot = -1;                // the absolute slot `prefix` starts at
     std::array<float, kPrefixSlots> prefix;  // reclaimable cpu over 1..kPrefixSlots slots
     NodeDemand demand;
   };
@@ -124,8 +124,8 @@ class ArchimedesPolicy : public Policy {
   const CacheEntry& Entry(const NodeInfo& node) {
     size_t i = static_cast<size_t>(&node - base_);
     CacheEntry& e = cache_[i];
-    if (e.generation != node.online_generation || e.profiles_version != options_.profiles->version() ||
-        !e.demand.built()) {
+    if (e.generation != node.online_generation ||
+        e.profiles_version != options_.profiles->version() || !e.demand.built()) {
       e.demand.Build(node, *options_.profiles);
       e.generation = node.online_generation;
       e.profiles_version = options_.profiles->version();
@@ -158,7 +158,6 @@ class ArchimedesPolicy : public Policy {
   double last_z_ = 0, last_peak_ = 0;
   const NodeInfo* last_batch_node_ = nullptr;
   Resources last_batch_;
-
 };
 
 class OraclePolicy : public Policy {

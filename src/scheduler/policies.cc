@@ -59,7 +59,8 @@ class LoadAwarePolicy : public Policy {
   double Score(const PodInfo& pod, const NodeInfo& node) override {
     if (node.cpu_usage_milli < 0) return 0;  // no metrics: Koordinator scores 0
     double cpu = EstimatedCpu(node) + pod.requests.cpu_milli * options_.cpu_estimate_factor;
-    double mem = EstimatedMemory(node) + pod.requests.memory_bytes * options_.memory_estimate_factor;
+    double mem =
+        EstimatedMemory(node) + pod.requests.memory_bytes * options_.memory_estimate_factor;
     auto least = [](double used, double capacity) {
       return capacity <= 0 || used >= capacity ? 0.0 : (capacity - used) * 100 / capacity;
     };
@@ -84,7 +85,9 @@ class LoadAwarePolicy : public Policy {
 
 }  // namespace
 
-std::vector<std::string> PolicyNames() { return {"requests", "load-aware", "archimedes", "oracle"}; }
+std::vector<std::string> PolicyNames() {
+  return {"requests", "load-aware", "archimedes", "oracle"};
+}
 
 base::Result<std::unique_ptr<Policy>> MakePolicy(std::string_view name,
                                                  const PolicyOptions& options) {

@@ -22,7 +22,7 @@ using scheduler::NodeInfo;
 using scheduler::PodInfo;
 
 constexpr int64_t kStartUnix = 1'600'041'600;  // a midnight UTC
-constexpr double kTraceMachines = 1300;         // cluster-trace-v2017 ran on about 1,300 machines
+constexpr double kTraceMachines = 1300;        // cluster-trace-v2017 ran on about 1,300 machines
 constexpr int kObserveEveryMinutes = 5;
 constexpr int kForecastSlotMinutes = 15;
 
@@ -62,7 +62,7 @@ double Percentile(std::vector<double> v, double q) {
 }
 
 struct RunningBatch {
-  int pod;                   // index into workload.batch
+  int pod;  // index into workload.batch
   std::string name;
   int64_t started_minute;
   double remaining_seconds;  // of full-speed runtime
@@ -71,8 +71,8 @@ struct RunningBatch {
 };
 
 struct NodeState {
-  std::vector<int> online;           // replica indices
-  std::vector<RunningBatch> batch;   // in start order
+  std::vector<int> online;          // replica indices
+  std::vector<RunningBatch> batch;  // in start order
   int64_t batch_cpu_milli = 0;
   double online_demand = 0;
 };
@@ -120,7 +120,8 @@ Result<Workload> BuildWorkload(const std::vector<TraceSeries>& online,
       r.shape = shape;
       r.shift_minutes = app_shift + uniform(0, 5);
       r.peak_milli = static_cast<float>(peak * std::clamp(jitter(rng), 0.7, 1.3));
-      r.request_milli = static_cast<int64_t>(std::ceil(o.request_factor * r.peak_milli / 100)) * 100;
+      r.request_milli =
+          static_cast<int64_t>(std::ceil(o.request_factor * r.peak_milli / 100)) * 100;
       r.memory_bytes = r.request_milli * (2ll << 30) / 1000;
       requested += static_cast<double>(r.request_milli);
       w.replicas.push_back(r);
@@ -147,10 +148,11 @@ Result<Workload> BuildWorkload(const std::vector<TraceSeries>& online,
           1, std::min<double>(o.batch_pod_cpu_milli / std::max<int64_t>(1, instance_milli),
                               instance_mem > 0 ? o.node_memory_bytes / 8 / instance_mem : 1e18));
       for (int c = 0; c < copies; ++c) {
-        int64_t arrival = std::max<int64_t>(0, task.create_time) / 60 + day * 1440 +
-                          (c ? uniform(0, 5) : 0);
+        int64_t arrival =
+            std::max<int64_t>(0, task.create_time) / 60 + day * 1440 + (c ? uniform(0, 5) : 0);
         if (arrival >= w.minutes) continue;
-        auto [it, inserted] = jobs.try_emplace({task.job_id, day, c}, static_cast<int>(jobs.size()));
+        auto [it, inserted] =
+            jobs.try_emplace({task.job_id, day, c}, static_cast<int>(jobs.size()));
         if (inserted) w.job_pods.push_back(0);
         for (int64_t left = task.instances; left > 0; left -= per_pod) {
           int64_t n = std::min(left, per_pod);
@@ -166,7 +168,8 @@ Result<Workload> BuildWorkload(const std::vector<TraceSeries>& online,
       }
     }
   }
-  if (w.batch.empty() && !tasks.empty()) return BadRequest("no batch task has a CPU request and a duration");
+  if (w.batch.empty() && !tasks.empty())
+    return BadRequest("no batch task has a CPU request and a duration");
   std::stable_sort(w.batch.begin(), w.batch.end(), [](const BatchPod& a, const BatchPod& b) {
     return a.arrival_minute < b.arrival_minute;
   });
@@ -228,7 +231,8 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   auto schedule = [&](const PodInfo& pod) {
     auto t0 = std::chrono::steady_clock::now();
     scheduler::Decision d = scheduler::Schedule(pod, nodes, *policy, schedule_options, &next_start);
-    schedule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    schedule_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++report.decisions;
     return d.node_index;
   };
@@ -339,8 +343,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       if (unmet > 0) ++contended;
       used_total += online - unmet + batch_used;
       // Evict newest first while batch pods would get under evict_share of their requests.
-      while (!s.batch.empty() &&
-             quota < o.evict_share * static_cast<double>(s.batch_cpu_milli)) {
+      while (!s.batch.empty() && quota < o.evict_share * static_cast<double>(s.batch_cpu_milli)) {
         RunningBatch& rb = s.batch.back();
         const BatchPod& pod = w.batch[rb.pod];
         batch_work += rb.work_cpu_minutes;
@@ -371,8 +374,8 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
     // memory are not tried again this minute.
     std::vector<std::pair<int64_t, int64_t>> failed;
     int failures = 0, attempts = 0;
-    for (auto it = queue.begin(); it != queue.end() && attempts < o.max_batch_attempts_per_minute &&
-                                  failures < 8;) {
+    for (auto it = queue.begin();
+         it != queue.end() && attempts < o.max_batch_attempts_per_minute && failures < 8;) {
       const BatchPod& bp = w.batch[it->first];
       if (std::any_of(failed.begin(), failed.end(), [&](const auto& f) {
             return bp.cpu_milli >= f.first && bp.memory_bytes >= f.second;
@@ -436,16 +439,15 @@ std::string ReportJson(const PolicyReport& r, int nodes, int days) {
       << ",\"online_unmet_share\":" << num(r.online_unmet_share)
       << ",\"contention_node_minutes\":" << r.contention_node_minutes
       << ",\"batch_cpu_hours\":" << num(r.batch_cpu_hours)
-      << ",\"batch_jobs_completed\":" << r.batch_jobs_completed
-      << ",\"evictions\":" << r.evictions << ",\"batch_lost_share\":" << num(r.batch_lost_share)
+      << ",\"batch_jobs_completed\":" << r.batch_jobs_completed << ",\"evictions\":" << r.evictions
+      << ",\"batch_lost_share\":" << num(r.batch_lost_share)
       << ",\"decisions_per_second\":" << num(r.decisions_per_second)
       << ",\"online_unmet_cpu_seconds\":" << num(r.online_unmet_cpu_seconds)
       << ",\"online_unmet_from_batch_cpu_seconds\":" << num(r.online_unmet_from_batch_cpu_seconds)
       << ",\"batch_pods_completed\":" << r.batch_pods_completed
-      << ",\"batch_pods_pending\":" << r.batch_pods_pending
-      << ",\"decisions\":" << r.decisions << ",\"online_pods_unplaced\":" << r.online_pods_unplaced
-      << ",\"nodes\":" << nodes << ",\"days\":" << days
-      << ",\"wall_seconds\":" << num(r.wall_seconds) << "}";
+      << ",\"batch_pods_pending\":" << r.batch_pods_pending << ",\"decisions\":" << r.decisions
+      << ",\"online_pods_unplaced\":" << r.online_pods_unplaced << ",\"nodes\":" << nodes
+      << ",\"days\":" << days << ",\"wall_seconds\":" << num(r.wall_seconds) << "}";
   return out.str();
 }
 
@@ -465,8 +467,8 @@ std::string PlotSvg(const std::vector<PolicyReport>& reports) {
   auto panel_of = [&](int index, const char* title, double max_value,
                       std::vector<double> PolicyReport::*series) {
     int top = margin + index * (panel + margin);
-    svg << "<text x=\"" << margin << "\" y=\"" << top - 8 << "\">" << title << " (max "
-        << max_value << ")</text>\n"
+    svg << "<text x=\"" << margin << "\" y=\"" << top - 8 << "\">" << title << " (max " << max_value
+        << ")</text>\n"
         << "<rect x=\"" << margin << "\" y=\"" << top << "\" width=\"" << width - 2 * margin
         << "\" height=\"" << panel << "\" fill=\"none\" stroke=\"#999\"/>\n";
     for (size_t p = 0; p < reports.size(); ++p) {

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <numbers>
 
 #include "sim/run.h"
@@ -112,6 +115,22 @@ TEST(RunCluster, DeterministicForASeedAndSaneForEveryPolicy) {
   std::string svg = PlotSvg({reports["requests"], reports["archimedes"]});
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
   EXPECT_TRUE(RunCluster(*w, "nope", o).status().IsNotFound());
+}
+
+TEST(SniffTraceFormat, FromTheFirstLine) {
+  std::string dir = ::testing::TempDir() + "/sniff";
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+    return dir + "/" + name;
+  };
+  EXPECT_EQ(*SniffTraceFormat(write("a.csv", "ts,value\n1,2\n")), TraceFormat::kCrane);
+  EXPECT_EQ(*SniffTraceFormat(write("b.csv", "timestamp,vm_id,min_cpu,max_cpu,avg_cpu\n")),
+            TraceFormat::kAzure);
+  EXPECT_EQ(*SniffTraceFormat(write("c.csv", "m_1,0,10,20,,,,,\n")),
+            TraceFormat::kAlibabaMachine);
+  EXPECT_EQ(*SniffTraceFormat(dir), TraceFormat::kCrane);  // a.csv comes first
+  EXPECT_FALSE(SniffTraceFormat(dir + "/missing.csv").ok());
 }
 
 TEST(RunSimRunCommand, UsageErrors) {
