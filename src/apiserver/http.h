@@ -27,14 +27,35 @@ struct HttpRequest {
   std::string Header(const std::string& lower_name) const;
 };
 
-// A response body produced over time (a watch). The server calls Next from the connection's own
-// thread until it returns false; Next blocks until it has data, the deadline passes (then it
-// returns true with nothing appended, so the server can notice a closed client), or the stream
-// ends. Cancel may be called from another thread to end the stream early.
+// Immutable bytes that many streams may queue at once: one watch event, framed once.
+using SharedBytes = std::shared_ptr<const std::string>;
+
+// `data` framed as one chunk of a chunked body (RFC 9112 §7.1): hex size, CRLF, data, CRLF.
+// Empty data gives an empty string (an empty chunk would end the body).
+std::string HttpChunk(std::string_view data);
+
+// A response body produced over time (a watch). No thread waits on it: after the response head,
+// the server hands the connection to one of a few event-loop threads, which polls the stream
+// when it can write and writes what Poll returns, so a slow client holds a queue, not a thread.
 class HttpStream {
  public:
+  using TimePoint = std::chrono::steady_clock::time_point;
   virtual ~HttpStream() = default;
-  virtual bool Next(std::string* out, std::chrono::steady_clock::time_point deadline) = 0;
+  // Called once, before the first Poll, with the function the stream calls (from any thread,
+  // without blocking) whenever a Poll that found nothing would now find something: data, or the
+  // end. Until then the server polls again only at the time Poll asked for.
+  virtual void Start(std::function<void()> wake) = 0;
+  // Appends the chunks ready now, each already framed with HttpChunk, to *out, stopping once
+  // about `max_bytes` are appended. Never blocks. Returns false once the stream has ended
+  // (everything it will send was appended); the server then ends the body. Otherwise sets
+  // *poll_at to when it wants to be polled even without a wake (a bookmark or the timeout).
+  // Calls never overlap.
+  virtual bool Poll(TimePoint now, std::size_t max_bytes, std::vector<SharedBytes>* out,
+                    TimePoint* poll_at) = 0;
+  // True once the producer gave up on a client that does not keep up. The server then ends the
+  // connection without waiting more than a short grace for a write already under way. Thread-safe.
+  virtual bool Abandoned() const = 0;
+  // Ends the stream early: the client went away, or the server is stopping. Thread-safe.
   virtual void Cancel() = 0;
 };
 

@@ -15,17 +15,21 @@ struct HttpServerOptions {
   std::string cert_file;        // PEM; TLS is off when empty (tests of the plain path only)
   std::string key_file;
   std::size_t max_body_bytes = 3 * 1024 * 1024;  // Kubernetes' limit for a request body
+  std::size_t stream_threads = 0;  // loop threads writing streamed responses; 0 = cores, at most 4
 };
 
-// An HTTP/1.1 server (TLS when given a certificate) that runs one thread per connection, so a
-// handler may block (a durable write, a watch) without holding up other clients. Keep-alive is
-// supported; bodies above max_body_bytes get 413 without being read into memory.
+// An HTTP/1.1 server (TLS when given a certificate). Requests run on one thread per connection, so
+// a handler may block (a durable write) without holding up other clients. A response with a
+// stream (a watch) is different: once its head is written, the connection moves to a few shared
+// event-loop threads that write whatever the stream produces (see HttpStream), so a thousand
+// watches cost a thousand queues, not a thousand threads. Keep-alive is supported; bodies above
+// max_body_bytes get 413 without being read into memory.
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
   // The bound port (useful with port 0).
   virtual uint16_t port() const = 0;
-  // Stops accepting, cancels open streams and joins every connection thread.
+  // Stops accepting, closes open streams and joins every connection and loop thread.
   virtual void Stop() = 0;
 };
 

@@ -1,7 +1,6 @@
 #include "apiserver/rest.h"
 
 #include <chrono>
-#include <thread>
 
 #include "api/patch.h"
 #include "api/protobuf.h"
@@ -16,7 +15,6 @@ namespace {
 using base::Code;
 
 constexpr auto kBookmarkInterval = std::chrono::seconds(30);
-constexpr auto kCoalesceWindow = std::chrono::milliseconds(5);
 constexpr auto kFreshTimeout = std::chrono::seconds(5);
 
 int HttpCode(Code code) {
@@ -310,6 +308,10 @@ const char* EventTypeName(CacheEvent::Type t) {
   return "ERROR";
 }
 
+// One watch: events taken from a cache watcher without blocking, each framed as a chunk holding
+// one JSON line. Plain JSON events are framed once per event and the same bytes go to every
+// watcher (EventBytes, one slot per event type as delivered); table events depend on the request
+// and are framed per watcher.
 class WatchStream : public HttpStream {
  public:
   WatchStream(const api::ResourceType& type, WatchCache* cache,
@@ -329,54 +331,75 @@ class WatchStream : public HttpStream {
     request_.body.clear();
   }
 
-  bool Next(std::string* out, std::chrono::steady_clock::time_point deadline) override {
-    auto now = std::chrono::steady_clock::now();
+  void Start(std::function<void()> wake) override { watcher_->SetWake(std::move(wake)); }
+
+  bool Poll(TimePoint now, std::size_t max_bytes, std::vector<SharedBytes>* out,
+            TimePoint* poll_at) override {
     if (now >= end_) return false;
-    auto until = std::min({deadline, end_, bookmarks_ ? next_bookmark_ : end_});
-    std::vector<CacheEvent> events;
-    bool alive = watcher_->Next(&events, until);
-    if (alive && !events.empty()) {
-      // Gather what else arrives within a few milliseconds into the same write: under a stream
-      // of events each watcher then wakes, encrypts and sends once per window, not once per
-      // event, which is what lets one server feed a thousand watchers.
-      std::this_thread::sleep_for(kCoalesceWindow);
-      alive = watcher_->Next(&events, std::chrono::steady_clock::now());
+    std::size_t bytes = 0;
+    bool alive = true;
+    while (alive && bytes < max_bytes) {
+      events_.clear();
+      alive = watcher_->Take(&events_, kTakeBatch);
+      for (const auto& e : events_) {
+        out->push_back(Encode(e));
+        bytes += out->back()->size();
+      }
+      if (events_.size() < kTakeBatch) break;
     }
-    for (const auto& e : events) Encode(e, out);
-    if (initial_events_end_) {
+    events_.clear();
+    if (initial_events_end_ && !watcher_->InitialPending()) {
       initial_events_end_ = false;
-      Bookmark(out, true);
+      out->push_back(Bookmark(true));
     }
-    now = std::chrono::steady_clock::now();
     if (bookmarks_ && now >= next_bookmark_) {
-      Bookmark(out, false);
+      out->push_back(Bookmark(false));
       next_bookmark_ = now + kBookmarkInterval;
     }
+    *poll_at = bookmarks_ ? std::min(end_, next_bookmark_) : end_;
     return alive;
   }
+
+  bool Abandoned() const override { return watcher_->Dropped(); }
 
   void Cancel() override { watcher_->Cancel(); }
 
  private:
-  void Encode(const CacheEvent& e, std::string* out) {
-    *out += "{\"type\":\"";
-    *out += EventTypeName(e.type);
-    *out += "\",\"object\":";
-    if (table_) {
-      *out += TableJson(type_, {e.object}, request_, e.object->resource_version, "",
-                        !sent_columns_, clock_->Now());
-      sent_columns_ = true;
-    } else {
-      *out += e.object->json;
-    }
-    *out += "}\n";
+  static constexpr std::size_t kTakeBatch = 64;
+
+  static std::string FrameText(std::string_view type, std::string_view object) {
+    std::string line;
+    line.reserve(object.size() + 32);
+    line += "{\"type\":\"";
+    line += type;
+    line += "\",\"object\":";
+    line += object;
+    line += "}\n";
+    return HttpChunk(line);
   }
 
-  void Bookmark(std::string* out, bool initial_end) {
+  static SharedBytes Frame(std::string_view type, std::string_view object) {
+    return std::make_shared<const std::string>(FrameText(type, object));
+  }
+
+  SharedBytes Encode(const CacheEvent& e) {
+    const char* type = EventTypeName(e.type);
+    if (table_) {
+      std::string table = TableJson(type_, {e.object}, request_, e.object->resource_version, "",
+                                    !sent_columns_, clock_->Now());
+      sent_columns_ = true;
+      return Frame(type, table);
+    }
+    if (!e.bytes) return Frame(type, e.object->json);
+    return e.bytes->Get(static_cast<std::size_t>(e.type),
+                        [&] { return FrameText(type, e.object->json); });
+  }
+
+  SharedBytes Bookmark(bool initial_end) {
     Json meta = {{"resourceVersion", std::to_string(cache_->BookmarkRevision(*watcher_))}};
     if (initial_end) meta["annotations"] = {{"k8s.io/initial-events-end", "true"}};
     Json obj = {{"kind", type_.kind}, {"apiVersion", type_.GroupVersion()}, {"metadata", meta}};
-    *out += "{\"type\":\"BOOKMARK\",\"object\":" + base::DumpJson(obj) + "}\n";
+    return Frame("BOOKMARK", base::DumpJson(obj));
   }
 
   const api::ResourceType& type_;
@@ -388,8 +411,9 @@ class WatchStream : public HttpStream {
   bool bookmarks_;
   bool initial_events_end_;
   bool sent_columns_ = false;
-  std::chrono::steady_clock::time_point end_;
-  std::chrono::steady_clock::time_point next_bookmark_;
+  TimePoint end_;
+  TimePoint next_bookmark_;
+  std::vector<CacheEvent> events_;  // reused between polls
 };
 
 base::Status ParseRv(const std::string& text, int64_t* rv) {

@@ -45,13 +45,51 @@ bool CacheWatcher::Next(std::vector<CacheEvent>* out,
   bool had = !pending_.empty();
   for (auto& e : pending_) out->push_back(std::move(e));
   pending_.clear();
+  initial_left_ = 0;
   return !ended_ || had;
+}
+
+bool CacheWatcher::Take(std::vector<CacheEvent>* out, std::size_t max) {
+  std::lock_guard lock(mu_);
+  std::size_t n = std::min(max, pending_.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    out->push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+  initial_left_ -= std::min(initial_left_, n);
+  if (n == 0 && !ended_) wake_armed_ = true;
+  return !ended_ || !pending_.empty() || n > 0;
+}
+
+void CacheWatcher::SetWake(std::function<void()> wake) {
+  std::lock_guard lock(mu_);
+  wake_ = std::move(wake);
+  wake_armed_ = false;
+  if (wake_ && (ended_ || !pending_.empty())) wake_();
+}
+
+bool CacheWatcher::InitialPending() const {
+  std::lock_guard lock(mu_);
+  return initial_left_ > 0;
+}
+
+bool CacheWatcher::Dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+void CacheWatcher::EndLocked() {
+  ended_ = true;
+  cv_.notify_all();
+  if (wake_armed_ && wake_) {
+    wake_armed_ = false;
+    wake_();
+  }
 }
 
 void CacheWatcher::Cancel() {
   std::lock_guard lock(mu_);
-  ended_ = true;
-  cv_.notify_all();
+  EndLocked();
 }
 
 int64_t WatchCache::BookmarkRevision(const CacheWatcher& watcher) const {
@@ -63,8 +101,9 @@ int64_t WatchCache::BookmarkRevision(const CacheWatcher& watcher) const {
   return watcher.pending_.front().object->resource_version - 1;
 }
 
-WatchCache::WatchCache(const api::Registry* registry, store::Store* store, std::size_t history)
-    : registry_(registry), store_(store), history_limit_(history) {
+WatchCache::WatchCache(const api::Registry* registry, store::Store* store, std::size_t history,
+                       std::size_t max_pending)
+    : registry_(registry), store_(store), history_limit_(history), max_pending_(max_pending) {
   for (const auto& type : registry_->types()) {
     auto& state = states_[GroupKey(type->group, type->plural)];
     state.type = type.get();
@@ -284,6 +323,7 @@ void WatchCache::Apply(const store::WatchBatch& batch) {
     if (state == nullptr) continue;
     int64_t rev = ev.kv.mod_revision;
     CacheEvent event;
+    event.bytes = std::make_shared<EventBytes>();
     auto existing = state->objects.find(object_key);
     ObjectPtr prev = existing == state->objects.end() ? nullptr : existing->second;
     if (ev.type == store::WatchEvent::Type::kPut) {
@@ -344,26 +384,40 @@ void WatchCache::Dispatch(TypeState& state, int64_t revision, const CacheEvent& 
     bool now = event.type != CacheEvent::Type::kDeleted && watcher->filter_(*event.object);
     bool before = event.prev && watcher->filter_(*event.prev);
     if (!now && !before) continue;
-    CacheEvent out = event;
+    CacheEvent::Type type = event.type;
     if (now && !before) {
-      out.type = CacheEvent::Type::kAdded;
+      type = CacheEvent::Type::kAdded;
     } else if (!now && before) {
-      out.type = CacheEvent::Type::kDeleted;
+      type = CacheEvent::Type::kDeleted;
     }
     std::lock_guard wlock(watcher->mu_);
-    if (watcher->ended_) continue;
-    if (watcher->pending_.size() >= kMaxPendingPerWatcher) {
-      watcher->ended_ = true;  // too slow: the client relists, as with Kubernetes
-    } else {
-      watcher->pending_.push_back(std::move(out));
-      watcher->revision_ = revision;
+    if (watcher->ended_) {
+      prune = true;
+      continue;
     }
+    if (watcher->pending_.size() - watcher->initial_left_ >= max_pending_) {
+      // Too slow: the client relists, as with Kubernetes. What it has queued is dropped with it.
+      watcher->pending_.clear();
+      watcher->initial_left_ = 0;
+      watcher->dropped_ = true;
+      watcher->EndLocked();
+      prune = true;
+      continue;
+    }
+    watcher->pending_.push_back({type, event.object, nullptr, event.bytes});
+    watcher->revision_ = revision;
     watcher->cv_.notify_one();
+    if (watcher->wake_armed_) {
+      watcher->wake_armed_ = false;
+      watcher->wake_();
+    }
   }
   if (prune) {
     std::erase_if(state.watchers, [](const std::weak_ptr<CacheWatcher>& w) {
       auto p = w.lock();
-      return !p || p->ended_;
+      if (!p) return true;
+      std::lock_guard wlock(p->mu_);
+      return p->ended_;
     });
   }
 }
@@ -487,8 +541,11 @@ base::Result<std::shared_ptr<CacheWatcher>> WatchCache::Watch(const api::Resourc
   TypeState& state = it->second;
   if (after_revision < 0) {
     for (const auto& [key, obj] : state.objects) {
-      if (watcher->filter_(*obj)) watcher->pending_.push_back({CacheEvent::Type::kAdded, obj, {}});
+      if (watcher->filter_(*obj)) {
+        watcher->pending_.push_back({CacheEvent::Type::kAdded, obj, nullptr, nullptr});
+      }
     }
+    watcher->initial_left_ = watcher->pending_.size();
   } else {
     if (after_revision < state.history_floor) {
       return base::Gone("too old resource version: " + std::to_string(after_revision) + " (" +
@@ -499,7 +556,7 @@ base::Result<std::shared_ptr<CacheWatcher>> WatchCache::Watch(const api::Resourc
       bool now = event.type != CacheEvent::Type::kDeleted && watcher->filter_(*event.object);
       bool before = event.prev && watcher->filter_(*event.prev);
       if (!now && !before) continue;
-      CacheEvent out = event;
+      CacheEvent out{event.type, event.object, nullptr, event.bytes};
       if (now && !before) out.type = CacheEvent::Type::kAdded;
       if (!now && before) out.type = CacheEvent::Type::kDeleted;
       watcher->pending_.push_back(std::move(out));

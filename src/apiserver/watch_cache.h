@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -21,8 +22,8 @@ namespace fulcrum::apiserver {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;  // sorted by key
 
-inline constexpr std::size_t kWatchHistory = 20000;           // events kept per kind
-inline constexpr std::size_t kMaxPendingPerWatcher = 100000;  // a slower watcher is dropped
+inline constexpr std::size_t kWatchHistory = 20000;          // events kept per kind
+inline constexpr std::size_t kMaxPendingPerWatcher = 10000;  // a watcher further behind is dropped
 
 // One object as the cache holds it: its serialized bytes (resourceVersion included), so reads
 // never re-encode, plus what selectors need without parsing. Immutable once built, shared by the
@@ -39,33 +40,77 @@ struct CachedObject {
 };
 using ObjectPtr = std::shared_ptr<const CachedObject>;
 
+// The wire forms of one event, built by the first watch stream that sends it and then shared by
+// every other: a thousand watchers of a kind send the same immutable bytes. The cache makes one per
+// event and never looks inside. Thread-safe.
+class EventBytes {
+ public:
+  static constexpr std::size_t kSlots = 3;
+  using Bytes = std::shared_ptr<const std::string>;
+  // The bytes in `slot` (< kSlots; the caller decides what each slot holds), made by `make` on the
+  // first call for that slot; later calls return the same buffer without calling `make`.
+  template <typename Make>
+  Bytes Get(std::size_t slot, Make&& make) {
+    std::call_once(once_[slot], [&] { bytes_[slot] = std::make_shared<const std::string>(make()); });
+    return bytes_[slot];
+  }
+
+ private:
+  std::array<std::once_flag, kSlots> once_;
+  std::array<Bytes, kSlots> bytes_;
+};
+
 struct CacheEvent {
   enum class Type { kAdded, kModified, kDeleted };
   Type type = Type::kAdded;
   ObjectPtr object;  // for kDeleted, the last state with the delete's resourceVersion
-  ObjectPtr prev;    // the state before, for kModified and kDeleted
+  ObjectPtr prev;    // the state before, for kModified and kDeleted (not kept in watcher queues)
+  std::shared_ptr<EventBytes> bytes;  // shared by every copy of this event; null for initial ADDEDs
 };
 
 // Decides whether an object belongs to a list or watch (namespace, label and field selectors).
 using ObjectFilter = std::function<bool(const CachedObject&)>;
 
-// A watch on the cache. Events arrive in resourceVersion order with no gaps for the filter.
+// A watch on the cache. Events arrive in resourceVersion order with no gaps for the filter (the
+// initial ADDED events of a watch without a resourceVersion come first, in key order). Events wait
+// in the watcher's queue; a watcher that falls more than the cache's bound behind is dropped: its
+// queue is emptied and the watch ends, and the client is expected to list and watch again, as with
+// Kubernetes. Thread-safe.
 class CacheWatcher {
  public:
   // Moves pending events into *out, waiting until there is at least one, the deadline passes, or
   // the watch ends. Returns false once the watch has ended (cancelled, or too slow and dropped)
   // and everything pending was delivered.
   bool Next(std::vector<CacheEvent>* out, std::chrono::steady_clock::time_point deadline);
+  // The non-blocking form for event loops: moves at most `max` pending events into *out. When it
+  // finds nothing to move, the next event (or the end of the watch) calls the wake function once.
+  // Returns false once the watch has ended and everything pending was delivered.
+  bool Take(std::vector<CacheEvent>* out, std::size_t max);
+  // Sets the function Take arms. It is called from the cache's thread with the cache locked, so it
+  // must not block or call into the cache (post to an event loop instead); it is called at once
+  // if there is something to take already.
+  void SetWake(std::function<void()> wake);
+  // True while events of the initial state (sent before any change) are still queued.
+  bool InitialPending() const;
+  // True once the cache dropped this watcher for falling too far behind.
+  bool Dropped() const;
   // Ends the watch; Next returns false from then on. Thread-safe.
   void Cancel();
+
  private:
   friend class WatchCache;
+  // Ends the watch and calls the wake function if armed. Requires mu_.
+  void EndLocked();
   ObjectFilter filter_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<CacheEvent> pending_;
+  std::deque<CacheEvent> pending_;
+  std::size_t initial_left_ = 0;  // initial events at the front of pending_
   int64_t revision_ = 0;  // of the last event queued
   bool ended_ = false;
+  bool dropped_ = false;
+  bool wake_armed_ = false;
+  std::function<void()> wake_;
 };
 
 struct ListResult {
@@ -78,9 +123,10 @@ struct ListResult {
 // the store sees writes only. Kept current by one store watch over all kinds. Thread-safe.
 class WatchCache {
  public:
-  // `history` is how many events per kind are kept for watches that resume from a revision.
+  // `history` is how many events per kind are kept for watches that resume from a revision;
+  // `max_pending` how many changes a watcher may have queued before it is dropped as too slow.
   WatchCache(const api::Registry* registry, store::Store* store,
-             std::size_t history = kWatchHistory);
+             std::size_t history = kWatchHistory, std::size_t max_pending = kMaxPendingPerWatcher);
   ~WatchCache();
 
   // Loads every object and starts the store watch. Call once before use.
@@ -170,6 +216,7 @@ class WatchCache {
   const api::Registry* registry_;
   store::Store* store_;
   const std::size_t history_limit_;
+  const std::size_t max_pending_;
   mutable std::mutex mu_;
   mutable std::condition_variable advanced_;
   int64_t revision_ = 0;

@@ -32,10 +32,10 @@ def configmap(name, labels=None, finalizers=None, data=None):
 class WatchStream:
     """A watch request read event by event, with a deadline on every read."""
 
-    def __init__(self, api, path, timeout=20.0):
+    def __init__(self, api, path, timeout=20.0, headers=None):
         self.conn = api.connect()
         self.conn.timeout = timeout
-        self.conn.request("GET", path, headers=api.headers(None, None, None, True))
+        self.conn.request("GET", path, headers=api.headers(None, None, headers, True))
         self.resp = self.conn.getresponse()
         self.buffer = b""
 
@@ -155,6 +155,54 @@ class ApiSemanticsTest(unittest.TestCase):
         self.assertEqual(bookmark["annotations"], {"k8s.io/initial-events-end": "true"})
         self.assertGreaterEqual(int(bookmark["resourceVersion"]),
                                 int(events[1]["object"]["metadata"]["resourceVersion"]))
+
+    def test_many_watchers_each_receive_every_event(self):
+        self.create(configmap("before"))
+        rv = self.api.get(self.cms).json()["metadata"]["resourceVersion"]
+        base = self.cms + "?watch=true&resourceVersion=%s" % rv
+        plain = [WatchStream(self.api, base) for _ in range(40)]
+        by_label = WatchStream(self.api, base + "&labelSelector=tier%3Dodd")
+        by_name = WatchStream(self.api, base + "&fieldSelector=metadata.name%3Dfan-3")
+        names = ["fan-%d" % i for i in range(8)]
+        try:
+            for i, name in enumerate(names):
+                self.create(configmap(name, labels={"tier": "odd" if i % 2 else "even"}))
+            self.api.delete(self.cms + "/fan-3")
+            for stream in plain:
+                events = [stream.next() for _ in range(len(names) + 1)]
+                self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in events],
+                                 [("ADDED", n) for n in names] + [("DELETED", "fan-3")])
+            events = [by_label.next() for _ in range(5)]
+            self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in events],
+                             [("ADDED", "fan-1"), ("ADDED", "fan-3"), ("ADDED", "fan-5"),
+                              ("ADDED", "fan-7"), ("DELETED", "fan-3")])
+            events = [by_name.next() for _ in range(2)]
+            self.assertEqual([e["type"] for e in events], ["ADDED", "DELETED"])
+        finally:
+            for stream in plain + [by_label, by_name]:
+                stream.close()
+
+    def test_watch_timeout_ends_the_stream(self):
+        self.create(configmap("t"))
+        start = time.monotonic()
+        resp = self.api.get(self.cms + "?watch=true&timeoutSeconds=1")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertLess(time.monotonic() - start, 15)
+        lines = [json.loads(line) for line in resp.body.splitlines() if line.strip()]
+        self.assertEqual([(e["type"], e["object"]["metadata"]["name"]) for e in lines],
+                         [("ADDED", "t")])
+
+    def test_table_watch_sends_rows(self):
+        self.create(configmap("row"))
+        stream = WatchStream(self.api, self.cms + "?watch=true&resourceVersion=0",
+                             headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+        try:
+            event = stream.next()
+        finally:
+            stream.close()
+        self.assertEqual(event["type"], "ADDED")
+        self.assertEqual(event["object"]["kind"], "Table")
+        self.assertEqual(event["object"]["rows"][0]["cells"][0], "row")
 
     def test_watch_from_a_future_version_is_refused(self):
         resp = self.api.get(self.cms + "?watch=true&resourceVersion=999999999")
