@@ -62,8 +62,10 @@ struct Flags {
   double load_timeout = 300;
   int list_runs = 5;
   int selector_requests = 50;
-  // Watch fan-out runs, WATCHERSxWRITES_PER_SECOND[xSECONDS]; the first is the target's.
-  std::string watch_configs = "1000x1000x10,1000x100x5,100x1000x5";
+  // Watch fan-out runs, WATCHERSxWRITES_PER_SECOND[xSECONDS]; the first is the target's, the
+  // lower rates find the highest one at which the target's latency holds.
+  std::string watch_configs = "1000x1000x10,1000x500x5,1000x300x5,1000x200x5,1000x100x5,100x1000x5";
+  int watch_pod_bytes = 1024;  // a typical small pod for the watch runs
   int watch_writers = 32;
   int watch_threads = 2;
   double watch_drain_seconds = 10;
@@ -75,8 +77,9 @@ const char kUsage[] =
     "                 [--etcd URL] [--etcd-pid P] [--scenarios a,b,...] [--namespace NS]\n"
     "                 [--clients 16] [--create-seconds 10] [--pod-bytes 2048] [--pods 100000]\n"
     "                 [--load-timeout 300] [--list-runs 5] [--selector-requests 50]\n"
-    "                 [--watch-configs 1000x1000x10,1000x100x5,100x1000x5]\n"
+    "                 [--watch-configs 1000x1000x10,1000x500x5,...,100x1000x5]\n"
     "                 [--watch-writers 32] [--watch-threads 2] [--watch-drain-seconds 10]\n"
+    "                 [--watch-pod-bytes 1024]\n"
     "       api_bench --free-ports N   (prints N currently free TCP ports on 127.0.0.1)\n"
     "scenarios: durable_creates, memory_per_pod, list_100k, list_selector, watch_fanout, all;\n"
     "           etcd_puts alone runs only etcd's half of durable_creates\n";
@@ -96,6 +99,7 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
                                       {"selector-requests", &f->selector_requests},
                                       {"watch-writers", &f->watch_writers},
                                       {"watch-threads", &f->watch_threads},
+                                      {"watch-pod-bytes", &f->watch_pod_bytes},
                                       {"free-ports", &f->free_ports}};
   std::map<std::string, double*> doubles = {{"create-seconds", &f->create_seconds},
                                             {"load-timeout", &f->load_timeout},
@@ -301,8 +305,9 @@ constexpr char kSentAnnotation[] = "bench.fulcrum.io/sent-ns";
 // has the same size: the fields are fixed-width and a padding annotation tops it up to the target.
 class PodTemplate {
  public:
-  PodTemplate(std::string run_id, std::string ns, std::size_t target_bytes)
-      : run_id_(std::move(run_id)), ns_(std::move(ns)) {
+  // `small`: one container, fewer labels; the shape of a typical small pod (the watch runs).
+  PodTemplate(std::string run_id, std::string ns, std::size_t target_bytes, bool small = false)
+      : run_id_(std::move(run_id)), ns_(std::move(ns)), small_(small) {
     Build("");
     std::size_t natural = Render(0, 0).size();
     if (natural < target_bytes) Build(std::string(target_bytes - natural, 'x'));
@@ -411,6 +416,25 @@ class PodTemplate {
                    {"limits", {{"cpu", "200m"}, {"memory", "128Mi"}}}}}}})},
           {"volumes",
            OJson::array({{{"name", "config"}, {"configMap", {{"name", "checkout-config"}}}}})}}}};
+    if (small_) {
+      pod = {{"apiVersion", "v1"},
+             {"kind", "Pod"},
+             {"metadata",
+              {{"name", "@N@"},
+               {"namespace", ns_},
+               {"labels", {{"app.kubernetes.io/name", "checkout"}, {"bench-group", "@G@"}}},
+               {"annotations", {{kSentAnnotation, "@S@"}, {"bench.fulcrum.io/padding", padding}}}}},
+             {"spec",
+              {{"containers",
+                OJson::array(
+                    {{{"name", "checkout"},
+                      {"image", "registry.example.com/shop/checkout:1.24.3"},
+                      {"env", OJson::array({env("LOG_LEVEL", "info")})},
+                      {"ports", OJson::array({{{"name", "http"}, {"containerPort", 8080}}})},
+                      {"resources",
+                       {{"requests", {{"cpu", "250m"}, {"memory", "256Mi"}}},
+                        {"limits", {{"cpu", "1"}, {"memory", "512Mi"}}}}}}})}}}};
+    }
     std::string text = pod.dump();
     pieces_.clear();
     fields_.clear();
@@ -436,6 +460,7 @@ class PodTemplate {
 
   std::string run_id_;
   std::string ns_;
+  bool small_ = false;
   std::vector<std::string> pieces_;
   std::vector<char> fields_;
   std::size_t bytes_ = 0;
@@ -450,7 +475,8 @@ class Bench {
       : flags_(std::move(flags)),
         server_(std::move(server)),
         tls_(std::move(tls)),
-        pod_(run_id, flags_.ns, static_cast<std::size_t>(flags_.pod_bytes)) {}
+        pod_(run_id, flags_.ns, static_cast<std::size_t>(flags_.pod_bytes)),
+        watch_pod_(run_id, flags_.ns, static_cast<std::size_t>(flags_.watch_pod_bytes), true) {}
 
   HttpConnection ServerConnection() const { return HttpConnection(server_, tls_, flags_.token); }
   const PodTemplate& pod() const { return pod_; }
@@ -798,8 +824,16 @@ class Bench {
     Emit(j);
   }
 
+  // What one watch fan-out run achieved.
+  struct WatchOutcome {
+    int watchers = 0;
+    double target_rate = 0;
+    double write_rate = 0;
+    double p99_ms = 0;
+    bool met = false;  // the planned rate held, every event arrived, p99 within the target
+  };
   // One watch fan-out run: `watchers` streams, creates paced at `rate` per second for `seconds`.
-  void WatchFanout(int watchers, double rate, double seconds);
+  WatchOutcome WatchFanout(int watchers, double rate, double seconds);
 
   std::atomic<uint64_t> next_seq_{0};
   std::atomic<uint64_t> stored_pods_{0};
@@ -809,6 +843,7 @@ class Bench {
   Url server_;
   std::shared_ptr<TlsContext> tls_;
   PodTemplate pod_;
+  PodTemplate watch_pod_;
   std::size_t stored_pod_bytes_ = 0;
   uint64_t pods_at_baseline_ = 0;
 };
@@ -818,6 +853,7 @@ class Bench {
 
 struct WatchLoopStats {
   std::vector<uint32_t> latency_us;
+  uint64_t line_bytes = 0;  // of the events counted in latency_us
   std::atomic<uint64_t> events{0};  // read by the main thread while running
   uint64_t other_types = 0;
   uint64_t unparsed = 0;
@@ -863,12 +899,16 @@ void OnWatchLine(Watcher* w, std::string_view line) {
   if (sent < w->phase_start_ns) return;  // not written by this phase
   int64_t lat_ns = NowNs() - sent;
   w->stats->latency_us.push_back(static_cast<uint32_t>(std::max<int64_t>(0, lat_ns / 1000)));
+  w->stats->line_bytes += line.size() + 1;
   ++w->events;
   w->stats->events.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
+Bench::WatchOutcome Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
   const int n = watchers_wanted;
+  WatchOutcome outcome;
+  outcome.watchers = n;
+  outcome.target_rate = rate;
   Progress("watch_fanout: %d watchers, %.0f writes/s for %.0f s", n, rate, seconds);
   // The current resourceVersion, from a list that matches nothing.
   std::string rv;
@@ -881,7 +921,7 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
       Emit({{"bench", "watch_fanout"},
             {"system", "fulcrum"},
             {"error", s.ok() ? "HTTP " + std::to_string(r.status) : s.ToString()}});
-      return;
+      return outcome;
     }
     rv = j.value("/metadata/resourceVersion"_json_pointer, std::string());
   }
@@ -1029,7 +1069,7 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
         if (Clock::now() - slot > std::chrono::milliseconds(10)) writes_late.fetch_add(1);
         uint64_t seq = next_seq_.fetch_add(1);
         auto t0 = Clock::now();
-        base::Status s = c.Do("POST", PodsPath(), pod_.Render(seq, NowNs()), &r);
+        base::Status s = c.Do("POST", PodsPath(), watch_pod_.Render(seq, NowNs()), &r);
         if (s.ok() && r.status == 201) {
           writes_ok.fetch_add(1);
           stored_pods_.fetch_add(1);
@@ -1065,10 +1105,11 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
   for (auto& t : loop_threads) t.join();
 
   std::vector<uint32_t> all;
-  uint64_t other = 0, unparsed = 0;
+  uint64_t other = 0, unparsed = 0, line_bytes = 0;
   std::string first_other;
   for (auto& s : stats) {
     all.insert(all.end(), s->latency_us.begin(), s->latency_us.end());
+    line_bytes += s->line_bytes;
     other += s->other_types;
     unparsed += s->unparsed;
     if (first_other.empty()) first_other = s->first_other;
@@ -1104,6 +1145,15 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
   j["seconds_until_drained"] = Round(total_seconds, 3);
   j["delivery_latency_ms"] = Percentiles(all, 1e-3, 2);
   j["target_p99_ms"] = 100.0;
+  j["pod_json_bytes"] = watch_pod_.bytes();
+  j["event_bytes_mean"] = got == 0 ? 0 : line_bytes / got;
+  j["delivered_mb_per_second"] = Round(static_cast<double>(line_bytes) / total_seconds / 1e6, 1);
+  for (auto& w : watchers) {
+    if (w && w->transport) {
+      j["tls"] = w->transport->Cipher();
+      break;
+    }
+  }
   j["server_threads"] = server_during.threads;
   if (other > 0) {
     j["other_events"] = other;
@@ -1116,6 +1166,13 @@ void Bench::WatchFanout(int watchers_wanted, double rate, double seconds) {
     if (w && w->transport) w->transport->Close();
   }
   for (int e : epolls) ::close(e);
+  std::sort(all.begin(), all.end());
+  outcome.write_rate = static_cast<double>(writes_ok.load()) / write_seconds;
+  outcome.p99_ms = all.empty() ? 0 : all[std::min(all.size() - 1, all.size() * 99 / 100)] / 1e3;
+  outcome.met = watching == n && closed_early == 0 && expected > 0 && got >= expected &&
+                writes_ok.load() >= total_writes * 95 / 100 &&
+                outcome.write_rate >= 0.95 * rate && outcome.p99_ms <= 100.0;
+  return outcome;
 }
 
 int PrintFreePorts(int count) {
@@ -1242,11 +1299,29 @@ int Main(int argc, char** argv) {
   if (wants("list_100k")) bench.List100k();
   if (wants("list_selector")) bench.ListSelector();
   if (wants("watch_fanout")) {
+    std::map<int, std::vector<Bench::WatchOutcome>> outcomes;  // by watcher count
     for (std::size_t i = 0; i < watch_configs.size(); ++i) {
       // Let the previous run's server threads notice their clients are gone.
       if (i > 0) std::this_thread::sleep_for(std::chrono::seconds(3));
       const auto& c = watch_configs[i];
-      bench.WatchFanout(c.watchers, c.rate, c.seconds);
+      outcomes[c.watchers].push_back(bench.WatchFanout(c.watchers, c.rate, c.seconds));
+    }
+    // Per watcher count: the highest write rate tried at which every event arrived with p99
+    // delivery within the target.
+    for (const auto& [watchers, runs] : outcomes) {
+      OJson j = {{"bench", "watch_fanout_summary"}, {"system", "fulcrum"}, {"watchers", watchers}};
+      double best = 0;
+      OJson tried = OJson::array();
+      for (const auto& o : runs) {
+        if (o.met) best = std::max(best, o.target_rate);
+        tried.push_back({{"target_rate", o.target_rate},
+                         {"write_rate", Round(o.write_rate, 1)},
+                         {"p99_ms", Round(o.p99_ms, 1)},
+                         {"met", o.met}});
+      }
+      j["highest_rate_meeting_p99_100ms"] = best;
+      j["runs"] = std::move(tried);
+      Emit(j);
     }
   }
   return 0;

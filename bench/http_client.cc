@@ -228,6 +228,10 @@ long Transport::Read(char* buf, std::size_t n) {
 
 bool Transport::HasPending() const { return ssl_ != nullptr && SSL_has_pending(ssl_) == 1; }
 
+std::string Transport::Cipher() const {
+  return ssl_ == nullptr ? "none" : std::string(SSL_get_version(ssl_)) + " " + SSL_get_cipher_name(ssl_);
+}
+
 void Transport::SetNonBlocking() {
   int flags = ::fcntl(fd_, F_GETFL, 0);
   ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);

@@ -69,6 +69,9 @@ class Transport {
   // must call Read again without waiting for the socket to become readable.
   bool HasPending() const;
 
+  // The negotiated protocol and cipher ("TLSv1.3 TLS_AES_128_GCM_SHA256"), or "none".
+  std::string Cipher() const;
+
   // Switches the socket to non-blocking mode (for the watch readers).
   void SetNonBlocking();
 

@@ -53,7 +53,7 @@ PORTS=($("$API_BENCH" --free-ports 2))
 ETCD_CLIENT_PORT=${PORTS[0]}
 ETCD_PEER_PORT=${PORTS[1]}
 
-"$FULCRUM" server --data-dir "$WORK/fulcrum" --listen 127.0.0.1:0 >"$WORK/fulcrum.log" 2>&1 &
+"$FULCRUM" server --data-dir "$WORK/fulcrum" --listen 127.0.0.1:0 --control-loops off >"$WORK/fulcrum.log" 2>&1 &
 FULCRUM_PID=$!
 
 "$ETCD" --name bench --data-dir "$WORK/etcd" \

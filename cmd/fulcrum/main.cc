@@ -44,6 +44,8 @@ const char kUsage[] =
     "  --listen HOST:PORT  address to serve the API on (default 127.0.0.1:6443; port 0 = any)\n"
     "  --store URI         sqlite:PATH (default DIR/state.db)\n"
     "  --scheduler-policy P  requests (default) | load-aware | archimedes\n"
+    "  --control-loops on|off  server: run the controllers and scheduler (default on; the API\n"
+    "                      benchmarks measure the API server alone with off)\n"
     "  --node-name NAME    up: this node's name (default: the host name)\n"
     "  --pod-cidr CIDR     up: this node's pod addresses (default 10.244.0.0/24)\n"
     "  --bridge NAME       up: the pod network's bridge (default fulcrum0)\n"
@@ -77,7 +79,7 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
       return false;
     }
     if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
-        name != "node-name" && name != "pod-cidr" && name != "bridge") {
+        name != "control-loops" && name != "node-name" && name != "pod-cidr" && name != "bridge") {
       *error = "unknown flag --" + name;
       return false;
     }
@@ -177,14 +179,20 @@ int RunServer(const Flags& flags, bool all_in_one) {
     return 1;
   }
   auto* clock = fulcrum::base::RealClock();
-  auto controllers = fulcrum::controllers::StartControllerManager(api->get(), clock);
-  fulcrum::scheduler::LiveSchedulerOptions scheduler_options;
-  scheduler_options.policy = get("scheduler-policy", "requests");
-  auto scheduler = fulcrum::scheduler::StartLiveScheduler(api->get(), clock, scheduler_options);
-  if (!controllers.ok() || !scheduler.ok()) {
-    std::fprintf(stderr, "fulcrum: %s\n",
-                 (!controllers.ok() ? controllers.status() : scheduler.status()).ToString().c_str());
-    return 1;
+  std::unique_ptr<fulcrum::controllers::ControllerManager> controllers;
+  std::unique_ptr<fulcrum::scheduler::LiveScheduler> scheduler;
+  if (get("control-loops", "on") != "off") {
+    auto started = fulcrum::controllers::StartControllerManager(api->get(), clock);
+    fulcrum::scheduler::LiveSchedulerOptions scheduler_options;
+    scheduler_options.policy = get("scheduler-policy", "requests");
+    auto live = fulcrum::scheduler::StartLiveScheduler(api->get(), clock, scheduler_options);
+    if (!started.ok() || !live.ok()) {
+      std::fprintf(stderr, "fulcrum: %s\n",
+                   (!started.ok() ? started.status() : live.status()).ToString().c_str());
+      return 1;
+    }
+    controllers = std::move(started).value();
+    scheduler = std::move(live).value();
   }
   std::fprintf(stderr, "fulcrum: API server listening on port %u; export KUBECONFIG=%s\n",
                (*server)->port(), (*server)->kubeconfig_path().c_str());
@@ -200,8 +208,8 @@ int RunServer(const Flags& flags, bool all_in_one) {
     kill(agent, SIGTERM);
     waitpid(agent, nullptr, 0);
   }
-  (*scheduler)->Stop();
-  (*controllers)->Stop();
+  if (scheduler) scheduler->Stop();
+  if (controllers) controllers->Stop();
   (*server)->Stop();
   return 0;
 }
