@@ -46,6 +46,17 @@ TEST(ParseJsonTest, ReportsDuplicateKeys) {
   EXPECT_EQ(j["a"]["b"], 2);
 }
 
+TEST(ParseJsonTest, KeyCountingIsNotFooledByStrings) {
+  Json j;
+  std::vector<std::string> dups;
+  // Colons and quotes inside strings, whitespace before a colon, keys of nested arrays.
+  ASSERT_TRUE(ParseJson(R"({"k\"x" : "v:1", "s":"a\\", "t" :[{"u":"w"}], "e":{}})", &j, &dups)
+                  .ok());
+  EXPECT_TRUE(dups.empty());
+  ASSERT_TRUE(ParseJson(R"({"x":[{"y":1,"y" : "z:"}], "k\"":1, "k\"":2})", &j, &dups).ok());
+  EXPECT_EQ(dups, (std::vector<std::string>{"y", "k\""}));
+}
+
 TEST(DumpJsonTest, ReplacesInvalidUtf8) {
   Json j = std::string("a\xff" "b");
   EXPECT_NO_THROW(DumpJson(j));
