@@ -20,13 +20,20 @@ ProfileStore::Accumulator& ProfileStore::AccumulatorFor(std::string_view app) {
 }
 
 void ProfileStore::Observe(std::string_view app, int64_t unix_seconds, double cpu_milli) {
-  if (!std::isfinite(cpu_milli)) return;
+  Observe(app, unix_seconds, std::span<const double>(&cpu_milli, 1));
+}
+
+void ProfileStore::Observe(std::string_view app, int64_t unix_seconds,
+                           std::span<const double> cpu_milli) {
   Accumulator& a = AccumulatorFor(app);
   int64_t s = unix_seconds / options_.slot_seconds % options_.slots;
   if (s < 0) s += options_.slots;
-  a.new_n[s] += 1;
-  a.new_sum[s] += cpu_milli;
-  a.new_sum_sq[s] += cpu_milli * cpu_milli;
+  for (double v : cpu_milli) {
+    if (!std::isfinite(v)) continue;
+    a.new_n[s] += 1;
+    a.new_sum[s] += v;
+    a.new_sum_sq[s] += v * v;
+  }
 }
 
 void ProfileStore::ObserveHistory(std::string_view app, const UsageHistory& history) {

@@ -4,6 +4,7 @@
 // over the day (or week) in fixed slots, with its spread, learnt from observed usage.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -53,6 +54,8 @@ class ProfileStore {
 
   // One observation of one replica's usage at a time (unix seconds, millicores).
   void Observe(std::string_view app, int64_t unix_seconds, double cpu_milli);
+  // Observations of several replicas of one app at the same time (one lookup for all).
+  void Observe(std::string_view app, int64_t unix_seconds, std::span<const double> cpu_milli);
   // Every sample of a replica's usage history (NaN samples skipped).
   void ObserveHistory(std::string_view app, const UsageHistory& history);
   // Turns what was observed since the last call into the profiles' means and spreads, decaying

@@ -25,6 +25,9 @@ constexpr int64_t kStartUnix = 1'600'041'600;  // a midnight UTC
 constexpr double kTraceMachines = 1300;        // cluster-trace-v2017 ran on about 1,300 machines
 constexpr int kObserveEveryMinutes = 5;
 constexpr int kForecastSlotMinutes = 15;
+// A pod that fits nowhere costs a scan of every node; after this many a minute the queue waits
+// for the next minute (kube-scheduler backs unschedulable pods off for longer).
+constexpr int kMaxFailedScansPerMinute = 8;
 
 Result<UsageShape> ShapeFrom(const TraceSeries& series) {
   ASSIGN_OR_RETURN(scheduler::UsageHistory h, Resample(series, 60, 6 * 3600));
@@ -210,9 +213,16 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   std::vector<std::string> app_keys(w.apps);
   for (int a = 0; a < w.apps; ++a) app_keys[a] = "online/Deployment/a" + std::to_string(a);
 
+  // Replicas are generated application by application: one profile lookup per application.
+  std::vector<double> values;
   auto observe = [&](int64_t t) {
-    for (const OnlineReplica& r : w.replicas) {
-      profiles.Observe(app_keys[r.app], w.start_unix + t * 60, w.Usage(r, t));
+    for (size_t i = 0; i < w.replicas.size();) {
+      int app = w.replicas[i].app;
+      values.clear();
+      for (; i < w.replicas.size() && w.replicas[i].app == app; ++i) {
+        values.push_back(w.Usage(w.replicas[i], t));
+      }
+      profiles.Observe(app_keys[app], w.start_unix + t * 60, values);
     }
   };
   if (learns) {
@@ -375,7 +385,8 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
     std::vector<std::pair<int64_t, int64_t>> failed;
     int failures = 0, attempts = 0;
     for (auto it = queue.begin();
-         it != queue.end() && attempts < o.max_batch_attempts_per_minute && failures < 8;) {
+         it != queue.end() && attempts < o.max_batch_attempts_per_minute &&
+         failures < kMaxFailedScansPerMinute;) {
       const BatchPod& bp = w.batch[it->first];
       if (std::any_of(failed.begin(), failed.end(), [&](const auto& f) {
             return bp.cpu_milli >= f.first && bp.memory_bytes >= f.second;
