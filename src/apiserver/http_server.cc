@@ -71,13 +71,18 @@ struct StreamWriters {
 class StreamWriterBase {
  public:
   explicit StreamWriterBase(StreamWriters* writers) : writers_(writers) {}
-  virtual ~StreamWriterBase() {
+  virtual ~StreamWriterBase() = default;
+  // Closes the connection soon. Called with writers->mu held, from any thread.
+  virtual void Shutdown() = 0;
+
+ protected:
+  // Called first thing in the derived destructor, so that Shutdown never meets an object whose
+  // members are already gone.
+  void Unregister() {
     std::lock_guard lock(writers_->mu);
     writers_->alive.erase(this);
     writers_->gone.notify_all();
   }
-  // Closes the connection soon, from any thread.
-  virtual void Shutdown() = 0;
 
  private:
   StreamWriters* writers_;
@@ -100,6 +105,7 @@ class StreamWriter : public StreamWriterBase,
         timer_(stream_.get_executor()) {
     if (!first.empty()) first_ = std::make_shared<const std::string>(HttpChunk(first));
   }
+  ~StreamWriter() override { Unregister(); }
 
   // Starts writing; called once, from the thread that handed the connection over.
   void Begin() {
@@ -112,9 +118,11 @@ class StreamWriter : public StreamWriterBase,
   }
 
   void Shutdown() override {
-    if (auto self = this->weak_from_this().lock()) {
-      asio::post(stream_.get_executor(), [self] { self->Close(); });
-    }
+    // No strong reference here: the last one must never be dropped on the caller's thread,
+    // which holds the lock that the destructor takes.
+    asio::post(stream_.get_executor(), [weak = this->weak_from_this()] {
+      if (auto self = weak.lock()) self->Close();
+    });
   }
 
  private:
