@@ -1,6 +1,7 @@
 #include "scheduler/predictor.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -277,17 +278,22 @@ class SeasonalBaseline {
     return std::sqrt(std::max(0.0, v));
   }
 
-  // The seasonal value at step s from the periods before `origin`, recent periods weighing more.
+  // The seasonal value at step s: the median, over up to eight periods before `origin`, of the
+  // mean within the radius of the same phase. A median, so that one unusual day (a burst, an
+  // outage) does not move the baseline of the following ones.
   double Seasonal(int64_t s, int64_t origin) const {
-    double sum = 0, weight = 0, w = 1;
-    for (int64_t k = 1; k <= 8; ++k, w *= 0.8) {
+    std::array<double, 8> values;
+    size_t count = 0;
+    for (int64_t k = 1; k <= 8; ++k) {
       int64_t c = s - k * period_;
       if (c + radius_ >= origin) continue;
       if (c - radius_ < 0) break;
       double v = RangeMean(c - radius_, c + radius_ + 1);
-      if (std::isfinite(v)) sum += w * v, weight += w;
+      if (std::isfinite(v)) values[count++] = v;
     }
-    return weight > 0 ? sum / weight : kNaN;
+    if (count == 0) return kNaN;
+    std::sort(values.begin(), values.begin() + count);
+    return count % 2 ? values[count / 2] : 0.5 * (values[count / 2 - 1] + values[count / 2]);
   }
 
   // Forecasts steps origin .. origin + horizon - 1 into out; false if there is nothing to go on.
@@ -312,7 +318,7 @@ class SeasonalBaseline {
     for (int h = 0; h < horizon; ++h) {
       double b = Seasonal(origin + h, origin);
       if (std::isfinite(b)) {
-        out[h] = b + offset;
+        out[h] = std::max(0.0, b + offset);  // usage is never negative
         any = true;
       } else {
         out[h] = level;
@@ -333,6 +339,32 @@ class SeasonalBaseline {
 
 }  // namespace
 
+namespace {
+
+// One scored point of Archimedes' walk-forward backtest.
+struct BacktestPoint {
+  int bucket;      // lead-time bucket
+  size_t origin;   // index of the backtest origin (and of its last-hour window)
+  double point;    // the candidate's point forecast
+  double scale;    // the error scale known at the origin
+  double actual;
+};
+
+// The q-quantile of sorted values with linear interpolation; -inf when there are none.
+double SortedQuantile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return -std::numeric_limits<double>::infinity();
+  double pos = q * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(pos);
+  if (lo + 1 >= sorted.size()) return sorted[lo];
+  return sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+}  // namespace
+
+double ArchimedesCalibrationLevel(double q) {
+  return q > 0.5 ? 1 - kArchimedesTailShrink * (1 - q) : q < 0.5 ? kArchimedesTailShrink * q : q;
+}
+
 Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int horizon,
                                               const std::vector<double>& levels) const {
   std::vector<double> qs;
@@ -342,59 +374,131 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
   const int64_t step = history.step_seconds;
   int64_t period = DetectPeriod(x);
   if (period > 0 && n < period + horizon) period = 0;
-  SeasonalBaseline baseline(x, period, step);
+  // Candidate point forecasts: the recent level, and with a period the seasonal baseline shifted
+  // by the recent level offset.
+  std::vector<SeasonalBaseline> models;
+  models.emplace_back(x, 0, step);
+  if (period > 0) models.emplace_back(x, period, step);
+  const SeasonalBaseline& stats = models.front();
 
   // Errors are measured relative to a scale known at the forecast origin: the forecast level
   // (usage noise grows with usage, floored at a tenth of the mean so that near-idle stretches do
   // not blow the ratios up) plus half the spread of the last two hours (a series that has just
   // turned noisy gets a wider band, one that has calmed down a narrower one: locally adaptive
   // conformal scores).
-  const double mean = baseline.RangeMean(0, n);
+  const double mean = stats.RangeMean(0, n);
   const double floor = std::max(1e-9, 0.1 * std::abs(mean));
   const int64_t spread_steps = StepsIn(2 * 3600, step);
   auto error_scale = [&](double level, int64_t origin) {
-    return std::max(level, floor) + 0.5 * baseline.RangeStd(origin - spread_steps, origin);
+    return std::max(level, floor) + 0.5 * stats.RangeStd(origin - spread_steps, origin);
   };
 
-  // Walk-forward backtest over the last three days (or periods) of the history.
+  // Walk-forward backtest over the last three days (or periods) of the history, newest origin
+  // first. Each origin also keeps its last hour of samples, sorted, for the guard.
   const int64_t span = std::max<int64_t>(3 * 86400 / step, 3 * period);
   const int64_t stride = std::max(1, horizon / 4);
   const int64_t earliest = std::max<int64_t>(n - span, period > 0 ? period + 1 : 1);
+  const int64_t guard_steps = StepsIn(3600, step);
+  auto last_hour = [&](int64_t origin) {
+    std::vector<double> w;
+    for (int64_t i = std::max<int64_t>(0, origin - guard_steps); i < origin; ++i) {
+      if (std::isfinite(x[i])) w.push_back(x[i]);
+    }
+    std::sort(w.begin(), w.end());
+    return w;
+  };
+  std::vector<int64_t> origins;
+  std::vector<std::vector<double>> windows;
+  for (int64_t origin = n - horizon; origin >= earliest; origin -= stride) {
+    origins.push_back(origin);
+    windows.push_back(last_hour(origin));
+  }
   // Errors grow with the lead time, so they are kept per lead bucket: the first eighth of the
   // horizon, the second eighth, the second quarter and the second half.
   auto bucket_of = [horizon](int h) {
     return 8 * h < horizon ? 0 : 4 * h < horizon ? 1 : 2 * h < horizon ? 2 : 3;
   };
-  std::vector<double> errors[4];
-  std::vector<double> point;
-  for (int64_t origin = n - horizon; origin >= earliest; origin -= stride) {
-    if (!baseline.Forecast(origin, horizon, point)) continue;
-    for (int h = 0; h < horizon; ++h) {
-      double actual = x[origin + h];
-      if (!std::isfinite(actual) || !std::isfinite(point[h])) continue;
-      errors[bucket_of(h)].push_back((actual - point[h]) / error_scale(point[h], origin));
-    }
-  }
-  std::vector<double> all_errors;
-  for (const auto& e : errors) all_errors.insert(all_errors.end(), e.begin(), e.end());
-  if (all_errors.size() < 30 || !baseline.Forecast(n, horizon, point)) {
-    return fallback_.Predict(history, horizon, qs);
-  }
   // The conformal rank: the ceil((N + 1) q)-th smallest error covers a new one with probability
   // at least q when errors are exchangeable.
-  auto conformal = [](std::vector<double>& e, double level) {
+  auto conformal = [](const std::vector<double>& e, double q) {
     const double count = static_cast<double>(e.size());
-    return EmpiricalQuantile(e, std::min(1.0, std::ceil((count + 1) * level) / count));
+    const double rank = std::clamp(std::ceil((count + 1) * q), 1.0, count);
+    return e[static_cast<size_t>(rank) - 1];
   };
+  // Per lead bucket, the scaled-error quantile that covers q of the backtest; with the guard, a
+  // point that the guard already covers needs no band.
+  auto calibrate = [&](const std::vector<BacktestPoint>& backtest, double q, bool guarded) {
+    std::vector<double> errors[4];
+    std::vector<double> all;
+    for (const BacktestPoint& p : backtest) {
+      const double e = guarded && p.actual <= SortedQuantile(windows[p.origin], q)
+                           ? -std::numeric_limits<double>::infinity()
+                           : (p.actual - p.point) / p.scale;
+      errors[p.bucket].push_back(e);
+      all.push_back(e);
+    }
+    std::sort(all.begin(), all.end());
+    std::array<double, 4> band;
+    for (int b = 0; b < 4; ++b) {
+      std::sort(errors[b].begin(), errors[b].end());
+      band[b] = conformal(errors[b].size() >= 30 ? errors[b] : all, q);
+      if (!std::isfinite(band[b])) band[b] = -1e9;  // the guard alone covers q
+    }
+    return band;
+  };
+
+  // Every candidate (point model, with or without the guard) is calibrated on its own backtest;
+  // the forecast comes from the one that over-provisions least there at the highest level.
+  struct Candidate {
+    std::vector<double> point;
+    std::vector<BacktestPoint> backtest;
+    bool guarded = false;
+    double over_provisioning = 0;
+  };
+  std::vector<Candidate> candidates;
+  const double top = ArchimedesCalibrationLevel(qs.back());
+  std::vector<double> point;
+  for (const SeasonalBaseline& model : models) {
+    Candidate c;
+    for (size_t o = 0; o < origins.size(); ++o) {
+      if (!model.Forecast(origins[o], horizon, point)) continue;
+      const double sd = stats.RangeStd(origins[o] - spread_steps, origins[o]);
+      for (int h = 0; h < horizon; ++h) {
+        const double actual = x[origins[o] + h];
+        if (!std::isfinite(actual) || !std::isfinite(point[h])) continue;
+        c.backtest.push_back(
+            {bucket_of(h), o, point[h], std::max(point[h], floor) + 0.5 * sd, actual});
+      }
+    }
+    if (c.backtest.size() < 30 || !model.Forecast(n, horizon, c.point)) continue;
+    for (bool guarded : {false, true}) {
+      c.guarded = guarded;
+      const auto band = calibrate(c.backtest, top, guarded);
+      double sum = 0;
+      for (const BacktestPoint& p : c.backtest) {
+        double v = p.point + band[p.bucket] * p.scale;
+        if (guarded) v = std::max(v, SortedQuantile(windows[p.origin], top));
+        sum += v / std::max(p.actual, floor);
+      }
+      c.over_provisioning = sum / static_cast<double>(c.backtest.size());
+      candidates.push_back(c);
+    }
+  }
+  if (candidates.empty()) return fallback_.Predict(history, horizon, qs);
+  const Candidate& best = *std::min_element(
+      candidates.begin(), candidates.end(),
+      [](const Candidate& a, const Candidate& b) { return a.over_provisioning < b.over_provisioning; });
+
+  const std::vector<double> window_n = last_hour(n);
   Forecast f = EmptyForecast(qs, horizon);
   for (size_t l = 0; l < qs.size(); ++l) {
-    double bucket_error[4];
-    double overall = conformal(all_errors, qs[l]);
-    for (int b = 0; b < 4; ++b) {
-      bucket_error[b] = errors[b].size() >= 30 ? conformal(errors[b], qs[l]) : overall;
-    }
+    const double q = ArchimedesCalibrationLevel(qs[l]);
+    const auto band = calibrate(best.backtest, q, best.guarded);
+    const double guard =
+        best.guarded ? SortedQuantile(window_n, q) : -std::numeric_limits<double>::infinity();
     for (int h = 0; h < horizon; ++h) {
-      f.values[l][h] = point[h] + bucket_error[bucket_of(h)] * error_scale(point[h], n);
+      f.values[l][h] =
+          std::max(guard, best.point[h] + band[bucket_of(h)] * error_scale(best.point[h], n));
     }
   }
   MakeMonotone(f);

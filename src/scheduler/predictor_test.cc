@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "scheduler/predictor_impl.h"
+
 namespace fulcrum::scheduler {
 namespace {
 
@@ -169,6 +171,56 @@ TEST(DecayingPercentile, RecentSamplesWeighMore) {
   auto f = (*p)->Predict(h, 1, {0.5});
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->values[0][0], 20.0);
+}
+
+TEST(Archimedes, CalibratesFurtherIntoTheTail) {
+  EXPECT_NEAR(ArchimedesCalibrationLevel(0.95), 0.96, 1e-12);
+  EXPECT_NEAR(ArchimedesCalibrationLevel(0.05), 0.04, 1e-12);
+  EXPECT_EQ(ArchimedesCalibrationLevel(0.5), 0.5);
+}
+
+// A quiet series at 1 with a burst to 10 at 02:00-04:00 on the two days before the last: the last
+// half hour sits 9 below its seasonal value, and adding that offset to the following steps used to
+// forecast negative usage (a p95 below every sample of the last day).
+TEST(Archimedes, OneUnusualDayDoesNotDriveTheForecastNegative) {
+  auto p = MakePredictor("archimedes");
+  ASSERT_TRUE(p.ok());
+  UsageHistory h = DailySine(6);
+  for (size_t i = 0; i < h.samples.size(); ++i) {
+    const int64_t day = static_cast<int64_t>(i) / 1440, minute = static_cast<int64_t>(i) % 1440;
+    h.samples[i] = 1 + 0.05 * std::sin(static_cast<double>(i) * 0.37);
+    if ((day == 3 || day == 4) && minute >= 120 && minute < 240) h.samples[i] += 9;
+  }
+  h.samples.resize(5 * 1440 + 150);  // 02:30 on the last day, which has no burst
+  auto f = (*p)->Predict(h, 60, {0.5, 0.95});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  for (int t = 0; t < 60; ++t) {
+    EXPECT_GE(f->values[0][t], 0.0) << "step " << t;
+    EXPECT_GE(f->values[1][t], 0.9) << "step " << t;
+  }
+}
+
+// On a stationary noisy daily series, the p95 one hour ahead covers about 95% of what follows.
+TEST(Archimedes, P95CoversNoisyDailyUsage) {
+  auto p = MakePredictor("archimedes");
+  ASSERT_TRUE(p.ok());
+  UsageHistory full = DailySine(8);
+  uint64_t state = 7;
+  for (double& v : full.samples) {  // deterministic noise, uniform in [-6, 6)
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    v += static_cast<double>(state >> 40) / static_cast<double>(1 << 24) * 12 - 6;
+  }
+  int covered = 0, scored = 0;
+  for (size_t origin = 6 * 1440; origin + 60 <= full.samples.size(); origin += 180) {
+    UsageHistory h = full;
+    h.samples.resize(origin);
+    auto f = (*p)->Predict(h, 60, {0.5, 0.95});
+    ASSERT_TRUE(f.ok());
+    for (int t = 0; t < 60; ++t, ++scored) covered += full.samples[origin + t] <= f->values[1][t];
+  }
+  const double coverage = static_cast<double>(covered) / scored;
+  EXPECT_GE(coverage, 0.92);
+  EXPECT_LE(coverage, 0.995);
 }
 
 TEST(MakePredictor, UnknownNameIsNotFound) {
