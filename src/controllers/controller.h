@@ -50,7 +50,7 @@ std::vector<client::ObjectPtr> CachedObjects(const client::Informer& informer,
 class Controller {
  public:
   Controller(std::string name, client::ApiClient* api, base::Clock* clock)
-      : name_(std::move(name)), api_(api), clock_(clock) {}
+      : api_(api), clock_(clock), name_(std::move(name)) {}
   virtual ~Controller() { Stop(); }
 
   const std::string& name() const { return name_; }

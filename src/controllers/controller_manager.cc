@@ -34,7 +34,9 @@ class ControllerManagerImpl : public ControllerManager {
   void Start() {
     for (client::Informer* i : informers()) i->Start();
     for (client::Informer* i : informers()) {
-      if (!i->WaitForSync(std::chrono::seconds(30))) LOG_WARNING << "an informer has not synced yet";
+      if (!i->WaitForSync(std::chrono::seconds(30))) {
+        LOG_WARNING << "an informer has not synced yet";
+      }
     }
     for (auto& c : controllers_) c->Start(2);
     node_lifecycle_.Start();
