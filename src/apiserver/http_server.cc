@@ -348,8 +348,11 @@ class BeastHttpServer : public HttpServer {
         }
         connections_.insert(conn);
       }
-      std::thread([this, conn, s = std::move(socket)]() mutable {
-        Serve(std::move(s), conn);
+      // The socket (even moved from, it holds its strand) must be gone before Stop can return
+      // and destroy the loop's io_context, so the thread owns it on the heap and frees it first.
+      std::thread([this, conn, s = std::make_unique<tcp::socket>(std::move(socket))]() mutable {
+        Serve(std::move(*s), conn);
+        s.reset();
         std::lock_guard lock(mu_);
         connections_.erase(conn);
         delete conn;
