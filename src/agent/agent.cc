@@ -357,6 +357,7 @@ struct ContainerRecord {
   bool pulled_event = false;
   std::string image_id;
   std::unique_ptr<ContainerProbes> probes;  // for this run; not persisted
+  int pid = 0;                // the running container's init process; not persisted
   std::string kill_reason;    // why the agent killed it (liveness, …)
 
   Json Save() const {
@@ -392,6 +393,7 @@ struct PodRecord {
   std::map<std::string, ContainerRecord> containers;
   int64_t kill_started_ms = 0;
   Json last_status;  // what was last written to the API
+  std::string saved;  // what was last written to state.json
   std::vector<std::pair<std::string, std::string>> volume_dirs;
 };
 
@@ -525,6 +527,7 @@ class NodeAgent::Impl {
       rec->name = base::StringAt(j, {"name"});
       rec->ip = base::StringAt(j, {"ip"});
       rec->start_time = base::StringAt(j, {"startTime"});
+      rec->saved = *text;
       if (const Json* cs = base::FindPath(j, {"containers"}); cs && cs->is_object()) {
         for (const auto& [name, c] : cs->items()) rec->containers[name].Load(c);
       }
@@ -534,16 +537,21 @@ class NodeAgent::Impl {
     }
   }
 
-  void SaveRecord(const PodRecord& rec) {
+  // Writes ROOT/pods/<uid>/state.json when it changed (a write is an fsync: not every resync).
+  void SaveRecord(PodRecord& rec) {
     Json cs = Json::object();
     for (const auto& [name, c] : rec.containers) cs[name] = c.Save();
     Json j = {{"uid", rec.uid}, {"namespace", rec.ns}, {"name", rec.name}, {"ip", rec.ip},
               {"startTime", rec.start_time}, {"containers", cs}};
+    std::string text = base::DumpJson(j);
+    if (text == rec.saved) return;
     (void)base::MakeDirs(PodDir(rec.uid), 0700);
-    Status s = base::WriteFileAtomic(PodDir(rec.uid) + "/state.json", base::DumpJson(j), 0600);
+    Status s = base::WriteFileAtomic(PodDir(rec.uid) + "/state.json", text, 0600);
     if (!s.ok()) {
       LOG_WARNING << "saving pod state: " << s.ToString();
+      return;
     }
+    rec.saved = std::move(text);
   }
 
   // ---- Node, lease ----
@@ -695,6 +703,7 @@ class NodeAgent::Impl {
       }
       if (!Cleanup(*rec).ok()) return;
       Forget(key);
+      UpdateRunning();
       rec = nullptr;
     }
     if (!pod) return;
@@ -714,10 +723,19 @@ class NodeAgent::Impl {
       std::lock_guard lock(mu_);
       records_[key] = rec;
     }
+    const std::vector<int> pids_before = RunningPids(*rec);
     Run(p, *rec);
     SaveRecord(*rec);
     WriteStatus(p, *rec);
-    UpdateRunning();
+    if (RunningPids(*rec) != pids_before) UpdateRunning();
+  }
+
+  static std::vector<int> RunningPids(const PodRecord& rec) {
+    std::vector<int> pids;
+    for (const auto& [name, c] : rec.containers) {
+      if (c.state == "running" && !c.id.empty()) pids.push_back(c.pid);
+    }
+    return pids;
   }
 
   void Forget(const std::string& key) {
@@ -936,6 +954,7 @@ class NodeAgent::Impl {
       if (s.ok()) state = *s;
     }
     if (state && state->status == ContainerStatus::kRunning) {
+      cr.pid = state->pid;
       if (cr.state != "running") {  // adopted, or started by a sync that did not see it run
         cr.state = "running";
         cr.reason.clear();
@@ -1132,6 +1151,8 @@ class NodeAgent::Impl {
       return;
     }
     Event(pod, "Normal", "Started", "Started container " + name);
+    auto state = runtime_->State(id);
+    cr.pid = state.ok() ? state->pid : 0;
     cr.state = "running";
     cr.reason.clear();
     cr.message.clear();
@@ -1286,13 +1307,8 @@ class NodeAgent::Impl {
     std::lock_guard lock(mu_);
     for (const auto& [key, rec] : records_) {
       for (const auto& [name, c] : rec->containers) {
-        if (c.state != "running" || c.id.empty()) continue;
-        auto pid = base::ReadFile(o_.root + "/containers/" + c.id + "/pid");
-        if (!pid.ok()) continue;
-        try {
-          running.push_back({rec->ns, rec->name, name, std::stoi(*pid)});
-        } catch (...) {
-        }
+        if (c.state != "running" || c.id.empty() || c.pid <= 0) continue;
+        running.push_back({rec->ns, rec->name, name, c.pid});
       }
     }
     running_ = std::move(running);

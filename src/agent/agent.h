@@ -38,7 +38,7 @@ struct AgentOptions {
   std::string runc = "/usr/sbin/runc";
   std::string cni_plugin_dir = "/usr/lib/cni";
   std::string bridge = "fulcrum0";
-  int workers = 4;                              // pods synced at once
+  int workers = 8;                              // pods synced at once
   std::chrono::milliseconds resync{1000};       // every pod is looked at this often
   std::chrono::seconds heartbeat{10};           // Lease renewal and node status
   std::string metrics_listen;                   // HOST:PORT for /metrics and /healthz; empty: off

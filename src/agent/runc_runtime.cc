@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -129,6 +131,32 @@ class SystemMounter : public Mounter {
   }
 };
 
+enum class WaitResult { kExited, kTimedOut, kError };
+
+// Waits for child `pid` to exit and reaps it into *wait_status: kTimedOut when it is still running
+// after `timeout`, kError (errno set) when waitpid fails. Sleeps on a pidfd, so an exit is seen at
+// once (no polling interval).
+WaitResult WaitFor(pid_t pid, std::chrono::milliseconds timeout, int* wait_status) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    pid_t r = ::waitpid(pid, wait_status, WNOHANG);
+    if (r == pid) return WaitResult::kExited;
+    if (r < 0 && errno != EINTR) return WaitResult::kError;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return WaitResult::kTimedOut;
+    if (pidfd.get() >= 0) {
+      struct pollfd p = {pidfd.get(), POLLIN, 0};
+      (void)::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, 1 << 30)));
+    } else {  // no pidfd_open (Linux < 5.3): poll the child
+      std::this_thread::sleep_for(std::min(pause, left));
+      pause = std::min(pause * 2, std::chrono::milliseconds(20));
+    }
+  }
+}
+
 class SystemProcessRunner : public ProcessRunner {
  public:
   // ProcessRunner
@@ -186,24 +214,17 @@ class SystemProcessRunner : public ProcessRunner {
       return base::Internal("cannot run " + spec.argv[0] + ": " + std::strerror(rc));
     }
 
-    auto deadline = std::chrono::steady_clock::now() + spec.timeout;
-    auto pause = std::chrono::milliseconds(1);
     int wait_status = 0;
-    for (;;) {
-      pid_t r = ::waitpid(pid, &wait_status, WNOHANG);
-      if (r == pid) break;
-      if (r < 0 && errno != EINTR) return base::Internal(Errno("waitpid " + spec.argv[0]));
-      if (std::chrono::steady_clock::now() >= deadline) {
-        ::kill(pid, SIGKILL);
-        while (::waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
-        }
-        return Status(base::Code::kTimeout, spec.argv[0] + " " +
-                                                (spec.argv.size() > 1 ? spec.argv[1] : "") +
-                                                " did not finish in " +
-                                                std::to_string(spec.timeout.count()) + " ms");
+    WaitResult waited = WaitFor(pid, spec.timeout, &wait_status);
+    if (waited == WaitResult::kError) return base::Internal(Errno("waitpid " + spec.argv[0]));
+    if (waited == WaitResult::kTimedOut) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
       }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::milliseconds(20));
+      return Status(base::Code::kTimeout, spec.argv[0] + " " +
+                                              (spec.argv.size() > 1 ? spec.argv[1] : "") +
+                                              " did not finish in " +
+                                              std::to_string(spec.timeout.count()) + " ms");
     }
     ProcessResult result;
     result.exit_code = ExitCodeOf(wait_status);
@@ -215,6 +236,24 @@ class SystemProcessRunner : public ProcessRunner {
   Status BecomeSubreaper() override {
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return base::Internal(Errno("PR_SET_CHILD_SUBREAPER"));
     return Status::Ok();
+  }
+
+  std::optional<uint64_t> LiveStartTime(int pid) override {
+    if (pid <= 0) return std::nullopt;
+    auto stat = base::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat.ok()) return std::nullopt;
+    // "PID (COMM) STATE ..." where COMM may hold spaces and parentheses: fields after the last ')'.
+    size_t close = stat->rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream fields(stat->substr(close + 1));
+    std::string state, field;
+    fields >> state;
+    if (state == "Z" || state == "X" || state == "x") return std::nullopt;
+    for (int i = 4; i < 22 && fields >> field; ++i) {  // fields 4..21
+    }
+    uint64_t start = 0;
+    if (!(fields >> start)) return std::nullopt;
+    return start;
   }
 
   std::optional<int> TryReap(int pid) override {
@@ -466,22 +505,37 @@ class RuncRuntime : public ContainerRuntime {
     return r;
   }
 
+  // The container's state as `runc state` would report it, without running runc: runc's
+  // ROOT/runc/<id>/state.json names the init process (pid and start time); the container is
+  // stopped when that process is gone or exited, created while runc's exec.fifo exists (removed
+  // by `runc start`), running otherwise. NotFound when runc has no record of the container.
   base::Result<ContainerState> RuncState(const std::string& id) {
-    ASSIGN_OR_RETURN(ProcessResult r, Runc({"state", id}));
-    base::Json j;
-    RETURN_IF_ERROR(base::ParseJson(r.out, &j));
-    std::string status = base::StringAt(j, {"status"});
-    ContainerState state;
-    if (status == "created" || status == "creating") {
-      state.status = ContainerStatus::kCreated;
-    } else if (status == "running" || status == "paused") {
-      state.status = ContainerStatus::kRunning;
-    } else if (status == "stopped") {
-      state.status = ContainerStatus::kStopped;
-    } else {
-      return base::Internal("runc state " + id + ": unknown status \"" + status + "\"");
+    const std::string dir = runc_root_ + "/" + id;
+    auto text = base::ReadFile(dir + "/state.json");
+    if (!text.ok()) {
+      std::error_code ec;
+      if (!fs::exists(dir + "/state.json", ec)) {
+        return base::NotFound("runc state " + id + ": container does not exist");
+      }
+      return text.status();
     }
-    if (j.contains("pid") && j["pid"].is_number_integer()) state.pid = j["pid"].get<int>();
+    base::Json j;
+    RETURN_IF_ERROR(base::ParseJson(*text, &j));
+    ContainerState state;
+    const base::Json* pid = base::FindPath(j, {"init_process_pid"});
+    const base::Json* start = base::FindPath(j, {"init_process_start"});
+    if (!pid || !pid->is_number_integer() || !start || !start->is_number()) {
+      return base::Internal("runc state " + id + ": no init process in " + dir + "/state.json");
+    }
+    auto live = runner_->LiveStartTime(pid->get<int>());
+    if (!live || *live != start->get<uint64_t>()) {
+      state.status = ContainerStatus::kStopped;
+      return state;
+    }
+    std::error_code ec;
+    state.status = fs::exists(dir + "/exec.fifo", ec) ? ContainerStatus::kCreated
+                                                     : ContainerStatus::kRunning;
+    state.pid = pid->get<int>();
     return state;
   }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,10 @@ class ProcessRunner {
   // Reaps `pid` if it is a child of this process that has exited: its exit code (128+signal when
   // killed by a signal), or nullopt when it is still running or not a child of this process.
   virtual std::optional<int> TryReap(int pid) = 0;
+  // The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks since boot) while
+  // it is alive; nullopt when there is no such process or it has exited (a zombie). Together
+  // with the pid this names one process: runc records both for a container's init.
+  virtual std::optional<uint64_t> LiveStartTime(int pid) = 0;
 };
 
 std::unique_ptr<Mounter> NewSystemMounter();
