@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pod startup latency on one node: `fulcrum server` + `fulcrum agent` (root), N pods bound to the
 node created at once (image present), each pod's time from its creation request to the first
-moment a watch on pods shows it Running; then the agent's resident memory with N pods running.
+moment a watch on pods shows it Running; then the agent's resident memory and CPU (with the processes it ran) with N pods running.
 Prints JSON. Cleans up (pods deleted through the agent, bridge removed).
 
   FULCRUM_BIN=BUILD/cmd/fulcrum/fulcrum python3 bench/agent_pods_bench.py \
@@ -33,6 +33,13 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid):
+    # utime + stime of the process and of its waited-for children (runc, CNI plugins).
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -112,13 +119,18 @@ def main():
         time.sleep(0.1)
     with lock:
         latencies = [running_at[n] - created_at[n] for n in created_at if n in running_at]
+    cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
     time.sleep(3)  # a few housekeeping rounds with everything running
+    steady_cores = (cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - t0)
     rss = rss_kib(agent.pid)
     result = {"benchmark": "pod_startup", "pods": args.pods, "running": len(latencies),
               "p50_s": round(percentile(latencies, 0.5), 3) if latencies else None,
               "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
               "max_s": round(max(latencies), 3) if latencies else None,
-              "agent_rss_mib": round(rss / 1024, 1)}
+              "agent_rss_mib": round(rss / 1024, 1),
+              # CPU of the agent and the processes it ran, with all pods running (resyncs only)
+              "steady_cpu_cores": round(steady_cores, 3),
+              "loadavg_1m": os.getloadavg()[0]}
 
     for name in created_at:
         client.delete("/api/v1/namespaces/default/pods/" + name)
