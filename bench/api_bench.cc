@@ -34,9 +34,19 @@
 #include <thread>
 #include <vector>
 
-#include "bench/http_client.h"
+#include "client/http_client.h"
 
 namespace fulcrum::bench {
+
+using client::HttpConnection;
+using client::HttpResponse;
+using client::LineSplitter;
+using client::ParseUrl;
+using client::ResponseParser;
+using client::TlsContext;
+using client::Transport;
+using client::Url;
+
 namespace {
 
 using OJson = nlohmann::ordered_json;

@@ -76,6 +76,7 @@ struct FakePlugins : ProcessRunner {
   }
   Status BecomeSubreaper() override { return Status::Ok(); }
   std::optional<int> TryReap(int) override { return std::nullopt; }
+  std::optional<uint64_t> LiveStartTime(int) override { return std::nullopt; }
 
   std::vector<std::string> Summary() const {
     std::vector<std::string> out;

@@ -249,6 +249,10 @@ long Transport::Read(char* buf, std::size_t n) {
   }
 }
 
+std::string Transport::Cipher() const {
+  return ssl_ == nullptr ? "none" : std::string(SSL_get_version(ssl_)) + " " + SSL_get_cipher_name(ssl_);
+}
+
 void Transport::SetReadTimeout(int seconds) {
   timeval tv{};
   tv.tv_sec = seconds;

@@ -73,6 +73,9 @@ class Transport {
 
   // Switches the socket to non-blocking mode (for the watch readers).
   void SetNonBlocking();
+  // The negotiated protocol and cipher ("TLSv1.3 TLS_AES_128_GCM_SHA256"), or "none".
+  std::string Cipher() const;
+
   // Makes a blocking Read give up after `seconds` without data, returning kWouldBlock.
   void SetReadTimeout(int seconds);
 
