@@ -308,6 +308,9 @@ TEST(HttpServerStreamTest, AbandonedStreamOfAStuckClientIsClosed) {
   StreamServer server;
   Client stuck(server.port(), /*receive_buffer=*/4096);
   stuck.Get("/watch");
+  // The stuck client's stream must be the first: connections are served in parallel, so the
+  // second is opened only once the first stream exists.
+  server.Streams(1);
   Client healthy(server.port());
   healthy.Get("/watch");
   auto streams = server.Streams(2);
