@@ -19,6 +19,8 @@
 namespace fulcrum::agent {
 namespace {
 
+using client::Eventually;
+
 using base::Json;
 using base::Status;
 using namespace std::chrono_literals;
@@ -135,15 +137,6 @@ struct FailingProber : Prober {
   }
   std::atomic<bool> fail{false};
 };
-
-template <typename F>
-bool Eventually(F f) {
-  for (int i = 0; i < 500; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return f();
-}
 
 class AgentSyncTest : public ::testing::Test {
  protected:

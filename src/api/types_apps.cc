@@ -208,20 +208,6 @@ void SetTemplateDefaults(Json& spec) {
   if (Json* pod_spec = MutableObject(*tmpl, "spec")) SetPodSpecDefaults(*pod_spec);
 }
 
-// "nginx,sidecar" and "nginx:1.25,busybox" (layoutContainerCells).
-std::pair<std::string, std::string> ContainerCells(const Json& spec) {
-  std::string names, images;
-  const Json& containers = ArrayAt(ObjectAt(ObjectAt(spec, "template"), "spec"), "containers");
-  for (size_t i = 0; i < containers.size(); ++i) {
-    if (i > 0) {
-      names += ',';
-      images += ',';
-    }
-    names += StringField(containers[i], "name");
-    images += StringField(containers[i], "image");
-  }
-  return {names, images};
-}
 
 // ---------------------------------------------------------------------------------------------
 // Deployment.

@@ -150,16 +150,7 @@ std::string DurationCell(const Json& status, WallTime now) {
 std::vector<Json> JobCells(const Json& obj, WallTime now) {
   const Json& spec = ObjectAt(obj, "spec");
   const Json& status = ObjectAt(obj, "status");
-  std::string names, images;
-  const Json& containers = ArrayAt(ObjectAt(ObjectAt(spec, "template"), "spec"), "containers");
-  for (size_t i = 0; i < containers.size(); ++i) {
-    if (i > 0) {
-      names += ',';
-      images += ',';
-    }
-    names += StringField(containers[i], "name");
-    images += StringField(containers[i], "image");
-  }
+  auto [names, images] = ContainerCells(spec);
   const Json* selector = Child(spec, "selector");
   std::string selector_text = selector != nullptr ? FormatLabelSelector(*selector) : "";
   return {JobStatusCell(obj), CompletionsCell(spec, status), DurationCell(status, now),

@@ -113,4 +113,18 @@ void ValidateMeta(const Json& obj, const Json* old_obj, bool namespaced, NameVal
   if (old_obj != nullptr) ValidateObjectMetaUpdate(obj, *old_obj, errors);
 }
 
+std::pair<std::string, std::string> ContainerCells(const Json& spec) {
+  std::string names, images;
+  const Json& containers = ArrayAt(ObjectAt(ObjectAt(spec, "template"), "spec"), "containers");
+  for (size_t i = 0; i < containers.size(); ++i) {
+    if (i > 0) {
+      names += ',';
+      images += ',';
+    }
+    names += StringField(containers[i], "name");
+    images += StringField(containers[i], "image");
+  }
+  return {names, images};
+}
+
 }  // namespace fulcrum::api::types

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "api/registry.h"
 #include "api/validation.h"
@@ -34,6 +35,10 @@ bool MetadataField(const Json& obj, std::string_view field, std::string* value);
 // The AGE column and its cell.
 TableColumn AgeColumn();
 Json AgeCell(const Json& obj, WallTime now);
+
+// The CONTAINERS and IMAGES cells of a workload whose spec has a pod template: "nginx,sidecar"
+// and "nginx:1.25,busybox" (layoutContainerCells).
+std::pair<std::string, std::string> ContainerCells(const Json& spec);
 
 // Removes nulls, empty arrays and empty objects, recursively: Kubernetes' semantic equality
 // treats nil and empty maps and slices alike, and JSON cannot tell them apart.

@@ -16,16 +16,6 @@ Json ConfigMap(const std::string& name, const std::string& value) {
   return {{"metadata", {{"name", name}, {"labels", {{"app", "x"}}}}}, {"data", {{"v", value}}}};
 }
 
-// Waits (bounded) for a condition that another thread makes true.
-template <typename F>
-bool Eventually(F f) {
-  for (int i = 0; i < 500; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return f();
-}
-
 TEST(InformerTest, ListsThenFollowsChanges) {
   TestServer server;
   ApiClient& c = server.client();

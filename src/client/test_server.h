@@ -5,15 +5,30 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "apiserver/api_server.h"
 #include "client/api_client.h"
 
 namespace fulcrum::client {
+
+// Waits, at most `limit`, for a condition that another thread (a controller, an informer, the
+// server) makes true; returns whether it became true. The bound keeps a broken test from hanging;
+// nothing is asserted about how long it took.
+template <typename F>
+bool Eventually(F f, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return f();
+}
 
 class TestDir {
  public:

@@ -9,19 +9,12 @@
 namespace fulcrum::controllers {
 namespace {
 
+using client::Eventually;
+
 using base::Json;
 using client::PatchType;
 using client::ResourcePath;
 using namespace std::chrono_literals;
-
-template <typename F>
-bool Eventually(F f) {
-  for (int i = 0; i < 500; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return f();
-}
 
 class NodeLifecycleTest : public ::testing::Test {
  protected:

@@ -10,19 +10,11 @@
 namespace fulcrum::scheduler {
 namespace {
 
+using client::Eventually;
+
 using base::Json;
 using client::ResourcePath;
 using namespace std::chrono_literals;
-
-template <typename F>
-bool Eventually(F f, std::chrono::milliseconds limit = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return f();
-}
 
 class LiveSchedulerTest : public ::testing::Test {
  protected:

@@ -41,18 +41,6 @@ def sh(*argv):
     return p.returncode, p.stdout + p.stderr
 
 
-def skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (runs containers and creates a bridge)"
-    for path in ("/usr/sbin/runc", "/usr/lib/cni/bridge"):
-        if not os.path.exists(path):
-            return "%s missing (scripts/install-deps.sh)" % path
-    image = os.environ.get("FULCRUM_DEMO_IMAGE", "")
-    if not image or not os.path.exists(image):
-        return "FULCRUM_DEMO_IMAGE is not set or missing; run through ctest"
-    return None
-
-
 POD = """
 apiVersion: v1
 kind: Pod
@@ -97,7 +85,7 @@ spec:
 """
 
 
-@unittest.skipIf(skip_reason(), skip_reason())
+@unittest.skipIf(e2e.containers_skip_reason(), e2e.containers_skip_reason())
 class AgentTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

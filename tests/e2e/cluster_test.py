@@ -52,19 +52,7 @@ spec:
 """ % IMAGE
 
 
-def skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (runs containers and creates a bridge)"
-    for path in ("/usr/sbin/runc", "/usr/lib/cni/bridge"):
-        if not os.path.exists(path):
-            return "%s missing (scripts/install-deps.sh)" % path
-    image = os.environ.get("FULCRUM_DEMO_IMAGE", "")
-    if not image or not os.path.exists(image):
-        return "FULCRUM_DEMO_IMAGE is not set or missing; run through ctest"
-    return None
-
-
-@unittest.skipIf(skip_reason() is not None, skip_reason() or "")
+@unittest.skipIf(e2e.containers_skip_reason(), e2e.containers_skip_reason())
 class ClusterTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

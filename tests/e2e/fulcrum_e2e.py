@@ -170,6 +170,20 @@ def _with_pdeathsig(argv):
     return list(argv)
 
 
+def containers_skip_reason():
+    """Why suites that run real containers cannot run here (root, runc, the CNI plugins, the
+    demo image from FULCRUM_DEMO_IMAGE), or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root (runs containers and creates a bridge)"
+    for path in ("/usr/sbin/runc", "/usr/lib/cni/bridge"):
+        if not os.path.exists(path):
+            return "%s missing (scripts/install-deps.sh)" % path
+    image = os.environ.get("FULCRUM_DEMO_IMAGE", "")
+    if not image or not os.path.exists(image):
+        return "FULCRUM_DEMO_IMAGE is not set or missing; run through ctest"
+    return None
+
+
 def make_temp_dir(prefix="fulcrum-e2e-"):
     d = tempfile.mkdtemp(prefix=prefix)
     _temp_dirs.append(d)
