@@ -9,7 +9,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev nlohmann-json3-dev libsqlite3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libjemalloc-dev
   # tests, benchmarks and a running cluster
-  openssl curl ca-certificates sqlite3 etcd-server etcd-client procps psmisc
+  openssl curl ca-certificates sqlite3 etcd-server etcd-client procps psmisc python3
   # the node agent: containers, images, pod networking
   runc busybox-static containernetworking-plugins iproute2 iptables
 )
