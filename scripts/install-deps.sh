@@ -12,6 +12,8 @@ packages=(
   openssl curl ca-certificates sqlite3 etcd-server etcd-client procps psmisc python3
   # the node agent: containers, images, pod networking
   runc busybox-static containernetworking-plugins iproute2 iptables
+  # tests of registry pulls: a local OCI distribution registry
+  docker-registry
 )
 
 missing=()

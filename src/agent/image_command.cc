@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "agent/image_store.h"
+#include "agent/registry.h"
 
 namespace fulcrum::agent {
 
@@ -15,11 +16,15 @@ const char kUsage[] =
     "\n"
     "commands:\n"
     "  import FILE [--name REF]   import an OCI image layout tarball or a docker-save archive\n"
+    "  pull REF                   pull an image from its registry (OCI distribution API)\n"
     "  ls                         list images\n"
     "  rm REF...                  remove images (layers still used by others stay)\n"
     "\n"
     "flags:\n"
-    "  --root DIR   the agent's root directory (default /var/lib/fulcrum/agent)\n";
+    "  --root DIR   the agent's root directory (default /var/lib/fulcrum/agent)\n"
+    "  --insecure-registry HOST[:PORT]   pull from this registry over plain HTTP\n"
+    "                                    (localhost and 127.0.0.1 always are)\n"
+    "  --username USER --password PASS   credentials for the registry (pull)\n";
 
 std::string HumanSize(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -42,7 +47,9 @@ int RunImageCommand(int argc, char** argv) {
     return argc < 1 ? 2 : 0;
   }
   std::string command = argv[0];
-  std::string root = "/var/lib/fulcrum/agent", name;
+  std::string root = "/var/lib/fulcrum/agent", name, insecure;
+  RegistryOptions registry;
+  RegistryAuth auth;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -58,7 +65,14 @@ int RunImageCommand(int argc, char** argv) {
       }
       return false;
     };
-    if (value("--root", &root) || value("--name", &name)) continue;
+    if (value("--root", &root) || value("--name", &name) || value("--username", &auth.username) ||
+        value("--password", &auth.password)) {
+      continue;
+    }
+    if (value("--insecure-registry", &insecure)) {
+      registry.insecure.push_back(insecure);
+      continue;
+    }
     if (a.rfind("--", 0) == 0) {
       std::fprintf(stderr, "fulcrum image: unknown or incomplete flag %s\n%s", a.c_str(), kUsage);
       return 2;
@@ -66,6 +80,7 @@ int RunImageCommand(int argc, char** argv) {
     args.push_back(a);
   }
   bool ok_args = (command == "import" && args.size() == 1) || (command == "ls" && args.empty()) ||
+                 (command == "pull" && args.size() == 1) ||
                  (command == "rm" && !args.empty());
   if (!ok_args || (!name.empty() && command != "import")) {
     std::fprintf(stderr, "fulcrum image: bad arguments for \"%s\"\n%s", command.c_str(), kUsage);
@@ -87,6 +102,21 @@ int RunImageCommand(int argc, char** argv) {
       std::printf("imported %s (%s)\n", ref.c_str(),
                   image.ok() ? image->manifest_digest.c_str() : "?");
     }
+    return 0;
+  }
+  if (command == "pull") {
+    auto ref = NormaliseImageRef(args[0]);
+    auto source = ref.ok() ? OpenRegistry(*ref, registry, auth)
+                           : base::Result<std::unique_ptr<ImageSource>>(ref.status());
+    auto pulled = source.ok() ? (*store)->Pull(*ref, source->get())
+                              : base::Result<std::string>(source.status());
+    if (!pulled.ok()) {
+      std::fprintf(stderr, "fulcrum image pull: %s\n", pulled.status().ToString().c_str());
+      return 1;
+    }
+    auto image = (*store)->Resolve(*pulled);
+    std::printf("pulled %s (%s)\n", pulled->c_str(),
+                image.ok() ? image->manifest_digest.c_str() : "?");
     return 0;
   }
   if (command == "ls") {

@@ -171,6 +171,8 @@ bool SupportedLayerType(const std::string& t) {
          t == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 }
 
+}  // namespace
+
 // The import archive's regular files, copied into a staging directory with their digests.
 struct StagedFile {
   std::string staged;  // path in the staging directory
@@ -178,6 +180,7 @@ struct StagedFile {
   uint64_t size = 0;
 };
 
+// An image archive's files staged for import: from a tarball (Load) or fetched one by one (Add).
 class StagedArchive {
  public:
   explicit StagedArchive(std::string dir) : dir_(std::move(dir)) {}
@@ -231,6 +234,9 @@ class StagedArchive {
     }
     return Status::Ok();
   }
+
+  // Adds a file staged by other means (a pulled blob) under `path`.
+  void Add(const std::string& path, StagedFile f) { files_[path] = std::move(f); }
 
   // The file at `path` in the archive, following links; nullptr if there is none.
   const StagedFile* Find(std::string path) const {
@@ -291,6 +297,8 @@ class StagedArchive {
   std::map<std::string, StagedFile> files_;
   std::map<std::string, std::string> links_;
 };
+
+namespace {
 
 // One image found in the archive, before anything is committed.
 struct Candidate {
@@ -583,6 +591,28 @@ Status ImageStore::Remove(const std::string& ref) {
 
 namespace {
 
+bool IsIndex(const std::string& media_type) {
+  return media_type == kOciIndex || media_type == kDockerList;
+}
+
+// The digest of the manifest for linux/`arch` in a multi-platform image index; Invalid, listing
+// the platforms the index has, if there is none.
+Result<std::string> PickPlatform(const Json& index, const std::string& arch, const std::string& what) {
+  const Json* list = base::FindPath(index, {"manifests"});
+  std::vector<std::string> platforms;
+  if (list && list->is_array()) {
+    for (const auto& m : *list) {
+      std::string a = base::StringAt(m, {"platform", "architecture"});
+      std::string o = base::StringAt(m, {"platform", "os"});
+      if (a == arch && o == "linux") return StringField(m, "digest");
+      platforms.push_back(o + "/" + a);
+    }
+  }
+  std::string all;
+  for (const auto& p : platforms) all += (all.empty() ? "" : ", ") + p;
+  return Invalid("image " + what + " has no manifest for linux/" + arch + " (it has: " + all + ")");
+}
+
 // Reads the candidates of an OCI image layout (index.json, blobs/sha256/...).
 Status FindOciImages(const StagedArchive& archive, const std::string& arch,
                      std::vector<Candidate>* out) {
@@ -616,26 +646,8 @@ Status FindOciImages(const StagedArchive& archive, const std::string& arch,
     ASSIGN_OR_RETURN(const StagedFile* mf, blob(digest, "index.json"));
     ASSIGN_OR_RETURN(Json manifest, archive.ReadJson("blobs/sha256/" + Hex(digest), "manifest"));
     if (type.empty()) type = StringField(manifest, "mediaType");
-    if (type == kOciIndex || type == kDockerList) {
-      // A multi-platform image: take the manifest for this machine.
-      const Json* list = base::FindPath(manifest, {"manifests"});
-      std::string chosen;
-      std::vector<std::string> platforms;
-      if (list && list->is_array()) {
-        for (const auto& m : *list) {
-          std::string a = base::StringAt(m, {"platform", "architecture"});
-          std::string o = base::StringAt(m, {"platform", "os"});
-          platforms.push_back(o + "/" + a);
-          if (a == arch && o == "linux" && chosen.empty()) chosen = StringField(m, "digest");
-        }
-      }
-      if (chosen.empty()) {
-        std::string all;
-        for (const auto& p : platforms) all += (all.empty() ? "" : ", ") + p;
-        return Invalid("image " + (name.empty() ? digest : name) + " has no manifest for linux/" +
-                       arch + " (it has: " + all + ")");
-      }
-      digest = chosen;
+    if (IsIndex(type)) {
+      ASSIGN_OR_RETURN(digest, PickPlatform(manifest, arch, name.empty() ? digest : name));
       ASSIGN_OR_RETURN(mf, blob(digest, "image index " + StringField(desc, "digest")));
       ASSIGN_OR_RETURN(manifest, archive.ReadJson("blobs/sha256/" + Hex(digest), "manifest"));
       type = StringField(manifest, "mediaType");
@@ -737,27 +749,147 @@ Status UnpackLayer(const StagedFile& blob, const std::string& blob_digest,
 
 }  // namespace
 
+namespace {
+
+// Held shared while an import or pull stages files in tmp/, so that Open in another process
+// leaves tmp/ alone.
+class StagingLock {
+ public:
+  explicit StagingLock(const std::string& root)
+      : fd_(::open((root + "/tmp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    if (fd_ >= 0 && ::flock(fd_, LOCK_SH) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~StagingLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// Stages a fetched blob: checks its digest and size against the descriptor that named it.
+Result<StagedFile> StageFetched(const std::string& path, const std::string& digest,
+                                const std::string& what) {
+  ASSIGN_OR_RETURN(auto file, OpenFileSource(path));
+  Sha256 h;
+  StagedFile f;
+  f.staged = path;
+  char buf[64 * 1024];
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, file->Read(buf, sizeof(buf)));
+    if (n == 0) break;
+    h.Update(buf, n);
+    f.size += n;
+  }
+  f.digest = h.Digest();
+  if (f.digest != digest) {
+    return BadRequest("digest mismatch: " + what + " " + digest + " has content " + f.digest);
+  }
+  return f;
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> ImageStore::Import(const std::string& path,
                                                     const std::string& name) {
   std::string given;
   if (!name.empty()) {
     ASSIGN_OR_RETURN(given, NormaliseImageRef(name));
   }
-  // Held shared until the import ends, so that Open in another process leaves tmp/ alone.
-  struct TmpLock {
-    int fd;
-    ~TmpLock() {
-      if (fd >= 0) ::close(fd);
-    }
-  } tmp_lock{::open((root_ + "/tmp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)};
-  if (tmp_lock.fd < 0 || ::flock(tmp_lock.fd, LOCK_SH) != 0) {
-    return Internal(Errno("locking " + root_ + "/tmp.lock"));
-  }
+  StagingLock staging_lock(root_);
+  if (!staging_lock.ok()) return Internal(Errno("locking " + root_ + "/tmp.lock"));
   ASSIGN_OR_RETURN(std::string staging, MakeTempDir(root_ + "/tmp", "import-"));
   TreeGuard staging_guard(staging);
   StagedArchive archive(staging);
   RETURN_IF_ERROR(archive.Load(path));
+  return ImportStaged(archive, path, given);
+}
 
+Result<std::string> ImageStore::Pull(const std::string& ref, ImageSource* source) {
+  ASSIGN_OR_RETURN(std::string norm, NormaliseImageRef(ref));
+  StagingLock staging_lock(root_);
+  if (!staging_lock.ok()) return Internal(Errno("locking " + root_ + "/tmp.lock"));
+  ASSIGN_OR_RETURN(std::string staging, MakeTempDir(root_ + "/tmp", "pull-"));
+  TreeGuard staging_guard(staging);
+  StagedArchive archive(staging);
+  int serial = 0;
+  auto stage = [&](const std::string& digest, const std::string& what) -> Status {
+    if (!ValidDigest(digest)) {
+      return BadRequest(what + " has an unsupported or malformed digest \"" + digest + "\"");
+    }
+    std::string blob_path = "blobs/sha256/" + Hex(digest);
+    if (archive.Has(blob_path)) return Status::Ok();
+    std::error_code ec;
+    if (fs::exists(BlobPath(digest), ec)) {  // already here: not fetched again
+      archive.Add(blob_path, {BlobPath(digest), digest, fs::file_size(BlobPath(digest), ec)});
+      return Status::Ok();
+    }
+    std::string path = staging + "/b" + std::to_string(serial++);
+    RETURN_IF_ERROR(source->Blob(digest, path));
+    ASSIGN_OR_RETURN(StagedFile f, StageFetched(path, digest, what));
+    archive.Add(blob_path, std::move(f));
+    return Status::Ok();
+  };
+  // The manifest (or index) the reference names, as fetched bytes checked against a digest.
+  auto manifest = [&](const std::string& reference, const std::string& want_digest,
+                      std::string* digest) -> Result<Json> {
+    std::string media_type;
+    ASSIGN_OR_RETURN(std::string bytes, source->Manifest(reference, &media_type));
+    if (bytes.size() > kMaxJsonBlob) return BadRequest("manifest " + reference + " is too large");
+    *digest = DigestOf(bytes);
+    if (!want_digest.empty() && *digest != want_digest) {
+      return BadRequest("digest mismatch: manifest " + want_digest + " has content " + *digest);
+    }
+    Json j;
+    Status st = base::ParseJson(bytes, &j);
+    if (!st.ok() || !j.is_object()) {
+      return BadRequest("manifest " + reference + " of " + norm + " is not a JSON object: " + st.message());
+    }
+    std::string path = staging + "/b" + std::to_string(serial++);
+    RETURN_IF_ERROR(base::WriteFileAtomic(path, bytes, 0644));
+    archive.Add("blobs/sha256/" + Hex(*digest), {path, *digest, bytes.size()});
+    return j;
+  };
+  std::string reference = norm.substr(norm.rfind(':') + 1), want;
+  if (auto at = norm.find('@'); at != std::string::npos) reference = want = norm.substr(at + 1);
+  std::string top_digest, digest;
+  ASSIGN_OR_RETURN(Json top, manifest(reference, want, &top_digest));
+  Json m = top;
+  digest = top_digest;
+  std::string top_type = StringField(top, "mediaType");
+  if (IsIndex(top_type) || (top_type.empty() && top.contains("manifests"))) {
+    ASSIGN_OR_RETURN(std::string chosen, PickPlatform(top, options_.architecture, norm));
+    ASSIGN_OR_RETURN(m, manifest(chosen, chosen, &digest));
+  }
+  RETURN_IF_ERROR(stage(base::StringAt(m, {"config", "digest"}), "config of " + norm));
+  if (const Json* layers = base::FindPath(m, {"layers"}); layers && layers->is_array()) {
+    for (const auto& l : *layers) {
+      if (!SupportedLayerType(StringField(l, "mediaType"))) continue;  // refused by ImportStaged
+      RETURN_IF_ERROR(stage(StringField(l, "digest"), "layer of " + norm));
+    }
+  }
+  Json index = {{"schemaVersion", 2},
+                {"manifests",
+                 {{{"mediaType", top_type.empty() ? std::string(kOciManifest) : top_type},
+                   {"digest", top_digest},
+                   {"annotations", {{"org.opencontainers.image.ref.name", norm}}}}}}};
+  std::string index_path = staging + "/index.json", layout_path = staging + "/oci-layout";
+  std::string index_bytes = index.dump(), layout_bytes = R"({"imageLayoutVersion":"1.0.0"})";
+  RETURN_IF_ERROR(base::WriteFileAtomic(index_path, index_bytes, 0644));
+  RETURN_IF_ERROR(base::WriteFileAtomic(layout_path, layout_bytes, 0644));
+  archive.Add("index.json", {index_path, DigestOf(index_bytes), index_bytes.size()});
+  archive.Add("oci-layout", {layout_path, DigestOf(layout_bytes), layout_bytes.size()});
+  ASSIGN_OR_RETURN(auto refs, ImportStaged(archive, norm, norm));
+  return refs.front();
+}
+
+Result<std::vector<std::string>> ImageStore::ImportStaged(const StagedArchive& archive,
+                                                          const std::string& path,
+                                                          const std::string& given) {
   std::vector<Candidate> candidates;
   if (archive.Has("manifest.json")) {
     RETURN_IF_ERROR(FindDockerImages(archive, &candidates));

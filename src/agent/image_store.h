@@ -15,6 +15,8 @@
 
 namespace fulcrum::agent {
 
+class StagedArchive;  // image_store.cc: an archive's files staged for import
+
 // What a container needs from an image's config (OCI image spec, config.config).
 struct ImageConfig {
   std::vector<std::string> entrypoint;
@@ -50,6 +52,20 @@ struct ImageStoreOptions {
   std::string architecture = HostArchitecture();
 };
 
+// Where ImageStore::Pull gets an image's manifests and blobs: a registry (registry.h), or memory
+// in tests. What it returns is checked by the store (digests, sizes, media types).
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  // The manifest or image index that `reference` (a tag or "sha256:<hex>") names in the
+  // source's repository; *media_type from the response. NotFound if there is none,
+  // Unavailable/Unauthenticated/PermissionDenied for the registry's answers, naming it.
+  virtual base::Result<std::string> Manifest(const std::string& reference,
+                                             std::string* media_type) = 0;
+  // Writes the blob `digest` to the new file `path`.
+  virtual base::Status Blob(const std::string& digest, const std::string& path) = 0;
+};
+
 // ROOT/images/{index.json, blobs/sha256/<hex>, layers/<diff-id hex>/, tmp/}. Thread-safe; the
 // index is also guarded by flock(2) on ROOT/images/lock, so that the agent and `fulcrum image`
 // commands may share a root.
@@ -68,6 +84,13 @@ class ImageStore {
   // another architecture or OS, NotFound if `path` does not exist, Internal for I/O errors.
   base::Result<std::vector<std::string>> Import(const std::string& path,
                                                 const std::string& name = "");
+
+  // Pulls the image `ref` from `source` (which serves ref's repository): its manifest (the one
+  // for this machine's platform from an image index), config and the layer blobs the store does
+  // not have yet, each checked against its digest; then commits it as Import does. Returns the
+  // normalised reference. Nothing changes on failure: the source's error, BadRequest for a
+  // digest mismatch or an unsupported manifest, Invalid for an image for another platform.
+  base::Result<std::string> Pull(const std::string& ref, ImageSource* source);
 
   // Every image, sorted by reference.
   base::Result<std::vector<ImageRecord>> List();
@@ -95,6 +118,11 @@ class ImageStore {
   class Lock;
 
   ImageStore(std::string root, ImageStoreOptions options);
+  // The part of Import after staging: finds the images in `archive` (named `source` in errors),
+  // validates them and commits them, named `given` when that is not empty.
+  base::Result<std::vector<std::string>> ImportStaged(const StagedArchive& archive,
+                                                      const std::string& source,
+                                                      const std::string& given);
   base::Status LoadIndex();   // caller holds mu_ and the file lock
   base::Status SaveIndex();   // caller holds mu_ and the file lock (exclusive)
   // Deletes those of `blobs` and `diff_ids` that no entry references.
