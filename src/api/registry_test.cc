@@ -105,6 +105,7 @@ TEST_F(RegistryTest, EveryKindIsRegisteredAsKubernetesNamesIt) {
       {"batch", "Job", "jobs", "job", true, {}, {"all"}, true, false},
       {"scheduling.k8s.io", "PriorityClass", "priorityclasses", "priorityclass", false, {"pc"}, {}, false, false},
       {"scheduling.fulcrum.dev", "AppProfile", "appprofiles", "appprofile", true, {"ap"}, {}, true, false},
+      {"scheduling.fulcrum.dev", "NodeMetric", "nodemetrics", "nodemetric", false, {"nm"}, {}, true, false},
       {"coordination.k8s.io", "Lease", "leases", "lease", true, {}, {}, false, false},
       {"discovery.k8s.io",
        "EndpointSlice",
@@ -1059,6 +1060,54 @@ TEST(AppProfileTest, ValidatesSlotsAndSeries) {
       << Dump(errors);
   EXPECT_TRUE(Has(errors, "status.cpuMeanMilli", "FieldValueInvalid", "one value per slot"));
   EXPECT_TRUE(Has(errors, "status.cpuStdMilli[1]", "FieldValueInvalid", "non-negative"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// NodeMetrics.
+
+TEST(NodeMetricTest, ValidatesUsageAndPrintsTable) {
+  Registry registry;
+  AddBuiltinTypes(&registry);
+  const ResourceType* t = registry.Find("scheduling.fulcrum.dev", "v1alpha1", "nodemetrics");
+  ASSERT_NE(t, nullptr);
+  Json m = Obj(R"({"metadata":{"name":"node-1","creationTimestamp":"2025-01-01T11:00:00Z"},
+      "status":{"updateTime":"2025-01-01T11:59:50Z","windowSeconds":15,"samples":15,
+        "nodeMetric":{"usage":{"cpu":"1500m","memory":"268435456"},
+                      "average":{"cpu":"1200m","memory":"268435456"},
+                      "p95":{"cpu":"1750m","memory":"300000000"},
+                      "systemUsage":{"cpu":"100m","memory":"1000"}},
+        "podsMetric":[{"namespace":"default","name":"burn","qos":"online","priority":0,
+                       "usage":{"cpu":"1","memory":"1Mi"},
+                       "containers":[{"name":"c","usage":{"cpu":"1","memory":"1Mi"}}]}]}})");
+  t->set_defaults(m);
+  EXPECT_EQ(m["spec"]["reportIntervalSeconds"], 15);
+  FieldErrors errors;
+  t->validate(m, nullptr, errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  std::vector<Json> cells = t->cells(m, At("2025-01-01T12:00:00Z"));
+  ASSERT_EQ(cells.size(), t->columns.size());
+  EXPECT_EQ(cells[0], "1500m");
+  EXPECT_EQ(cells[1], "1750m");
+  EXPECT_EQ(cells[2], "256Mi");
+  EXPECT_EQ(cells[3], 1);
+  EXPECT_EQ(cells[4], "10s");
+
+  Json bad = m;
+  bad["spec"]["reportIntervalSeconds"] = 0;
+  bad["status"]["updateTime"] = "yesterday";
+  bad["status"]["nodeMetric"]["p95"]["cpu"] = "-1";
+  bad["status"]["podsMetric"][0]["qos"] = "gold";
+  bad["status"]["podsMetric"][0]["name"] = "";
+  bad["status"]["podsMetric"][0]["containers"][0]["usage"]["memory"] = "lots";
+  errors.clear();
+  t->validate(bad, nullptr, errors);
+  EXPECT_TRUE(Has(errors, "spec.reportIntervalSeconds", "FieldValueInvalid", "positive"))
+      << Dump(errors);
+  EXPECT_TRUE(Has(errors, "status.updateTime", "FieldValueInvalid", "RFC 3339"));
+  EXPECT_TRUE(Has(errors, "status.nodeMetric.p95.cpu", "FieldValueInvalid", ""));
+  EXPECT_TRUE(Has(errors, "status.podsMetric[0].qos", "FieldValueNotSupported", ""));
+  EXPECT_TRUE(Has(errors, "status.podsMetric[0].name", "FieldValueRequired", ""));
+  EXPECT_TRUE(Has(errors, "status.podsMetric[0].containers[0].usage.memory", "FieldValueInvalid", ""));
 }
 
 }  // namespace
