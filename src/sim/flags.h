@@ -15,7 +15,4 @@ enum class FlagParse { kOk, kHelp, kError };
 FlagParse ParseSimFlags(const std::vector<std::string>& args, const std::set<std::string>& known,
                         std::map<std::string, std::string>* flags, std::string* error);
 
-// "a,b,,c" -> {"a", "b", "c"}.
-std::vector<std::string> SplitList(const std::string& list);
-
 }  // namespace fulcrum::sim

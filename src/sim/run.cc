@@ -9,6 +9,7 @@
 #include <set>
 
 #include "base/file.h"
+#include "base/strings.h"
 #include "scheduler/framework.h"
 #include "sim/cluster.h"
 #include "sim/flags.h"
@@ -35,7 +36,7 @@ bool ParseNumber(const std::string& text, T* out) {
 
 Result<std::vector<TraceSeries>> ReadOnline(const std::string& list) {
   std::vector<TraceSeries> all;
-  for (const std::string& path : SplitList(list)) {
+  for (const std::string& path : base::SplitList(list)) {
     ASSIGN_OR_RETURN(TraceFormat format, SniffTraceFormat(path));
     ASSIGN_OR_RETURN(std::vector<TraceSeries> series, ReadTrace(path, format));
     for (TraceSeries& s : series) all.push_back(std::move(s));
@@ -123,7 +124,7 @@ int RunSimRunCommand(const std::vector<std::string>& args, std::ostream& out, st
         << kRunUsage;
     return 2;
   }
-  std::vector<std::string> policies = SplitList(flags["policy"]);
+  std::vector<std::string> policies = base::SplitList(flags["policy"]);
   std::vector<std::string> known = scheduler::PolicyNames();
   for (const std::string& p : policies) {
     if (std::find(known.begin(), known.end(), p) == known.end()) {
