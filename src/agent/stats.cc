@@ -83,7 +83,7 @@ base::Result<CgroupDirs> CgroupDirsOfProcess(StatsFiles& files, const CgroupLayo
     std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
     if (layout.version == CgroupVersion::kV2) {
       if (line.compare(0, a, "0") == 0 && controllers.empty()) {
-        dirs.cpu = dirs.memory = layout.root + (path == "/" ? "" : path);
+        dirs.cpu = dirs.memory = dirs.cpu_bandwidth = layout.root + (path == "/" ? "" : path);
       }
       continue;
     }
@@ -92,6 +92,7 @@ base::Result<CgroupDirs> CgroupDirsOfProcess(StatsFiles& files, const CgroupLayo
     std::string dir = layout.root + "/" + controllers + (path == "/" ? "" : path);
     if (list.find(",cpuacct,") != std::string::npos) dirs.cpu = dir;
     if (list.find(",memory,") != std::string::npos) dirs.memory = dir;
+    if (list.find(",cpu,") != std::string::npos) dirs.cpu_bandwidth = dir;
   }
   if (dirs.cpu.empty()) {
     return base::NotFound("process " + std::to_string(pid) + " has no CPU accounting cgroup");
@@ -106,6 +107,13 @@ base::Result<Usage> ReadCgroupUsage(StatsFiles& files, const CgroupLayout& layou
     auto cpu = ReadU64(files, dirs.cpu + "/cpuacct.usage");
     if (!cpu.ok()) return base::NotFound("cgroup " + dirs.cpu + ": " + cpu.status().message());
     u.cpu_usage_ns = *cpu;
+    if (!dirs.cpu_bandwidth.empty()) {
+      if (auto stat = files.Read(dirs.cpu_bandwidth + "/cpu.stat"); stat.ok()) {
+        auto throttled = KeyedValue(*stat, "nr_throttled");
+        u.has_throttling = throttled.has_value();
+        u.cpu_nr_throttled = throttled.value_or(0);
+      }
+    }
     auto mem = dirs.memory.empty() ? base::Result<uint64_t>(base::NotFound(""))
                                    : ReadU64(files, dirs.memory + "/memory.usage_in_bytes");
     auto stat = dirs.memory.empty() ? base::Result<std::string>(base::NotFound(""))
@@ -122,6 +130,9 @@ base::Result<Usage> ReadCgroupUsage(StatsFiles& files, const CgroupLayout& layou
   auto usec = cpu_stat.ok() ? KeyedValue(*cpu_stat, "usage_usec") : std::nullopt;
   if (!usec) return base::NotFound("cgroup " + dirs.cpu + ": no cpu.stat usage_usec");
   u.cpu_usage_ns = *usec * 1000;
+  auto throttled = KeyedValue(*cpu_stat, "nr_throttled");
+  u.has_throttling = throttled.has_value();
+  u.cpu_nr_throttled = throttled.value_or(0);
   auto mem = ReadU64(files, dirs.memory + "/memory.current");
   auto stat = files.Read(dirs.memory + "/memory.stat");
   if (mem.ok() && stat.ok()) {
@@ -201,7 +212,7 @@ void StatsCollector::Sample() {
     std::optional<UsageSample> prev;
     // A different process (the container restarted) starts a new rate.
     if (it != latest_.end() && it->second.container.pid == c.pid) prev = it->second.sample;
-    latest_[key] = ContainerUsage{c, Next(prev, now, *usage)};
+    latest_[key] = ContainerUsage{c, Next(prev, now, *usage), *dirs};
   }
 }
 

@@ -40,6 +40,10 @@ CgroupLayout DetectCgroupLayout();
 struct CgroupDirs {
   std::string cpu;     // v1: the cpuacct controller's directory; v2: the cgroup's directory
   std::string memory;  // v1: the memory controller's directory; v2: the same directory
+  // v1: the cpu controller's directory (CFS bandwidth: cpu.cfs_quota_us, cpu.stat), which is
+  // `cpu` itself when cpu and cpuacct are co-mounted; v2: the same directory. Empty when the
+  // process has no cpu controller cgroup.
+  std::string cpu_bandwidth;
 };
 // From /proc/PID/cgroup. NotFound when the process is gone or has no such cgroup.
 base::Result<CgroupDirs> CgroupDirsOfProcess(StatsFiles& files, const CgroupLayout& layout,
@@ -50,9 +54,12 @@ struct Usage {
   bool has_memory = false;    // false when the memory controller's files are missing
   uint64_t memory_usage_bytes = 0;
   uint64_t memory_working_set_bytes = 0;  // usage minus inactive file pages, as the kubelet
+  bool has_throttling = false;            // false when cpu.stat of the cpu controller is missing
+  uint64_t cpu_nr_throttled = 0;          // cumulative CFS periods in which the cgroup was throttled
 };
 // One cgroup's usage: v1 cpuacct.usage, memory.usage_in_bytes and memory.stat
-// total_inactive_file; v2 cpu.stat usage_usec, memory.current and memory.stat inactive_file.
+// total_inactive_file; v2 cpu.stat usage_usec, memory.current and memory.stat inactive_file; both
+// cpu.stat nr_throttled of `dirs.cpu_bandwidth`.
 // NotFound when the CPU accounting file is missing (the cgroup is gone).
 base::Result<Usage> ReadCgroupUsage(StatsFiles& files, const CgroupLayout& layout,
                                     const CgroupDirs& dirs);
@@ -75,6 +82,7 @@ struct UsageSample {
 struct ContainerUsage {
   SampledContainer container;
   UsageSample sample;
+  CgroupDirs dirs;  // where the sample was read
 };
 
 // Samples the node and a set of containers and keeps the latest sample of each, with CPU rates.
