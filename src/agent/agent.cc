@@ -25,11 +25,13 @@
 #include "agent/metrics_endpoint.h"
 #include "agent/network.h"
 #include "agent/probe.h"
+#include "agent/registry.h"
 #include "agent/runc_runtime.h"
 #include "agent/stats.h"
 #include "api/validation.h"
 #include "base/base64.h"
 #include "base/file.h"
+#include "base/strings.h"
 #include "base/log.h"
 #include "client/api_client.h"
 #include "client/events.h"
@@ -1021,6 +1023,11 @@ class NodeAgent::Impl {
         return;
       }
     } else if (cr.state == "waiting" && now < cr.backoff_until_ms) {
+      if (cr.reason == "ErrImagePull") {  // the kubelet's second word for a failing pull
+        cr.reason = "ImagePullBackOff";
+        cr.message = "Back-off pulling image \"" + base::StringAt(c, {"image"}) + "\"";
+        Event(pod, "Normal", "BackOff", cr.message);
+      }
       return;
     }
     StartContainer(pod, rec, c, where, cr, init);
@@ -1059,6 +1066,80 @@ class NodeAgent::Impl {
     cr.backoff_until_ms = Millis(clock_->Now()) + cr.backoff_seconds * 1000;
   }
 
+  // The image of container `c`, pulled from its registry as the container's imagePullPolicy
+  // says (Never, IfNotPresent, Always; unset: Always for a :latest or untagged image), with the
+  // credentials of the pod's imagePullSecrets. On failure *reason is the waiting reason the
+  // kubelet gives: InvalidImageName, ErrImageNeverPull or ErrImagePull.
+  base::Result<ImageRecord> EnsureImage(const Json& pod, const Json& c, ContainerRecord& cr,
+                                        std::string* reason) {
+    const std::string image_ref = base::StringAt(c, {"image"});
+    auto ref = NormaliseImageRef(image_ref);
+    if (!ref.ok()) {
+      *reason = "InvalidImageName";
+      return base::Invalid("Failed to apply default image tag \"" + image_ref +
+                           "\": couldn't parse image name: " + ref.status().message());
+    }
+    std::string policy = base::StringAt(c, {"imagePullPolicy"});
+    if (policy.empty()) {
+      bool latest = ref->size() > 7 && ref->compare(ref->size() - 7, 7, ":latest") == 0;
+      policy = latest ? "Always" : "IfNotPresent";
+    }
+    auto present = images_->Resolve(*ref);
+    if (policy == "Never" || (policy == "IfNotPresent" && present.ok())) {
+      if (!present.ok()) {
+        *reason = "ErrImageNeverPull";
+        return base::NotFound("Container image \"" + image_ref +
+                              "\" is not present with pull policy of Never");
+      }
+      if (!cr.pulled_event) {
+        Event(pod, "Normal", "Pulled",
+              "Container image \"" + image_ref + "\" already present on machine");
+        cr.pulled_event = true;
+      }
+      return present;
+    }
+    Event(pod, "Normal", "Pulling", "Pulling image \"" + image_ref + "\"");
+    auto started = std::chrono::steady_clock::now();
+    RegistryAuth auth;
+    if (auto name = SplitReference(*ref); name.ok()) auth = PullSecretAuth(pod, name->registry);
+    RegistryOptions registry;
+    registry.insecure = base::SplitList(o_.insecure_registries);
+    auto source = OpenRegistry(*ref, registry, auth);
+    auto pulled = source.ok() ? images_->Pull(*ref, source->get())
+                              : base::Result<std::string>(source.status());
+    if (!pulled.ok()) {
+      *reason = "ErrImagePull";
+      return base::Status(pulled.status().code(), "Failed to pull image \"" + image_ref +
+                                                      "\": " + pulled.status().message());
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char took[32];
+    std::snprintf(took, sizeof(took), "%.3fs", seconds);
+    Event(pod, "Normal", "Pulled",
+          "Successfully pulled image \"" + image_ref + "\" in " + took);
+    cr.pulled_event = true;
+    return images_->Resolve(*pulled);
+  }
+
+  // The credentials for `registry` in the first of the pod's imagePullSecrets
+  // (kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg) that has any.
+  RegistryAuth PullSecretAuth(const Json& pod, const std::string& registry) {
+    const Json* secrets = base::FindPath(pod, {"spec", "imagePullSecrets"});
+    if (secrets == nullptr || !secrets->is_array()) return {};
+    std::string ns = base::StringAt(pod, {"metadata", "namespace"});
+    for (const auto& ref : *secrets) {
+      std::string name = base::StringAt(ref, {"name"});
+      for (const char* key : {".dockerconfigjson", ".dockercfg"}) {
+        auto text = env_source_->Lookup(true, ns, name, key);
+        Json config;
+        if (!text.ok() || !base::ParseJson(*text, &config).ok()) continue;
+        RegistryAuth auth = AuthFromDockerConfig(config, registry);
+        if (!auth.username.empty() || !auth.password.empty()) return auth;
+      }
+    }
+    return {};
+  }
+
   void StartContainer(const Json& pod, PodRecord& rec, const Json& c, const std::string& where,
                       ContainerRecord& cr, bool init) {
     const std::string name = base::StringAt(c, {"name"});
@@ -1076,17 +1157,11 @@ class NodeAgent::Impl {
       Event(pod, "Warning", "Failed", "Error: " + reason);
       Backoff(pod, name, cr);
     };
-    auto image = images_->Resolve(image_ref);
+    std::string pull_failure;
+    auto image = EnsureImage(pod, c, cr, &pull_failure);
     if (!image.ok()) {
-      fail("ErrImageNeverPull", "Container image \"" + image_ref +
-                                    "\" is not present on the node and pulls are not supported: " +
-                                    image.status().message());
+      fail(pull_failure, image.status().message());
       return;
-    }
-    if (!cr.pulled_event) {
-      Event(pod, "Normal", "Pulled",
-            "Container image \"" + image_ref + "\" already present on machine");
-      cr.pulled_event = true;
     }
     cr.image_id = image->ref.substr(0, image->ref.rfind(':')) + "@" + image->manifest_digest;
     auto net = network_->Get(rec.uid);
@@ -1424,7 +1499,8 @@ int RunAgentCommand(int argc, char** argv) {
       {"kubeconfig", &o.kubeconfig}, {"node-name", &o.node_name},   {"root", &o.root},
       {"pod-cidr", &o.pod_cidr},     {"cluster-dns", &o.cluster_dns}, {"node-ip", &o.node_ip},
       {"bridge", &o.bridge},         {"runc", &o.runc},             {"cni-plugin-dir", &o.cni_plugin_dir},
-      {"cluster-domain", &o.cluster_domain}, {"metrics-listen", &o.metrics_listen}};
+      {"cluster-domain", &o.cluster_domain}, {"metrics-listen", &o.metrics_listen},
+      {"insecure-registries", &o.insecure_registries}};
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-v" || arg == "--verbose") {

@@ -42,6 +42,7 @@ struct AgentOptions {
   std::chrono::milliseconds resync{1000};       // every pod is looked at this often
   std::chrono::seconds heartbeat{10};           // Lease renewal and node status
   std::string metrics_listen;                   // HOST:PORT for /metrics and /healthz; empty: off
+  std::string insecure_registries;              // HOST[:PORT],... pulled from over plain HTTP
 };
 
 // Kubernetes' container restart back-off: 10 s doubling to 5 min, reset after 10 min of running.

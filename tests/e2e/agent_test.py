@@ -7,8 +7,9 @@ otherwise. Checks: the Node registers Ready with capacity and a Lease; a pod bou
 (init container, then an httpd with a tcpSocket readiness probe) becomes Running and Ready with a
 pod IP that the node can reach, and its usage shows on the agent's /metrics; an agent restart
 adopts running containers rather than restarting them; a crashing container is restarted in place
-(same container ID, its writable layer kept); deleting pods stops them gracefully and leaves no
-container, namespace, mount, veth or iptables rule behind.
+(same container ID, its writable layer kept); an image is pulled from a local registry (Debian's
+docker-registry) and a missing one ends in ErrImagePull, then ImagePullBackOff; deleting pods stops
+them gracefully and leaves no container, namespace, mount, veth or iptables rule behind.
 
 Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox.tar \
      python3 tests/e2e/agent_test.py
@@ -22,8 +23,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -322,6 +325,121 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(rc, 0, err + self.agent_log_tail())
         self.wait_for(lambda: not self.leftovers(uid), 10,
                       "no leftovers of pod crasher: %s" % self.leftovers(uid))
+
+    def test_4_image_is_pulled_from_a_registry(self):
+        registry_bin = "/usr/bin/docker-registry"
+        if not os.path.exists(registry_bin):
+            self.skipTest("docker-registry is not installed")
+        port = free_port()
+        endpoint = "127.0.0.1:%d" % port
+        config = os.path.join(self.server.root, "registry.yml")
+        with open(config, "w") as f:
+            f.write("version: 0.1\nlog: {level: error}\n"
+                    "storage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: \"%s\"}\n"
+                    % (os.path.join(self.server.root, "registry"), endpoint))
+        registry = subprocess.Popen(e2e._with_pdeathsig([registry_bin, "serve", config]),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        e2e._track(registry)
+        try:
+            e2e.poll(lambda: http_status("http://%s/v2/" % endpoint) == 200, 20,
+                     what="docker-registry answering")
+            push_oci_archive(os.environ["FULCRUM_DEMO_IMAGE"], endpoint, "e2e/busybox", "v1")
+            image = endpoint + "/e2e/busybox:v1"
+            self.apply(POD_FROM_REGISTRY % {"name": "pulled", "image": image})
+            self.apply(POD_FROM_REGISTRY % {"name": "unpullable", "image": endpoint + "/e2e/busybox:nope"})
+
+            def running():
+                pod = self.pod("pulled")
+                return pod if pod and pod["status"].get("phase") == "Running" else None
+            self.wait_for(running, 60, "pod pulled Running")
+            rc, out, _ = self.kubectl("get", "events", "--field-selector", "involvedObject.name=pulled")
+            self.assertIn("Successfully pulled image \"%s\"" % image, out)
+            rc, out = sh(e2e.fulcrum_bin(), "image", "ls", "--root", self.root)
+            self.assertIn(image, out)
+
+            def waiting(reason):
+                pod = self.pod("unpullable")
+                for cs in (pod or {}).get("status", {}).get("containerStatuses") or []:
+                    w = cs.get("state", {}).get("waiting", {})
+                    if w.get("reason") == reason:
+                        return w
+                return None
+            w = self.wait_for(lambda: waiting("ErrImagePull") or waiting("ImagePullBackOff"), 60,
+                              "unpullable waiting on the pull")
+            self.wait_for(lambda: waiting("ImagePullBackOff"), 60, "unpullable in ImagePullBackOff")
+            rc, out, _ = self.kubectl("get", "events", "--field-selector",
+                                      "involvedObject.name=unpullable")
+            self.assertIn("MANIFEST_UNKNOWN", out)
+            self.assertIn("ErrImagePull", out)
+            for name in ("pulled", "unpullable"):
+                rc, out, err = self.kubectl("delete", "pod", name, "--timeout=60s", timeout=90)
+                self.assertEqual(rc, 0, err + self.agent_log_tail())
+        finally:
+            registry.kill()
+            registry.wait()
+            e2e._untrack(registry)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_status(url, method="GET", data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def push_oci_archive(path, endpoint, repository, tag):
+    """Pushes the one image of an OCI layout tarball as `docker push` would: blobs, then the
+    manifest under `tag`."""
+    with tarfile.open(path) as tar:
+        def blob(digest):
+            return tar.extractfile("blobs/sha256/" + digest.split(":", 1)[1]).read()
+        index = json.loads(tar.extractfile("index.json").read())
+        manifest_digest = index["manifests"][0]["digest"]
+        manifest_bytes = blob(manifest_digest)
+        manifest = json.loads(manifest_bytes)
+        for d in [manifest["config"]["digest"]] + [l["digest"] for l in manifest["layers"]]:
+            req = urllib.request.Request("http://%s/v2/%s/blobs/uploads/" % (endpoint, repository),
+                                         data=b"", method="POST")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                location = r.headers["Location"]
+            if location.startswith("/"):
+                location = "http://" + endpoint + location
+            location += ("&" if "?" in location else "?") + "digest=" + d
+            status = http_status(location, "PUT", blob(d), {"Content-Type": "application/octet-stream"})
+            assert status == 201, "pushing blob %s: HTTP %d" % (d, status)
+        status = http_status("http://%s/v2/%s/manifests/%s" % (endpoint, repository, tag), "PUT",
+                             manifest_bytes,
+                             {"Content-Type": manifest.get("mediaType",
+                                                           "application/vnd.oci.image.manifest.v1+json")})
+        assert status == 201, "pushing the manifest: HTTP %d" % status
+
+
+POD_FROM_REGISTRY = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: %(name)s
+spec:
+  nodeName: e2e-node
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: %(image)s
+    imagePullPolicy: Always
+    command: ["sleep", "3600"]
+"""
 
 
 if __name__ == "__main__":
