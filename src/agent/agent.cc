@@ -326,7 +326,7 @@ Json NodeObject(const AgentOptions& options, const NodeFacts& f, base::WallTime 
                                 f.pid_pressure ? "kubelet has insufficient PID available"
                                                : "kubelet has sufficient PID available"),
                       condition("Ready", true, "KubeletReady", "kubelet is posting ready status")})},
-        {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", 0}}}}},
+        {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", options.kubelet_port}}}}},
         {"nodeInfo",
          {{"machineID", ""},
           {"systemUUID", ""},
@@ -487,6 +487,63 @@ class NodeAgent::Impl {
       workers_.emplace_back([this] { Work(); });
     }
     housekeeping_ = std::thread([this] { Housekeeping(); });
+  }
+
+  // The kubelet's choice of log (validateContainerLogStatus): the current run's, else the one
+  // before; --previous the one before, which during a crash-loop back-off is the last run.
+  base::Result<ContainerTarget> FindContainer(const std::string& ns, const std::string& name,
+                                              const std::string& container, bool previous) {
+    client::ObjectPtr pod = CachedPod(ns + "/" + name);
+    if (!pod) return base::NotFound("pod \"" + name + "\" does not exist");
+    bool init = false, found = false;
+    for (const char* list : {"containers", "initContainers"}) {
+      if (const Json* cs = base::FindPath(*pod, {"spec", list}); cs && cs->is_array()) {
+        for (const auto& c : *cs) {
+          if (base::StringAt(c, {"name"}) != container) continue;
+          found = true;
+          init = std::string(list) == "initContainers";
+        }
+      }
+    }
+    if (!found) {
+      return base::NotFound("container \"" + container + "\" not found in pod \"" + name + "\"");
+    }
+    std::string policy = base::StringAt(*pod, {"spec", "restartPolicy"});
+    if (policy.empty()) policy = "Always";
+    std::lock_guard lock(mu_);
+    auto rec = records_.find(ns + "/" + name);
+    const ContainerRecord* cr = nullptr;
+    if (rec != records_.end()) {
+      auto it = rec->second->containers.find(container);
+      if (it != rec->second->containers.end()) cr = &it->second;
+    }
+    const std::string quoted = "container \"" + container + "\" in pod \"" + name + "\"";
+    if (cr == nullptr || cr->id.empty()) {
+      return base::BadRequest(quoted + " is waiting to start: " +
+                              (cr == nullptr || cr->reason.empty() ? "ContainerCreating" : cr->reason));
+    }
+    const PodRecord& r = *rec->second;
+    auto log = [&](int run) { return ContainerLogPath(o_.root, r.ns, r.name, r.uid, container, run); };
+    ContainerTarget target{cr->id, "", cr->state == "running"};
+    if (previous) {
+      bool restarting = cr->state == "terminated" &&
+                        (init ? cr->exit_code != 0 && policy != "Never"
+                              : policy == "Always" || (policy == "OnFailure" && cr->exit_code != 0));
+      if (restarting) {
+        target.log_path = log(cr->restart_count);
+      } else if (cr->restart_count > 0) {
+        target.log_path = log(cr->restart_count - 1);
+      } else {
+        return base::BadRequest("previous terminated container \"" + container + "\" in pod \"" +
+                                name + "\" not found");
+      }
+      target.running = false;
+    } else if (fs::exists(log(cr->restart_count)) || cr->restart_count == 0) {
+      target.log_path = log(cr->restart_count);
+    } else {
+      target.log_path = log(cr->restart_count - 1);  // the restart has not started yet
+    }
+    return target;
   }
 
   client::ObjectPtr CachedPod(const std::string& key) const {
@@ -1425,6 +1482,12 @@ std::shared_ptr<const Json> NodeAgent::CachedPod(const std::string& key) const {
   return impl_->CachedPod(key);
 }
 Status NodeAgent::Heartbeat() { return impl_->Heartbeat(); }
+base::Result<ContainerTarget> NodeAgent::FindContainer(const std::string& ns,
+                                                       const std::string& pod,
+                                                       const std::string& container,
+                                                       bool previous) {
+  return impl_->FindContainer(ns, pod, container, previous);
+}
 
 int RunAgent(const AgentOptions& options) {
   sigset_t stop_signals;
@@ -1466,7 +1529,28 @@ int RunAgent(const AgentOptions& options) {
   auto prober = NewProber(runtime->get());
   AgentDeps deps{api->get(),  images->get(), runtime->get(), network->get(), logs->get(),
                  prober.get(), &stats,       base::RealClock(), nullptr};
-  NodeAgent agent(options, deps);
+  // The pod server starts first, so that the Node is registered with its port.
+  struct Directory : ContainerDirectory {
+    std::atomic<NodeAgent*> agent{nullptr};
+    base::Result<ContainerTarget> Find(const std::string& ns, const std::string& pod,
+                                       const std::string& container, bool previous) override {
+      NodeAgent* a = agent.load();
+      if (a == nullptr) return base::Unavailable("the agent is starting");
+      return a->FindContainer(ns, pod, container, previous);
+    }
+  } directory;
+  auto exec = NewRuncExecRunner(options.runc, options.root + "/runc");
+  std::unique_ptr<PodServer> pod_server;
+  AgentOptions served = options;
+  if (!options.server_listen.empty()) {
+    auto started = StartAgentPodServer(options.server_listen, options.root, config->ca_pem,
+                                       &directory, exec.get());
+    if (!started.ok()) return fail(started.status());
+    pod_server = std::move(*started);
+    served.kubelet_port = pod_server->port();
+  }
+  NodeAgent agent(served, deps);
+  directory.agent = &agent;
   Status s = agent.Init();
   if (!s.ok()) return fail(s);
   std::unique_ptr<MetricsEndpoint> metrics;
@@ -1489,6 +1573,7 @@ int RunAgent(const AgentOptions& options) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   LOG_INFO << "received " << strsignal(sig) << ", stopping (containers keep running)";
+  if (pod_server) pod_server->Stop();
   agent.Stop();
   return 0;
 }
@@ -1500,6 +1585,7 @@ int RunAgentCommand(int argc, char** argv) {
       {"pod-cidr", &o.pod_cidr},     {"cluster-dns", &o.cluster_dns}, {"node-ip", &o.node_ip},
       {"bridge", &o.bridge},         {"runc", &o.runc},             {"cni-plugin-dir", &o.cni_plugin_dir},
       {"cluster-domain", &o.cluster_domain}, {"metrics-listen", &o.metrics_listen},
+      {"server-listen", &o.server_listen},
       {"insecure-registries", &o.insecure_registries}};
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];

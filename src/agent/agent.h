@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/oci_spec.h"
+#include "agent/pod_server.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/status.h"
@@ -42,6 +43,8 @@ struct AgentOptions {
   std::chrono::milliseconds resync{1000};       // every pod is looked at this often
   std::chrono::seconds heartbeat{10};           // Lease renewal and node status
   std::string metrics_listen;                   // HOST:PORT for /metrics and /healthz; empty: off
+  std::string server_listen = "0.0.0.0:0";      // HOST:PORT of the pod server (logs, exec); empty: off
+  int kubelet_port = 0;  // the pod server's bound port, published as daemonEndpoints.kubeletEndpoint
   std::string insecure_registries;              // HOST[:PORT],... pulled from over plain HTTP
 };
 
@@ -128,6 +131,9 @@ class NodeAgent {
   std::shared_ptr<const base::Json> CachedPod(const std::string& key) const;
   // Lease renewal and node status, as the housekeeping loop does every `heartbeat`.
   base::Status Heartbeat();
+  // A container of a pod on this node and its log, for the pod server: ContainerDirectory::Find.
+  base::Result<ContainerTarget> FindContainer(const std::string& ns, const std::string& pod,
+                                              const std::string& container, bool previous);
 
  private:
   class Impl;

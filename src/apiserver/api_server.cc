@@ -13,6 +13,7 @@
 #include "apiserver/objects.h"
 #include "apiserver/openapi.h"
 #include "apiserver/pki.h"
+#include "apiserver/pod_proxy.h"
 #include "apiserver/rest.h"
 #include "apiserver/watch_cache.h"
 #include "base/file.h"
@@ -70,6 +71,8 @@ class Server : public ApiServer {
     RETURN_IF_ERROR(objects_->EnsureSystemNamespaces());
     RETURN_IF_ERROR(objects_->EnsureSystemPriorityClasses());
     ASSIGN_OR_RETURN(pki_, EnsurePki(options_.data_dir, {options_.listen_host}));
+    ASSIGN_OR_RETURN(pod_proxy_,
+                     PodProxy::Create(objects_.get(), pki_.server_cert_file, pki_.server_key_file));
     HttpServerOptions http;
     http.host = options_.listen_host;
     http.port = options_.listen_port;
@@ -134,7 +137,8 @@ class Server : public ApiServer {
     HttpResponse response;
     std::string resource_label;
     if (ParseResourcePath(request, registry_, &info)) {
-      response = ServeResource(*objects_, request, info);
+      response = IsPodProxyRequest(info) ? pod_proxy_->Serve(request, info)
+                                         : ServeResource(*objects_, request, info);
       resource_label = info.resource + (info.subresource.empty() ? "" : "/" + info.subresource);
     } else {
       response = ServeNonResource(request);
@@ -267,6 +271,14 @@ class Server : public ApiServer {
                              {"verbs", {"get", "patch", "update"}}});
       }
       if (t->group.empty() && t->plural == "pods") {
+        for (const char* sub : {"pods/log", "pods/exec"}) {
+          resources.push_back({{"name", sub},
+                               {"singularName", ""},
+                               {"namespaced", true},
+                               {"kind", std::string(sub) == "pods/log" ? "Pod" : "PodExecOptions"},
+                               {"verbs", std::string(sub) == "pods/log" ? Json::array({"get"})
+                                                                        : Json::array({"create", "get"})}});
+        }
         resources.push_back({{"name", "pods/binding"},
                              {"singularName", ""},
                              {"namespaced", true},
@@ -360,6 +372,7 @@ class Server : public ApiServer {
   std::unique_ptr<WatchCache> cache_;
   std::unique_ptr<Objects> objects_;
   Pki pki_;
+  std::unique_ptr<PodProxy> pod_proxy_;
   std::unique_ptr<HttpServer> http_;
   RequestMetrics metrics_;
   std::string kubeconfig_;

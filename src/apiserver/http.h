@@ -59,6 +59,21 @@ class HttpStream {
   virtual void Cancel() = 0;
 };
 
+// A connection a handler took over (HttpResponse::takeover): an upgrade to another protocol, or a
+// response the handler frames itself. Read and Write may run at the same time on two threads;
+// calls of one of them must not overlap. Thread-safe otherwise.
+class TakenConnection {
+ public:
+  virtual ~TakenConnection() = default;
+  // Blocks until bytes arrive and returns their count; 0 once the peer closed or the connection
+  // failed; -1 when `timeout` passed first (a later Read continues the same wait).
+  virtual long Read(char* buf, std::size_t n, std::chrono::milliseconds timeout) = 0;
+  // Writes all of `data`. False once the connection failed.
+  virtual bool Write(std::string_view data) = 0;
+  // Ends the connection at once: a Read under way returns 0, later Writes fail.
+  virtual void Close() = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -66,6 +81,10 @@ struct HttpResponse {
   std::string body;
   // When set, `body` is written first and then the stream, with chunked transfer encoding.
   std::shared_ptr<HttpStream> stream;
+  // When set, nothing else here is used: the connection's thread calls this with the connection
+  // (bytes the client sent after the request are the first Read), and the function writes
+  // everything itself, the response head included. The connection is closed when it returns.
+  std::function<void(TakenConnection&)> takeover;
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;

@@ -3,6 +3,7 @@
 #include "apiserver/http_server.h"
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <boost/beast/ssl.hpp>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -244,6 +246,94 @@ class StreamWriter : public StreamWriterBase,
   bool closed_ = false;
 };
 
+// A connection handed to HttpResponse::takeover. Every operation on the socket runs on its strand
+// (the loop threads), so one read and one write may be under way at once, as asio's TLS stream
+// allows; the calling threads wait for them.
+template <typename Stream>
+class TakenStream : public TakenConnection {
+ public:
+  TakenStream(Stream& stream, beast::flat_buffer& buffer) : stream_(stream) {
+    pending_.assign(static_cast<const char*>(buffer.data().data()), buffer.size());
+    buffer.consume(buffer.size());
+  }
+  ~TakenStream() override {
+    Close();
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return !reading_ && !writing_ && !closing_; });
+  }
+
+  long Read(char* buf, std::size_t n, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu_);
+    if (pending_.empty() && !failed_) {
+      if (!reading_) {
+        reading_ = true;
+        asio::post(stream_.get_executor(), [this] {
+          stream_.async_read_some(asio::buffer(read_buf_),
+                                  [this](boost::system::error_code ec, std::size_t k) {
+                                    std::lock_guard lock(mu_);
+                                    if (ec || k == 0) failed_ = true;
+                                    pending_.append(read_buf_.data(), k);
+                                    reading_ = false;
+                                    cv_.notify_all();
+                                  });
+        });
+      }
+      if (!cv_.wait_for(lock, timeout, [this] { return !reading_; })) return -1;
+    }
+    if (pending_.empty()) return 0;
+    std::size_t k = std::min(n, pending_.size());
+    std::memcpy(buf, pending_.data(), k);
+    pending_.erase(0, k);
+    return static_cast<long>(k);
+  }
+
+  bool Write(std::string_view data) override {
+    std::unique_lock lock(mu_);
+    if (failed_ || closed_) return false;
+    writing_ = true;
+    asio::post(stream_.get_executor(), [this, data] {
+      asio::async_write(stream_, asio::buffer(data.data(), data.size()),
+                        [this](boost::system::error_code ec, std::size_t) {
+                          std::lock_guard lock(mu_);
+                          if (ec) failed_ = true;
+                          writing_ = false;
+                          cv_.notify_all();
+                        });
+    });
+    if (!cv_.wait_for(lock, kStreamStallLimit, [this] { return !writing_; })) {
+      CloseLocked();  // a client that stopped reading
+      cv_.wait(lock, [this] { return !writing_; });
+    }
+    return !failed_;
+  }
+
+  void Close() override {
+    std::lock_guard lock(mu_);
+    CloseLocked();
+  }
+
+ private:
+  void CloseLocked() {
+    if (closed_) return;
+    closed_ = true;
+    closing_ = true;
+    asio::post(stream_.get_executor(), [this] {
+      CloseSocket(Socket(stream_));
+      std::lock_guard lock(mu_);
+      closing_ = false;
+      cv_.notify_all();
+    });
+  }
+
+  Stream& stream_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string pending_;                 // read, not yet returned; guarded by mu_
+  std::array<char, 16 * 1024> read_buf_;
+  // Operations under way, and the connection's state; guarded by mu_.
+  bool reading_ = false, writing_ = false, closing_ = false, failed_ = false, closed_ = false;
+};
+
 class BeastHttpServer : public HttpServer {
  public:
   BeastHttpServer(const HttpServerOptions& options, HttpHandler handler)
@@ -266,6 +356,7 @@ class BeastHttpServer : public HttpServer {
         return base::Internal("loading TLS certificate " + options_.cert_file + ": " +
                               ec.message());
       }
+      if (!options_.client_ca_file.empty()) RETURN_IF_ERROR(RequireClientCertificates());
     }
     boost::system::error_code ec;
     auto address = asio::ip::make_address(options_.host, ec);
@@ -290,6 +381,33 @@ class BeastHttpServer : public HttpServer {
   }
 
   uint16_t port() const override { return port_; }
+
+  // Client authentication by certificate: signed by the CA of client_ca_file (OpenSSL checks the
+  // clientAuth purpose) and, when client_names is set, with one of those subject CNs.
+  base::Status RequireClientCertificates() {
+    boost::system::error_code ec;
+    tls_->load_verify_file(options_.client_ca_file, ec);
+    if (ec) {
+      return base::Internal("loading client CA " + options_.client_ca_file + ": " + ec.message());
+    }
+    tls_->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    static const unsigned char kContext[] = "fulcrum";
+    SSL_CTX_set_session_id_context(tls_->native_handle(), kContext, sizeof kContext - 1);
+    tls_->set_verify_callback([names = options_.client_names](bool preverified,
+                                                              ssl::verify_context& ctx) {
+      if (!preverified) return false;
+      X509_STORE_CTX* store = ctx.native_handle();
+      if (names.empty() || X509_STORE_CTX_get_error_depth(store) != 0) return true;
+      char cn[256] = {};
+      X509* cert = X509_STORE_CTX_get_current_cert(store);
+      if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+                                    sizeof cn - 1) <= 0) {
+        return false;
+      }
+      return std::find(names.begin(), names.end(), std::string(cn)) != names.end();
+    });
+    return base::Status::Ok();
+  }
 
   void Stop() override {
     if (stopping_.exchange(true)) return;
@@ -427,6 +545,11 @@ class BeastHttpServer : public HttpServer {
         response = HttpResponse{};
         response.status = 500;
         response.body = StatusBody(500, "InternalError", "internal error");
+      }
+      if (response.takeover) {
+        TakenStream<Stream> taken(stream, buffer);
+        response.takeover(taken);
+        return true;  // closed by `taken`
       }
       if (response.stream) return HandOver(stream, response);
       http::response<http::string_body> res{static_cast<http::status>(response.status),

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "apiserver/http.h"
 #include "base/status.h"
@@ -14,6 +15,10 @@ struct HttpServerOptions {
   uint16_t port = 0;            // 0: pick a free port; see HttpServer::port()
   std::string cert_file;        // PEM; TLS is off when empty (tests of the plain path only)
   std::string key_file;
+  // When set (with TLS), a client must present a certificate that this CA file's CA signed, for
+  // client authentication, and whose subject CN is one of `client_names` when that is not empty.
+  std::string client_ca_file;
+  std::vector<std::string> client_names;
   std::size_t max_body_bytes = 3 * 1024 * 1024;  // Kubernetes' limit for a request body
   std::size_t stream_threads = 0;  // loop threads writing streamed responses; 0 = cores, at most 4
 };

@@ -122,7 +122,33 @@ bool IsIpAddress(const std::string& s) {
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
+// "DNS:localhost,IP:127.0.0.1,IP:::1,DNS:<hostname>" and `hosts`.
+std::string SubjectAltNames(const std::vector<std::string>& hosts) {
+  std::string sans = "DNS:localhost,IP:127.0.0.1,IP:::1";
+  char hostname[256] = {};
+  if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0] != '\0') {
+    sans += std::string(",DNS:") + hostname;
+  }
+  for (const auto& h : hosts) {
+    if (h.empty() || h == "0.0.0.0" || h == "::") continue;
+    sans += (IsIpAddress(h) ? ",IP:" : ",DNS:") + h;
+  }
+  return sans;
+}
+
 }  // namespace
+
+Status EnsureSelfSignedCert(const std::string& cert_file, const std::string& key_file,
+                            const std::string& common_name,
+                            const std::vector<std::string>& hosts) {
+  if (base::ReadFile(cert_file).ok() && base::ReadFile(key_file).ok()) return Status::Ok();
+  PkeyPtr key = NewKey();
+  if (!key) return base::Internal("generating a key for " + cert_file + " failed");
+  X509Ptr cert = MakeCert(key.get(), common_name, nullptr, nullptr, false,
+                          SubjectAltNames(hosts), 3650);
+  RETURN_IF_ERROR(base::WriteFileAtomic(key_file, KeyPem(key.get()), 0600));
+  return base::WriteFileAtomic(cert_file, CertPem(cert.get()), 0644);
+}
 
 Result<Pki> EnsurePki(const std::string& data_dir, const std::vector<std::string>& hosts) {
   std::string dir = data_dir + "/pki";
@@ -149,15 +175,7 @@ Result<Pki> EnsurePki(const std::string& data_dir, const std::vector<std::string
     ::unlink(pki.server_cert_file.c_str());  // a new CA invalidates the old serving certificate
   }
 
-  std::string sans = "DNS:localhost,IP:127.0.0.1,IP:::1";
-  char hostname[256] = {};
-  if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0] != '\0') {
-    sans += std::string(",DNS:") + hostname;
-  }
-  for (const auto& h : hosts) {
-    if (h.empty() || h == "0.0.0.0" || h == "::") continue;
-    sans += (IsIpAddress(h) ? ",IP:" : ",DNS:") + h;
-  }
+  std::string sans = SubjectAltNames(hosts);
   // The serving certificate is reissued when the set of names changes.
   std::string sans_file = dir + "/apiserver.sans";
   auto old_sans = base::ReadFile(sans_file);
@@ -166,7 +184,7 @@ Result<Pki> EnsurePki(const std::string& data_dir, const std::vector<std::string
   if (!have_cert) {
     PkeyPtr key = NewKey();
     if (!key) return base::Internal("generating the serving key failed");
-    X509Ptr cert = MakeCert(key.get(), "fulcrum-apiserver", ca.get(), ca_key.get(), false, sans,
+    X509Ptr cert = MakeCert(key.get(), kApiServerCommonName, ca.get(), ca_key.get(), false, sans,
                             3650);
     RETURN_IF_ERROR(base::WriteFileAtomic(pki.server_key_file, KeyPem(key.get()), 0600));
     RETURN_IF_ERROR(base::WriteFileAtomic(pki.server_cert_file, CertPem(cert.get()), 0644));

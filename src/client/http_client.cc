@@ -129,6 +129,21 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::CreateFromPem(std::string_
   return result;
 }
 
+base::Result<std::shared_ptr<TlsContext>> TlsContext::CreateWithClientCertificate(
+    const std::string& cert_file, const std::string& key_file) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return base::Internal("SSL_CTX_new: " + OpenSslErrors());
+  auto result = std::shared_ptr<TlsContext>(new TlsContext(ctx));
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return base::Internal("loading client certificate " + cert_file + ": " + OpenSslErrors());
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  return result;
+}
+
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 Transport::~Transport() { Close(); }
@@ -242,6 +257,28 @@ long Transport::Read(char* buf, std::size_t n) {
   }
   for (;;) {
     ssize_t r = ::recv(fd_, buf, n, 0);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return kWouldBlock;
+    return kError;
+  }
+}
+
+long Transport::Write(const char* data, std::size_t n) {
+  if (ssl_ != nullptr) {
+    int r = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+    if (r > 0) return r;
+    switch (SSL_get_error(ssl_, r)) {
+      case SSL_ERROR_WANT_READ:
+      case SSL_ERROR_WANT_WRITE:
+        return kWouldBlock;
+      default:
+        ERR_clear_error();
+        return kError;
+    }
+  }
+  for (;;) {
+    ssize_t r = ::send(fd_, data, n, MSG_NOSIGNAL);
     if (r >= 0) return r;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return kWouldBlock;

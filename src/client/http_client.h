@@ -35,6 +35,11 @@ class TlsContext {
   static base::Result<std::shared_ptr<TlsContext>> Create(const std::string& ca_file);
   // The same, with the CA certificates given as PEM text. Errors: BadRequest for bad PEM.
   static base::Result<std::shared_ptr<TlsContext>> CreateFromPem(std::string_view ca_pem);
+  // A context that presents a client certificate (PEM files) and does not verify the server: for
+  // the API server's connections to agents, whose serving certificates are self-signed (as
+  // kube-apiserver does not verify kubelets by default). Errors: Internal naming the file.
+  static base::Result<std::shared_ptr<TlsContext>> CreateWithClientCertificate(
+      const std::string& cert_file, const std::string& key_file);
   ~TlsContext();
   SSL_CTX* get() const { return ctx_; }
 
@@ -66,6 +71,9 @@ class Transport {
   static constexpr long kWouldBlock = -1;
   static constexpr long kError = -2;
   long Read(char* buf, std::size_t n);
+  // Writes at most `n` bytes. Returns the count (> 0), kWouldBlock when a non-blocking socket
+  // takes nothing now (call again with the same bytes once it is writable), or kError.
+  long Write(const char* data, std::size_t n);
 
   // True when TLS has read bytes from the socket that Read has not returned yet, so a poller
   // must call Read again without waiting for the socket to become readable.

@@ -1,0 +1,776 @@
+// The kubelet's /containerLogs and /exec endpoints (Kubernetes' kubelet server), the WebSocket
+// framing of RFC 6455 and the remote command channel protocol v4/v5.channel.k8s.io.
+#include "agent/pod_server.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "agent/logs.h"
+#include "apiserver/http_server.h"
+#include "apiserver/pki.h"
+#include "apiserver/rest.h"
+#include "base/base64.h"
+#include "base/file.h"
+#include "base/json.h"
+#include "base/log.h"
+
+extern char** environ;
+
+namespace fulcrum::agent {
+
+using apiserver::HttpRequest;
+using apiserver::HttpResponse;
+using apiserver::TakenConnection;
+using base::Json;
+using base::Result;
+using base::Status;
+
+namespace websocket {
+
+std::string AcceptKey(std::string_view client_key) {
+  std::string input(client_key);
+  input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(input.data(), input.size(), digest, &n, EVP_sha1(), nullptr);
+  return base::Base64Encode(std::string_view(reinterpret_cast<const char*>(digest), n));
+}
+
+std::string EncodeFrame(Opcode opcode, std::string_view payload, uint32_t mask) {
+  std::string out;
+  out.reserve(payload.size() + 14);
+  out.push_back(static_cast<char>(0x80 | opcode));
+  const char mask_bit = mask != 0 ? static_cast<char>(0x80) : 0;
+  const uint64_t n = payload.size();
+  if (n < 126) {
+    out.push_back(static_cast<char>(mask_bit | static_cast<char>(n)));
+  } else if (n <= 0xffff) {
+    out.push_back(static_cast<char>(mask_bit | 126));
+    out.push_back(static_cast<char>(n >> 8));
+    out.push_back(static_cast<char>(n & 0xff));
+  } else {
+    out.push_back(static_cast<char>(mask_bit | 127));
+    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  if (mask == 0) {
+    out.append(payload);
+    return out;
+  }
+  const unsigned char key[4] = {static_cast<unsigned char>(mask >> 24),
+                                static_cast<unsigned char>(mask >> 16),
+                                static_cast<unsigned char>(mask >> 8),
+                                static_cast<unsigned char>(mask)};
+  out.append(reinterpret_cast<const char*>(key), 4);
+  for (std::size_t i = 0; i < payload.size(); ++i) {
+    out.push_back(static_cast<char>(payload[i] ^ key[i % 4]));
+  }
+  return out;
+}
+
+Result<bool> Decoder::Next(Opcode* opcode, std::string* payload) {
+  for (;;) {
+    if (buffer_.size() < 2) return false;
+    const auto* b = reinterpret_cast<const unsigned char*>(buffer_.data());
+    const bool fin = (b[0] & 0x80) != 0;
+    if ((b[0] & 0x70) != 0) return base::BadRequest("websocket frame with reserved bits set");
+    const auto op = static_cast<Opcode>(b[0] & 0x0f);
+    const bool masked = (b[1] & 0x80) != 0;
+    uint64_t length = b[1] & 0x7f;
+    std::size_t header = 2;
+    if (length == 126) {
+      if (buffer_.size() < 4) return false;
+      length = (uint64_t{b[2]} << 8) | b[3];
+      header = 4;
+    } else if (length == 127) {
+      if (buffer_.size() < 10) return false;
+      length = 0;
+      for (int i = 2; i < 10; ++i) length = (length << 8) | b[i];
+      header = 10;
+    }
+    if (length > max_message_) {
+      return base::BadRequest("websocket frame of " + std::to_string(length) +
+                              " bytes is above the limit of " + std::to_string(max_message_));
+    }
+    const std::size_t mask_at = header;
+    if (masked) header += 4;
+    if (buffer_.size() < header + length) return false;
+    std::string data = buffer_.substr(header, static_cast<std::size_t>(length));
+    if (masked) {
+      for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(data[i] ^ b[mask_at + i % 4]);
+    }
+    buffer_.erase(0, header + static_cast<std::size_t>(length));
+    switch (op) {
+      case kClose:
+      case kPing:
+      case kPong:
+        if (!fin || data.size() > 125) return base::BadRequest("malformed websocket control frame");
+        *opcode = op;
+        *payload = std::move(data);
+        return true;
+      case kContinuation:
+        if (!joining_) return base::BadRequest("websocket continuation frame without a start");
+        if (fragments_.size() + data.size() > max_message_) {
+          return base::BadRequest("websocket message above the limit of " +
+                                  std::to_string(max_message_) + " bytes");
+        }
+        fragments_ += data;
+        if (fin) {
+          joining_ = false;
+          *opcode = fragmented_;
+          *payload = std::move(fragments_);
+          fragments_.clear();
+          return true;
+        }
+        continue;
+      case kText:
+      case kBinary:
+        if (joining_) return base::BadRequest("websocket message started inside another");
+        if (fin) {
+          *opcode = op;
+          *payload = std::move(data);
+          return true;
+        }
+        joining_ = true;
+        fragmented_ = op;
+        fragments_ = std::move(data);
+        continue;
+      default:
+        return base::BadRequest("websocket frame with unknown opcode " + std::to_string(op));
+    }
+  }
+}
+
+}  // namespace websocket
+
+std::string ExitStatusJson(int exit_code, const std::vector<std::string>& argv) {
+  if (exit_code == 0) return R"({"metadata":{},"status":"Success"})";
+  std::string command;
+  for (const auto& a : argv) command += (command.empty() ? "" : " ") + a;
+  Json status = {
+      {"metadata", Json::object()},
+      {"status", "Failure"},
+      {"message", "command terminated with non-zero exit code: error executing command [" +
+                      command + "], exit code " + std::to_string(exit_code)},
+      {"reason", "NonZeroExitCode"},
+      {"details",
+       {{"causes", Json::array({{{"reason", "ExitCode"}, {"message", std::to_string(exit_code)}}})}}}};
+  return base::DumpJson(status);
+}
+
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// A process spawned with pipes or a terminal for its stdio.
+class SpawnedProcess : public ExecProcess {
+ public:
+  ~SpawnedProcess() override {
+    Kill();
+    (void)Wait();
+    for (int fd : {in_, out_, err_, master_}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  // Spawns `argv` (argv[0] absolute). `pid_file`, when set, is where runc writes the command's pid.
+  static Result<std::unique_ptr<SpawnedProcess>> Spawn(const std::vector<std::string>& argv,
+                                                       bool tty, bool stdin,
+                                                       std::string pid_file) {
+    std::unique_ptr<SpawnedProcess> p(new SpawnedProcess());
+    p->pid_file_ = std::move(pid_file);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t empty, all;
+    sigemptyset(&empty);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    int child_ends[3] = {-1, -1, -1};
+    std::string slave_path;
+    Status failed = Status::Ok();
+    if (tty) {
+      // A new session whose first terminal opened becomes its controlling terminal: the child
+      // then gets SIGWINCH when Resize changes the size.
+      p->master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+      if (p->master_ < 0 || ::grantpt(p->master_) != 0 || ::unlockpt(p->master_) != 0) {
+        failed = base::Internal(Errno("allocating a terminal"));
+      } else {
+        char name[128];
+        if (::ptsname_r(p->master_, name, sizeof name) != 0) {
+          failed = base::Internal(Errno("ptsname"));
+        }
+        slave_path = name;
+        flags |= POSIX_SPAWN_SETSID;
+        posix_spawn_file_actions_addopen(&actions, 0, slave_path.c_str(), O_RDWR, 0);
+        posix_spawn_file_actions_adddup2(&actions, 0, 1);
+        posix_spawn_file_actions_adddup2(&actions, 0, 2);
+        p->in_ = stdin ? ::dup(p->master_) : -1;
+        p->out_ = ::dup(p->master_);
+        if (p->in_ >= 0) ::fcntl(p->in_, F_SETFD, FD_CLOEXEC);
+        ::fcntl(p->out_, F_SETFD, FD_CLOEXEC);
+      }
+    } else {
+      int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+      for (int i = 0; i < 3 && failed.ok(); ++i) {
+        if (i == 0 && !stdin) continue;
+        if (::pipe2(fds[i], O_CLOEXEC) != 0) failed = base::Internal(Errno("pipe"));
+      }
+      if (failed.ok()) {
+        if (stdin) {
+          child_ends[0] = fds[0][0];
+          p->in_ = fds[0][1];
+          posix_spawn_file_actions_adddup2(&actions, child_ends[0], 0);
+        } else {
+          posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        }
+        child_ends[1] = fds[1][1];
+        p->out_ = fds[1][0];
+        child_ends[2] = fds[2][1];
+        p->err_ = fds[2][0];
+        posix_spawn_file_actions_adddup2(&actions, child_ends[1], 1);
+        posix_spawn_file_actions_adddup2(&actions, child_ends[2], 2);
+      } else {
+        for (auto& f : fds) {
+          for (int fd : f) {
+            if (fd >= 0) ::close(fd);
+          }
+        }
+      }
+    }
+    if (failed.ok()) {
+      posix_spawnattr_setflags(&attr, flags);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      int rc = ::posix_spawn(&p->pid_, argv[0].c_str(), &actions, &attr, args.data(), environ);
+      if (rc != 0) {
+        errno = rc;
+        failed = base::Internal(Errno("starting " + argv[0]));
+        p->pid_ = 0;
+      }
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    for (int fd : child_ends) {
+      if (fd >= 0) ::close(fd);
+    }
+    if (!failed.ok()) return failed;
+    return p;
+  }
+
+  int stdin_fd() const override { return in_; }
+  int stdout_fd() const override { return out_; }
+  int stderr_fd() const override { return err_; }
+
+  void CloseStdin() override {
+    std::lock_guard lock(mu_);
+    if (master_ >= 0 || in_ < 0) return;  // a terminal's input ends with the session
+    ::close(in_);
+    in_ = -1;
+  }
+
+  void Resize(uint16_t width, uint16_t height) override {
+    if (master_ < 0) return;
+    winsize ws{};
+    ws.ws_col = width;
+    ws.ws_row = height;
+    ::ioctl(master_, TIOCSWINSZ, &ws);
+  }
+
+  int Wait() override {
+    std::lock_guard wait_lock(wait_mu_);
+    if (waited_) return exit_code_;
+    if (pid_ <= 0) return 255;
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::lock_guard lock(mu_);
+    waited_ = true;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (!pid_file_.empty()) ::unlink(pid_file_.c_str());
+    return exit_code_;
+  }
+
+  void Kill() override {
+    std::lock_guard lock(mu_);
+    if (waited_ || pid_ <= 0) return;
+    // The command itself: killing only runc would leave it running, orphaned to the agent.
+    if (!pid_file_.empty()) {
+      auto text = base::ReadFile(pid_file_);
+      int pid = text.ok() ? std::atoi(text->c_str()) : 0;
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        return;  // runc exits with it
+      }
+    }
+    ::kill(pid_, SIGKILL);
+  }
+
+ private:
+  SpawnedProcess() = default;
+
+  pid_t pid_ = 0;
+  int in_ = -1, out_ = -1, err_ = -1, master_ = -1;
+  std::string pid_file_;
+  std::mutex wait_mu_;  // one waitpid at a time
+  std::mutex mu_;
+  bool waited_ = false;  // guarded by mu_
+  int exit_code_ = 0;    // guarded by mu_
+};
+
+class RuncExecRunner : public ExecRunner {
+ public:
+  RuncExecRunner(std::string runc, std::string runc_root)
+      : runc_(std::move(runc)), runc_root_(std::move(runc_root)) {}
+
+  Result<std::unique_ptr<ExecProcess>> Start(const std::string& container_id,
+                                             const std::vector<std::string>& argv, bool tty,
+                                             bool stdin) override {
+    std::string pid_file = runc_root_ + "/" + container_id + "/stream-exec-" +
+                           std::to_string(::getpid()) + "-" + std::to_string(serial_++) + ".pid";
+    std::vector<std::string> full = {runc_, "--root", runc_root_, "exec", "--pid-file", pid_file};
+    if (tty) full.push_back("--tty");
+    full.push_back(container_id);
+    full.insert(full.end(), argv.begin(), argv.end());
+    ASSIGN_OR_RETURN(auto p, SpawnedProcess::Spawn(full, tty, stdin, pid_file));
+    return std::unique_ptr<ExecProcess>(std::move(p));
+  }
+
+ private:
+  const std::string runc_, runc_root_;
+  std::atomic<uint64_t> serial_{0};
+};
+
+class HostExecRunner : public ExecRunner {
+ public:
+  Result<std::unique_ptr<ExecProcess>> Start(const std::string&,
+                                             const std::vector<std::string>& argv, bool tty,
+                                             bool stdin) override {
+    if (argv.empty() || argv[0].empty() || argv[0][0] != '/') {
+      return base::Invalid("the host exec runner needs an absolute command");
+    }
+    ASSIGN_OR_RETURN(auto p, SpawnedProcess::Spawn(argv, tty, stdin, ""));
+    return std::unique_ptr<ExecProcess>(std::move(p));
+  }
+};
+
+// The kubelet answers errors of its log endpoint in plain text; the API server turns them into
+// Status objects.
+HttpResponse TextError(int code, const std::string& message) {
+  HttpResponse r;
+  r.status = code;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = message;
+  return r;
+}
+
+HttpResponse TextError(const Status& s) {
+  return TextError(s.code() == base::Code::kNotFound ? 404
+                   : s.code() == base::Code::kBadRequest ? 400
+                                                         : 500,
+                   s.message());
+}
+
+bool Truthy(const std::string& v) { return v == "true" || v == "1"; }
+
+// NS, POD and CONTAINER of "/PREFIX/NS/POD/CONTAINER".
+bool SplitTarget(const std::string& path, std::size_t prefix, std::string* ns, std::string* pod,
+                 std::string* container) {
+  std::vector<std::string> parts;
+  std::size_t at = prefix;
+  while (at <= path.size()) {
+    std::size_t slash = path.find('/', at);
+    if (slash == std::string::npos) slash = path.size();
+    parts.push_back(path.substr(at, slash - at));
+    at = slash + 1;
+  }
+  if (parts.size() != 3) return false;
+  for (const auto& p : parts) {
+    if (p.empty()) return false;
+  }
+  *ns = parts[0];
+  *pod = parts[1];
+  *container = parts[2];
+  return true;
+}
+
+bool WriteChunk(TakenConnection& conn, std::string_view data) {
+  if (data.empty()) return true;
+  return conn.Write(apiserver::HttpChunk(data));
+}
+
+class Server : public PodServer {
+ public:
+  Server(ContainerDirectory* containers, ExecRunner* exec) : containers_(containers), exec_(exec) {}
+  ~Server() override { Stop(); }
+
+  Status Init(const PodServerOptions& options) {
+    apiserver::HttpServerOptions http;
+    http.host = options.host;
+    http.port = options.port;
+    http.cert_file = options.cert_file;
+    http.key_file = options.key_file;
+    http.client_ca_file = options.client_ca_file;
+    http.client_names = options.client_names;
+    http.max_body_bytes = 64 * 1024;
+    ASSIGN_OR_RETURN(http_, apiserver::StartHttpServer(
+                                http, [this](const HttpRequest& r) { return Handle(r); }));
+    return Status::Ok();
+  }
+
+  uint16_t port() const override { return http_ ? http_->port() : 0; }
+
+  void Stop() override {
+    if (http_) http_->Stop();
+  }
+
+ private:
+  HttpResponse Handle(const HttpRequest& request) {
+    const std::string& path = request.path;
+    if (path == "/healthz") return TextError(200, "ok");
+    std::string ns, pod, container;
+    if (path.rfind("/containerLogs/", 0) == 0) {
+      if (request.method != "GET") return TextError(405, "only GET");
+      if (!SplitTarget(path, 15, &ns, &pod, &container)) {
+        return TextError(400, "expected /containerLogs/NAMESPACE/POD/CONTAINER");
+      }
+      return Logs(request, ns, pod, container);
+    }
+    if (path.rfind("/exec/", 0) == 0) {
+      if (!SplitTarget(path, 6, &ns, &pod, &container)) {
+        return apiserver::StatusResponse(
+            base::BadRequest("expected /exec/NAMESPACE/POD/CONTAINER"));
+      }
+      return Exec(request, ns, pod, container);
+    }
+    return TextError(404, "404 page not found\n");
+  }
+
+  HttpResponse Logs(const HttpRequest& request, const std::string& ns, const std::string& pod,
+                    const std::string& container) {
+    LogReadOptions read;
+    auto integer = [&](const char* name, int64_t* out) {
+      if (!request.HasQuery(name)) return true;
+      std::string v = request.Query(name);
+      char* end = nullptr;
+      errno = 0;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || errno != 0) return false;
+      *out = n;
+      return true;
+    };
+    int64_t since_seconds = -1;
+    if (!integer("tailLines", &read.tail_lines) || !integer("limitBytes", &read.limit_bytes) ||
+        !integer("sinceSeconds", &since_seconds)) {
+      return TextError(400, "tailLines, limitBytes and sinceSeconds must be integers");
+    }
+    if (since_seconds >= 0) {
+      read.since = base::RealClock()->Now() - std::chrono::seconds(since_seconds);
+    } else if (request.HasQuery("sinceTime")) {
+      base::WallTime t;
+      if (!base::ParseRfc3339(request.Query("sinceTime"), &t)) {
+        return TextError(400, "sinceTime must be an RFC 3339 time");
+      }
+      read.since = t;
+    }
+    read.timestamps = Truthy(request.Query("timestamps"));
+    const bool follow = Truthy(request.Query("follow"));
+    const bool previous = Truthy(request.Query("previous"));
+    auto target = containers_->Find(ns, pod, container, previous);
+    if (!target.ok()) return TextError(target.status());
+    HttpResponse response;
+    response.takeover = [this, read, follow, previous, target = *target, ns, pod,
+                         container](TakenConnection& conn) {
+      if (!conn.Write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")) {
+        return;
+      }
+      int64_t left = read.limit_bytes;
+      bool open = true;     // the client takes more
+      bool limited = false;  // limitBytes reached
+      auto send = [&](std::string_view data) {
+        if (left >= 0) {
+          if (static_cast<int64_t>(data.size()) >= left) {
+            data = data.substr(0, static_cast<std::size_t>(left));
+            limited = true;
+          }
+          left -= static_cast<int64_t>(data.size());
+        }
+        if (!WriteChunk(conn, data)) open = false;
+        return open && !limited;
+      };
+      Status read_status = ReadContainerLog(target.log_path, read, send);
+      if (!read_status.ok() && !read_status.IsNotFound()) {
+        LOG_WARNING << "reading " << target.log_path << ": " << read_status.ToString();
+      }
+      if (follow && open && !limited && !previous) {
+        FollowLog(conn, target, read.timestamps, ns, pod, container, send, &open);
+      }
+      if (open) conn.Write("0\r\n\r\n");
+    };
+    return response;
+  }
+
+  // Sends what the container appends until it stops running, its log moves on to a new run, or
+  // the client goes away.
+  template <typename Send>
+  void FollowLog(TakenConnection& conn, const ContainerTarget& target, bool timestamps,
+                 const std::string& ns, const std::string& pod, const std::string& container,
+                 Send& send, bool* open) {
+    LogFollower follower(target.log_path, timestamps);
+    bool running = target.running;
+    auto last_check = std::chrono::steady_clock::now();
+    for (;;) {
+      std::string out = follower.Poll();
+      if (!out.empty() && !send(out)) return;
+      if (!running) return;
+      char discard[256];
+      if (conn.Read(discard, sizeof discard, std::chrono::milliseconds(100)) == 0) {
+        *open = false;
+        return;
+      }
+      if (std::chrono::steady_clock::now() - last_check > std::chrono::seconds(1)) {
+        last_check = std::chrono::steady_clock::now();
+        auto now = containers_->Find(ns, pod, container, false);
+        // Ends after one more Poll: what the run wrote last is read first.
+        running = now.ok() && now->running && now->log_path == target.log_path;
+      }
+    }
+  }
+
+  HttpResponse Exec(const HttpRequest& request, const std::string& ns, const std::string& pod,
+                    const std::string& container) {
+    auto target = containers_->Find(ns, pod, container, false);
+    if (!target.ok()) return apiserver::StatusResponse(target.status());
+    if (!target->running || target->container_id.empty()) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "container \"" + container + "\" in pod \"" + pod + "\" is not running"));
+    }
+    std::vector<std::string> argv;
+    for (auto [it, end] = request.query.equal_range("command"); it != end; ++it) {
+      argv.push_back(it->second);
+    }
+    if (argv.empty()) {
+      return apiserver::StatusResponse(base::BadRequest("you must specify at least 1 command"));
+    }
+    std::string upgrade = request.Header("upgrade");
+    for (char& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (upgrade.find("spdy") != std::string::npos) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "fulcrum serves exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), not "
+          "SPDY/3.1: use kubectl 1.30 or later"));
+    }
+    std::string key = request.Header("sec-websocket-key");
+    if (upgrade != "websocket" || key.empty()) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "exec needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Protocol: "
+          "v5.channel.k8s.io)"));
+    }
+    std::string offered = request.Header("sec-websocket-protocol");
+    std::string protocol;
+    for (const char* p : {"v5.channel.k8s.io", "v4.channel.k8s.io"}) {
+      std::size_t at = offered.find(p);
+      if (at != std::string::npos && (at + std::strlen(p) == offered.size() ||
+                                      offered[at + std::strlen(p)] == ',' ||
+                                      offered[at + std::strlen(p)] == ' ')) {
+        protocol = p;
+        break;
+      }
+    }
+    if (protocol.empty()) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "none of the offered subprotocols \"" + offered +
+          "\" is supported: fulcrum speaks v5.channel.k8s.io and v4.channel.k8s.io"));
+    }
+    const bool tty = Truthy(request.Query("tty"));
+    const bool stdin = Truthy(request.Query("stdin"));
+    auto process = exec_->Start(target->container_id, argv, tty, stdin);
+    if (!process.ok()) return apiserver::StatusResponse(process.status());
+    HttpResponse response;
+    response.takeover = [process = std::shared_ptr<ExecProcess>(std::move(*process)), key,
+                         protocol, argv, tty](TakenConnection& conn) {
+      if (!conn.Write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+                      websocket::AcceptKey(key) + "\r\nSec-WebSocket-Protocol: " + protocol +
+                      "\r\n\r\n")) {
+        return;
+      }
+      RunExecSession(conn, *process, protocol == "v5.channel.k8s.io", tty, argv);
+    };
+    return response;
+  }
+
+  // Copies between the WebSocket and the process until the process has exited and its output is
+  // sent (then the error channel carries its exit status), or the client goes away (then the
+  // process is killed).
+  static void RunExecSession(TakenConnection& conn, ExecProcess& process, bool v5, bool tty,
+                             const std::vector<std::string>& argv) {
+    std::mutex write_mu;
+    auto send_frame = [&](websocket::Opcode op, std::string_view payload) {
+      std::lock_guard lock(write_mu);
+      return conn.Write(websocket::EncodeFrame(op, payload));
+    };
+    auto send = [&](uint8_t channel, std::string_view data) {
+      std::string payload(1, static_cast<char>(channel));
+      payload.append(data);
+      return send_frame(websocket::kBinary, payload);
+    };
+    std::atomic<bool> client_gone{false};
+    std::thread output([&] {
+      int fds[2] = {process.stdout_fd(), tty ? -1 : process.stderr_fd()};
+      const uint8_t channels[2] = {kStdoutChannel, kStderrChannel};
+      bool writable = true;
+      for (;;) {
+        pollfd p[2];
+        int n = 0, which[2];
+        for (int i = 0; i < 2; ++i) {
+          if (fds[i] < 0) continue;
+          p[n] = {fds[i], POLLIN, 0};
+          which[n++] = i;
+        }
+        if (n == 0 || client_gone) break;
+        if (::poll(p, static_cast<nfds_t>(n), 200) < 0 && errno != EINTR) break;
+        for (int k = 0; k < n; ++k) {
+          if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+          char buf[32 * 1024];
+          ssize_t got = ::read(p[k].fd, buf, sizeof buf);
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            fds[which[k]] = -1;  // EOF, or EIO from a terminal whose other side closed
+            continue;
+          }
+          if (writable && !send(channels[which[k]], std::string_view(buf, static_cast<std::size_t>(got)))) {
+            writable = false;
+          }
+        }
+      }
+      if (client_gone) process.Kill();
+      int code = process.Wait();
+      if (writable) {
+        send(kErrorChannel, ExitStatusJson(code, argv));
+        send_frame(websocket::kClose, std::string("\x03\xe8", 2));  // 1000: normal closure
+      }
+      conn.Close();
+    });
+    websocket::Decoder decoder;
+    std::string buf(16 * 1024, '\0');
+    bool reading = true;
+    while (reading) {
+      long n = conn.Read(buf.data(), buf.size(), std::chrono::seconds(1));
+      if (n < 0) continue;
+      if (n == 0) break;
+      decoder.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      websocket::Opcode op;
+      std::string message;
+      for (;;) {
+        auto next = decoder.Next(&op, &message);
+        if (!next.ok()) {
+          LOG_WARNING << "exec: " << next.status().ToString();
+          reading = false;
+          break;
+        }
+        if (!*next) break;
+        if (op == websocket::kPing) {
+          send_frame(websocket::kPong, message);
+        } else if (op == websocket::kClose) {
+          reading = false;
+          break;
+        } else if ((op == websocket::kBinary || op == websocket::kText) && !message.empty()) {
+          auto channel = static_cast<uint8_t>(message[0]);
+          std::string_view data = std::string_view(message).substr(1);
+          if (channel == kStdinChannel && process.stdin_fd() >= 0) {
+            while (!data.empty()) {
+              ssize_t w = ::write(process.stdin_fd(), data.data(), data.size());
+              if (w < 0 && errno == EINTR) continue;
+              if (w <= 0) break;
+              data.remove_prefix(static_cast<std::size_t>(w));
+            }
+          } else if (channel == kResizeChannel) {
+            Json size;
+            if (base::ParseJson(data, &size).ok() && size.is_object()) {
+              process.Resize(static_cast<uint16_t>(size.value("Width", 0)),
+                             static_cast<uint16_t>(size.value("Height", 0)));
+            }
+          } else if (v5 && channel == kCloseChannel && !data.empty() &&
+                     static_cast<uint8_t>(data[0]) == kStdinChannel) {
+            process.CloseStdin();
+          }
+        }
+      }
+    }
+    // The output side closes the connection once the process is done; anything else ending the
+    // input means the client went away.
+    client_gone = true;
+    output.join();
+  }
+
+  ContainerDirectory* containers_;
+  ExecRunner* exec_;
+  std::unique_ptr<apiserver::HttpServer> http_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExecRunner> NewRuncExecRunner(std::string runc, std::string runc_root) {
+  return std::make_unique<RuncExecRunner>(std::move(runc), std::move(runc_root));
+}
+
+std::unique_ptr<ExecRunner> NewHostExecRunner() { return std::make_unique<HostExecRunner>(); }
+
+Result<std::unique_ptr<PodServer>> StartPodServer(const PodServerOptions& options,
+                                                  ContainerDirectory* containers,
+                                                  ExecRunner* exec) {
+  auto server = std::make_unique<Server>(containers, exec);
+  RETURN_IF_ERROR(server->Init(options));
+  return std::unique_ptr<PodServer>(std::move(server));
+}
+
+Result<std::unique_ptr<PodServer>> StartAgentPodServer(const std::string& listen,
+                                                       const std::string& root,
+                                                       const std::string& ca_pem,
+                                                       ContainerDirectory* containers,
+                                                       ExecRunner* exec) {
+  if (ca_pem.empty()) {
+    return base::Invalid("the pod server needs the cluster CA (certificate-authority-data in the "
+                         "kubeconfig) to authenticate the API server; use --server-listen \"\" "
+                         "to run without it");
+  }
+  const std::size_t colon = listen.rfind(':');
+  char* end = nullptr;
+  long port = colon == std::string::npos ? -1 : std::strtol(listen.c_str() + colon + 1, &end, 10);
+  if (port < 0 || port > 65535 || end == nullptr || *end != '\0') {
+    return base::Invalid("--server-listen must be HOST:PORT, not \"" + listen + "\"");
+  }
+  const std::string dir = root + "/pki";
+  RETURN_IF_ERROR(base::MakeDirs(dir, 0700));
+  PodServerOptions options;
+  options.host = listen.substr(0, colon);
+  options.port = static_cast<uint16_t>(port);
+  options.cert_file = dir + "/pod-server.crt";
+  options.key_file = dir + "/pod-server.key";
+  options.client_ca_file = dir + "/cluster-ca.crt";
+  options.client_names = {apiserver::kApiServerCommonName};
+  RETURN_IF_ERROR(apiserver::EnsureSelfSignedCert(options.cert_file, options.key_file,
+                                                  "fulcrum-agent", {options.host}));
+  RETURN_IF_ERROR(base::WriteFileAtomic(options.client_ca_file, ca_pem, 0644));
+  return StartPodServer(options, containers, exec);
+}
+
+}  // namespace fulcrum::agent

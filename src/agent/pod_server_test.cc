@@ -1,0 +1,313 @@
+#include "agent/pod_server.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "agent/logs.h"
+#include "apiserver/pki.h"
+#include "base/json.h"
+#include "client/http_client.h"
+
+namespace fulcrum::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using base::Json;
+
+TEST(WebSocketTest, AcceptKeyIsRfc6455Example) {
+  EXPECT_EQ(websocket::AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+TEST(WebSocketTest, DecodesMaskedFragmentedMessagesWithControlFramesBetween) {
+  std::string big(70000, 'x');
+  std::string wire = websocket::EncodeFrame(websocket::kBinary, "\x01hello", 0x11223344);
+  // A fragmented message: text start (FIN clear), a ping, then the continuation.
+  std::string start = websocket::EncodeFrame(websocket::kText, "ab", 0x01020304);
+  start[0] = static_cast<char>(start[0] & 0x7f);
+  wire += start + websocket::EncodeFrame(websocket::kPing, "p", 0x05060708) +
+          websocket::EncodeFrame(websocket::kContinuation, "cd", 0x0a0b0c0d) +
+          websocket::EncodeFrame(websocket::kBinary, big, 0x01010101);
+  websocket::Decoder decoder;
+  std::vector<std::pair<websocket::Opcode, std::string>> got;
+  // Byte by byte at first: every length field is read only once it is all there.
+  for (std::size_t i = 0; i < wire.size();) {
+    std::size_t n = i < 40 ? 1 : wire.size() - i;
+    decoder.Feed(std::string_view(wire).substr(i, n));
+    i += n;
+    websocket::Opcode op;
+    std::string payload;
+    for (;;) {
+      auto next = decoder.Next(&op, &payload);
+      ASSERT_TRUE(next.ok()) << next.status().ToString();
+      if (!*next) break;
+      got.emplace_back(op, payload);
+    }
+  }
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].second, "\x01hello");
+  EXPECT_EQ(got[1].first, websocket::kPing);
+  EXPECT_EQ(got[2].first, websocket::kText);
+  EXPECT_EQ(got[2].second, "abcd");
+  EXPECT_EQ(got[3].second, big);
+}
+
+TEST(WebSocketTest, RefusesOversizedFramesAndStrayContinuations) {
+  websocket::Decoder small(16);
+  small.Feed(websocket::EncodeFrame(websocket::kBinary, std::string(17, 'x'), 1));
+  websocket::Opcode op;
+  std::string payload;
+  EXPECT_FALSE(small.Next(&op, &payload).ok());
+  websocket::Decoder stray;
+  stray.Feed(websocket::EncodeFrame(websocket::kContinuation, "x", 1));
+  EXPECT_FALSE(stray.Next(&op, &payload).ok());
+  websocket::Decoder huge;  // a 64-bit length far above the limit is refused before any payload
+  huge.Feed(std::string("\x82\xff\x7f\xff\xff\xff\xff\xff\xff\xff", 10));
+  EXPECT_FALSE(huge.Next(&op, &payload).ok());
+}
+
+TEST(ExitStatusTest, NonZeroExitCodeCarriesTheCodeAsCause) {
+  EXPECT_EQ(ExitStatusJson(0, {"true"}), R"({"metadata":{},"status":"Success"})");
+  Json status = Json::parse(ExitStatusJson(3, {"sh", "-c", "exit 3"}));
+  EXPECT_EQ(status["status"], "Failure");
+  EXPECT_EQ(status["reason"], "NonZeroExitCode");
+  EXPECT_EQ(status["details"]["causes"][0]["reason"], "ExitCode");
+  EXPECT_EQ(status["details"]["causes"][0]["message"], "3");
+}
+
+class FakeDirectory : public ContainerDirectory {
+ public:
+  base::Result<ContainerTarget> Find(const std::string& ns, const std::string& pod,
+                                     const std::string& container, bool previous) override {
+    std::lock_guard lock(mu);
+    auto it = targets.find(ns + "/" + pod + "/" + container + (previous ? "/previous" : ""));
+    if (it == targets.end()) {
+      return base::NotFound("container \"" + container + "\" not found in pod \"" + pod + "\"");
+    }
+    return it->second;
+  }
+  std::mutex mu;
+  std::map<std::string, ContainerTarget> targets;
+};
+
+class PodServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("pod_server_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    exec_ = NewHostExecRunner();
+    PodServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    auto server = StartPodServer(options, &directory_, exec_.get());
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    directory_.targets["ns/web/app"] = {"c1", (dir_ / "0.log").string(), true};
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  client::HttpResponse Get(const std::string& target) {
+    client::HttpConnection conn(client::Url{false, "127.0.0.1", server_->port()}, nullptr, "");
+    client::HttpResponse response;
+    base::Status s = conn.Do("GET", target, "", &response);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return response;
+  }
+
+  void WriteLog(const std::vector<std::string>& lines) {
+    base::FakeClock clock(base::WallTime{} + std::chrono::hours(24 * 365 * 56));
+    auto writer = CriLogWriter::Open((dir_ / "0.log").string(), {}, &clock);
+    ASSERT_TRUE(writer.ok());
+    for (const auto& l : lines) {
+      ASSERT_TRUE((*writer)->Write(LogStream::kStdout, l + "\n").ok());
+      clock.Advance(std::chrono::seconds(1));
+    }
+  }
+
+  fs::path dir_;
+  FakeDirectory directory_;
+  std::unique_ptr<ExecRunner> exec_;
+  std::unique_ptr<PodServer> server_;
+};
+
+TEST_F(PodServerTest, ServesContainerLogsWithTailAndTimestamps) {
+  WriteLog({"one", "two", "three"});
+  directory_.targets["ns/web/app"].running = false;
+  auto all = Get("/containerLogs/ns/web/app");
+  EXPECT_EQ(all.status, 200);
+  EXPECT_EQ(all.body, "one\ntwo\nthree\n");
+  EXPECT_EQ(Get("/containerLogs/ns/web/app?tailLines=1").body, "three\n");
+  EXPECT_EQ(Get("/containerLogs/ns/web/app?limitBytes=6").body, "one\ntw");
+  std::string stamped = Get("/containerLogs/ns/web/app?tailLines=1&timestamps=true").body;
+  EXPECT_NE(stamped.find("Z three\n"), std::string::npos) << stamped;
+  // A follow of a container that no longer runs returns what there is and ends.
+  EXPECT_EQ(Get("/containerLogs/ns/web/app?follow=true").body, "one\ntwo\nthree\n");
+}
+
+TEST_F(PodServerTest, LogErrorsAreTheKubeletsPlainText) {
+  auto missing = Get("/containerLogs/ns/web/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body, "container \"nope\" not found in pod \"web\"");
+  EXPECT_EQ(Get("/containerLogs/ns/web").status, 400);
+  EXPECT_EQ(Get("/containerLogs/ns/web/app?tailLines=x").status, 400);
+}
+
+// A WebSocket client speaking the remote command protocol, as kubectl does.
+class ExecClient {
+ public:
+  explicit ExecClient(uint16_t port) : port_(port) {}
+
+  // Sends the upgrade request; returns the response status and keeps the connection.
+  int Open(const std::string& query, const std::string& protocols = "v5.channel.k8s.io",
+           const std::string& upgrade = "websocket") {
+    EXPECT_TRUE(transport_.Connect(client::Url{false, "127.0.0.1", port_}, nullptr).ok());
+    std::string request = "GET /exec/ns/web/app?" + query +
+                          " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + upgrade +
+                          "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+                          "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: " +
+                          protocols + "\r\n\r\n";
+    EXPECT_TRUE(transport_.WriteAll(request).ok());
+    while (head_.find("\r\n\r\n") == std::string::npos) {
+      char buf[4096];
+      long n = transport_.Read(buf, sizeof buf);
+      if (n <= 0) break;
+      head_.append(buf, static_cast<std::size_t>(n));
+    }
+    std::size_t end = head_.find("\r\n\r\n");
+    if (end == std::string::npos) return 0;
+    int status = std::atoi(head_.c_str() + 9);
+    if (status != 101) {  // an error: read its body too, into head()
+      std::size_t at = head_.find("Content-Length: ");
+      std::size_t length = at == std::string::npos ? 0 : std::stoul(head_.substr(at + 16));
+      while (head_.size() < end + 4 + length) {
+        char buf[4096];
+        long n = transport_.Read(buf, sizeof buf);
+        if (n <= 0) break;
+        head_.append(buf, static_cast<std::size_t>(n));
+      }
+      return status;
+    }
+    decoder_.Feed(std::string_view(head_).substr(end + 4));
+    return status;
+  }
+  const std::string& head() const { return head_; }
+
+  void Send(uint8_t channel, std::string_view data) {
+    std::string payload(1, static_cast<char>(channel));
+    payload.append(data);
+    ASSERT_TRUE(transport_.WriteAll(websocket::EncodeFrame(websocket::kBinary, payload, 0x5a5a5a5a)).ok());
+  }
+
+  // Reads messages until the server closes; returns what each channel carried.
+  std::map<int, std::string> ReadAll() {
+    std::map<int, std::string> out;
+    for (;;) {
+      websocket::Opcode op;
+      std::string payload;
+      auto next = decoder_.Next(&op, &payload);
+      EXPECT_TRUE(next.ok());
+      if (!next.ok()) return out;
+      if (*next) {
+        if (op == websocket::kClose) return out;
+        if (op == websocket::kBinary && !payload.empty()) {
+          out[static_cast<uint8_t>(payload[0])] += payload.substr(1);
+        }
+        continue;
+      }
+      char buf[4096];
+      long n = transport_.Read(buf, sizeof buf);
+      if (n <= 0) return out;
+      decoder_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+  }
+
+ private:
+  uint16_t port_;
+  client::Transport transport_;
+  std::string head_;
+  websocket::Decoder decoder_;
+};
+
+TEST_F(PodServerTest, ExecSendsOutputsAndTheExitCode) {
+  ExecClient client(server_->port());
+  ASSERT_EQ(client.Open("command=/bin/sh&command=-c&command=echo%20out%3B%20echo%20err%20%3E%262%3B%20exit%203"
+                        "&stdout=true&stderr=true"),
+            101)
+      << client.head();
+  EXPECT_NE(client.head().find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            std::string::npos);
+  EXPECT_NE(client.head().find("Sec-WebSocket-Protocol: v5.channel.k8s.io"), std::string::npos);
+  auto got = client.ReadAll();
+  EXPECT_EQ(got[kStdoutChannel], "out\n");
+  EXPECT_EQ(got[kStderrChannel], "err\n");
+  Json status = Json::parse(got[kErrorChannel]);
+  EXPECT_EQ(status["details"]["causes"][0]["message"], "3");
+}
+
+TEST_F(PodServerTest, ExecStdinEndsWithTheV5CloseSignal) {
+  ExecClient client(server_->port());
+  ASSERT_EQ(client.Open("command=/bin/cat&stdin=true&stdout=true&stderr=true",
+                        "v5.channel.k8s.io, v4.channel.k8s.io"),
+            101);
+  client.Send(kStdinChannel, "typed\n");
+  client.Send(kCloseChannel, std::string(1, static_cast<char>(kStdinChannel)));
+  auto got = client.ReadAll();
+  EXPECT_EQ(got[kStdoutChannel], "typed\n");
+  EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
+}
+
+TEST_F(PodServerTest, ExecWithATerminalTakesItsSize) {
+  ExecClient client(server_->port());
+  ASSERT_EQ(client.Open("command=/bin/sh&command=-c&command=read%20x%3B%20stty%20size&stdin=true&"
+                        "stdout=true&tty=true",
+                        "v4.channel.k8s.io"),
+            101);
+  client.Send(kResizeChannel, R"({"Width":101,"Height":33})");
+  client.Send(kStdinChannel, "go\r");
+  auto got = client.ReadAll();
+  EXPECT_NE(got[kStdoutChannel].find("33 101"), std::string::npos) << got[kStdoutChannel];
+  EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
+}
+
+TEST_F(PodServerTest, ExecRefusesSpdyAndUnknownProtocolsWithAStatus) {
+  ExecClient spdy(server_->port());
+  EXPECT_EQ(spdy.Open("command=/bin/true", "", "SPDY/3.1"), 400);
+  EXPECT_NE(spdy.head().find("use kubectl 1.30 or later"), std::string::npos);
+  ExecClient old(server_->port());
+  EXPECT_EQ(old.Open("command=/bin/true", "channel.k8s.io"), 400);
+}
+
+TEST(PodServerAuthTest, OnlyTheApiServerCertificateOfTheClusterCaIsServed) {
+  fs::path dir = fs::temp_directory_path() / ("pod_server_auth_" + std::to_string(::getpid()));
+  auto cluster = apiserver::EnsurePki((dir / "cluster").string(), {});
+  auto other = apiserver::EnsurePki((dir / "other").string(), {});
+  ASSERT_TRUE(cluster.ok() && other.ok());
+  FakeDirectory directory;
+  auto exec = NewHostExecRunner();
+  auto server = StartAgentPodServer("127.0.0.1:0", (dir / "agent").string(), cluster->ca_pem,
+                                    &directory, exec.get());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto get = [&](const apiserver::Pki& pki) {
+    auto tls = client::TlsContext::CreateWithClientCertificate(pki.server_cert_file,
+                                                               pki.server_key_file);
+    EXPECT_TRUE(tls.ok());
+    client::HttpConnection conn(client::Url{true, "127.0.0.1", (*server)->port()}, *tls, "");
+    client::HttpResponse response;
+    base::Status s = conn.Do("GET", "/healthz", "", &response);
+    return s.ok() ? response.status : 0;
+  };
+  EXPECT_EQ(get(*cluster), 200);
+  EXPECT_EQ(get(*other), 0);  // the handshake fails
+  EXPECT_FALSE(StartAgentPodServer("127.0.0.1:0", (dir / "agent").string(), "", &directory,
+                                   exec.get())
+                   .ok());
+  server->reset();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace fulcrum::agent
