@@ -25,6 +25,7 @@
 #include "agent/metrics_endpoint.h"
 #include "agent/network.h"
 #include "agent/probe.h"
+#include "agent/qos_manager.h"
 #include "agent/registry.h"
 #include "agent/runc_runtime.h"
 #include "agent/stats.h"
@@ -396,6 +397,7 @@ struct PodRecord {
   int64_t kill_started_ms = 0;
   Json last_status;  // what was last written to the API
   std::string saved;  // what was last written to state.json
+  std::string eviction, evicted_at;  // the batch QoS loop evicted it: why, when (RFC 3339)
   std::vector<std::pair<std::string, std::string>> volume_dirs;
 };
 
@@ -459,6 +461,16 @@ class NodeAgent::Impl {
       in >> word >> word >> facts_.runc_version;  // "runc version 1.1.5"
     }
     LoadRecords();
+    if (stats_ && o_.qos.enabled) {
+      qos_cgroups_ = NewCgroupCpuBandwidth(DetectCgroupLayout());
+      QosActions actions{[this](const std::string& key, const std::string& uid,
+                                const std::string& message) { return EvictPod(key, uid, message); },
+                         [this](const std::string& key, const std::string& type,
+                                const std::string& reason, const std::string& message) {
+                           if (auto pod = CachedPod(key)) Event(*pod, type, reason, message);
+                         }};
+      qos_ = std::make_unique<BatchQos>(o_.qos, qos_cgroups_.get(), actions, clock_);
+    }
     RETURN_IF_ERROR(RegisterNode());
     return RenewLease();
   }
@@ -563,6 +575,7 @@ class NodeAgent::Impl {
     cv_.notify_all();
     queue_.ShutDown();
     if (housekeeping_.joinable()) housekeeping_.join();
+    if (qos_) qos_->RestoreAll();  // nothing would lift a throttle while no agent runs
     for (auto& t : workers_) t.join();
     workers_.clear();
     if (pods_) pods_->Stop();
@@ -570,6 +583,22 @@ class NodeAgent::Impl {
   }
 
   void SyncPod(const std::string& key) { Sync(key); }
+
+  // Marks a running pod for eviction; its next sync stops it (docs/agent.md, "Batch QoS").
+  Status EvictPod(const std::string& key, const std::string& uid, const std::string& message) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = records_.find(key);
+      if (it == records_.end() || it->second->uid != uid) {
+        return base::NotFound("the agent runs no pod " + key + " with uid " + uid);
+      }
+      evictions_[key] = {uid, message};
+    }
+    queue_.Add(key);
+    return Status::Ok();
+  }
+
+  std::string QosMetricsText() const { return qos_ ? qos_->PrometheusText() : ""; }
 
  private:
   std::string PodDir(const std::string& uid) const { return o_.root + "/pods/" + uid; }
@@ -586,6 +615,8 @@ class NodeAgent::Impl {
       rec->name = base::StringAt(j, {"name"});
       rec->ip = base::StringAt(j, {"ip"});
       rec->start_time = base::StringAt(j, {"startTime"});
+      rec->eviction = base::StringAt(j, {"eviction"});
+      rec->evicted_at = base::StringAt(j, {"evictedAt"});
       rec->saved = *text;
       if (const Json* cs = base::FindPath(j, {"containers"}); cs && cs->is_object()) {
         for (const auto& [name, c] : cs->items()) rec->containers[name].Load(c);
@@ -602,6 +633,10 @@ class NodeAgent::Impl {
     for (const auto& [name, c] : rec.containers) cs[name] = c.Save();
     Json j = {{"uid", rec.uid}, {"namespace", rec.ns}, {"name", rec.name}, {"ip", rec.ip},
               {"startTime", rec.start_time}, {"containers", cs}};
+    if (!rec.eviction.empty()) {
+      j["eviction"] = rec.eviction;
+      j["evictedAt"] = rec.evicted_at;
+    }
     std::string text = base::DumpJson(j);
     if (text == rec.saved) return;
     (void)base::MakeDirs(PodDir(rec.uid), 0700);
@@ -714,6 +749,12 @@ class NodeAgent::Impl {
       if (stats_) {
         stats_->SetContainers(sampled);
         stats_->Sample();
+        if (qos_) {
+          qos_->Tick(QosNodeFrom(stats_->Node(), static_cast<double>(facts_.cpus),
+                                 static_cast<uint64_t>(facts_.memory_bytes)),
+                     QosContainersFrom(stats_->Containers(),
+                                       [this](const std::string& k) { return CachedPod(k); }));
+        }
       }
       if (std::chrono::steady_clock::now() >= next_heartbeat) {
         next_heartbeat = std::chrono::steady_clock::now() + o_.heartbeat;
@@ -783,7 +824,12 @@ class NodeAgent::Impl {
       records_[key] = rec;
     }
     const std::vector<int> pids_before = RunningPids(*rec);
-    Run(p, *rec);
+    TakeEviction(key, p, *rec);
+    if (rec->eviction.empty()) {
+      Run(p, *rec);
+    } else {
+      StopEvicted(key, p, *rec);
+    }
     SaveRecord(*rec);
     WriteStatus(p, *rec);
     if (RunningPids(*rec) != pids_before) UpdateRunning();
@@ -795,6 +841,64 @@ class NodeAgent::Impl {
       if (c.state == "running" && !c.id.empty()) pids.push_back(c.pid);
     }
     return pids;
+  }
+
+  // Moves an eviction the QoS loop asked for into the pod's record (event Evicted).
+  void TakeEviction(const std::string& key, const Json& pod, PodRecord& rec) {
+    std::string message;
+    {
+      std::lock_guard lock(mu_);
+      auto it = evictions_.find(key);
+      if (it == evictions_.end()) return;
+      if (it->second.first == rec.uid) message = it->second.second;
+      evictions_.erase(it);
+    }
+    if (message.empty() || !rec.eviction.empty()) return;
+    rec.eviction = message;
+    rec.evicted_at = base::FormatRfc3339(clock_->Now());
+    rec.kill_started_ms = 0;
+    Event(pod, "Warning", "Evicted", message);
+  }
+
+  // An evicted pod's containers get SIGTERM, then SIGKILL after its grace period; they are not
+  // restarted. Its exits are recorded as for any container.
+  void StopEvicted(const std::string& key, const Json& pod, PodRecord& rec) {
+    const int64_t now = Millis(clock_->Now());
+    const int64_t grace = OptionalInt(pod, {"spec", "terminationGracePeriodSeconds"}).value_or(30);
+    const bool first = rec.kill_started_ms == 0;
+    if (first) rec.kill_started_ms = now;
+    bool running = false;
+    for (const char* list : {"initContainers", "containers"}) {
+      const Json* cs = base::FindPath(pod, {"spec", list});
+      if (!cs || !cs->is_array()) continue;
+      for (size_t i = 0; i < cs->size(); ++i) {
+        const Json& c = (*cs)[i];
+        const std::string name = base::StringAt(c, {"name"});
+        ContainerRecord& cr = rec.containers[name];
+        if (cr.id.empty() || cr.state != "running") continue;
+        auto state = runtime_->State(cr.id);
+        if (state.ok() && state->status == ContainerStatus::kStopped) {
+          SyncContainer(pod, rec, c, std::string("spec.") + list + "[" + std::to_string(i) + "]",
+                        cr, "Never", std::string(list) == "initContainers");
+          continue;
+        }
+        if (!state.ok()) {  // gone without a trace
+          cr.state = "terminated";
+          cr.reason = "Unknown";
+          cr.exit_code = 137;
+          cr.finished_at = base::FormatRfc3339(clock_->Now());
+          continue;
+        }
+        running = true;
+        if (now >= rec.kill_started_ms + grace * 1000) {
+          (void)runtime_->Kill(cr.id, SIGKILL);
+        } else if (first) {
+          Event(pod, "Normal", "Killing", "Stopping container " + name);
+          (void)runtime_->Kill(cr.id, SIGTERM);
+        }
+      }
+    }
+    if (running) queue_.AddAfter(key, std::chrono::milliseconds(200));
   }
 
   void Forget(const std::string& key) {
@@ -1423,6 +1527,9 @@ class NodeAgent::Impl {
       status["podIP"] = rec.ip;
       status["podIPs"] = Json::array({{{"ip", rec.ip}}});
     }
+    if (!rec.eviction.empty()) {
+      ApplyEvictionToStatus(&status, rec.eviction, RunningPids(rec).empty(), rec.evicted_at);
+    }
     if (status == rec.last_status) return;
     auto r = api_->Patch(client::ResourcePath("v1", "pods", rec.ns, rec.name, "status"),
                          client::PatchType::kMerge, {{"status", status}});
@@ -1466,6 +1573,10 @@ class NodeAgent::Impl {
   bool stopping_ = false;                                         // guarded by mu_
   std::map<std::string, std::shared_ptr<PodRecord>> records_;     // guarded by mu_
   std::vector<SampledContainer> running_;                         // guarded by mu_
+  // Evictions asked for and not yet synced: pod key → uid, message.
+  std::map<std::string, std::pair<std::string, std::string>> evictions_;  // guarded by mu_
+  std::unique_ptr<CpuBandwidthControl> qos_cgroups_;
+  std::unique_ptr<BatchQos> qos_;
   std::vector<std::thread> workers_;
   std::thread housekeeping_;
 };
@@ -1482,6 +1593,11 @@ std::shared_ptr<const Json> NodeAgent::CachedPod(const std::string& key) const {
   return impl_->CachedPod(key);
 }
 Status NodeAgent::Heartbeat() { return impl_->Heartbeat(); }
+Status NodeAgent::EvictPod(const std::string& key, const std::string& uid,
+                           const std::string& message) {
+  return impl_->EvictPod(key, uid, message);
+}
+std::string NodeAgent::QosMetricsText() const { return impl_->QosMetricsText(); }
 base::Result<ContainerTarget> NodeAgent::FindContainer(const std::string& ns,
                                                        const std::string& pod,
                                                        const std::string& container,
@@ -1561,7 +1677,7 @@ int RunAgent(const AgentOptions& options) {
       return fail(base::Invalid("--metrics-listen must be HOST:PORT"));
     }
     auto endpoint = MetricsEndpoint::Start(options.metrics_listen.substr(0, colon), port,
-                                           [&stats] { return stats.PrometheusText(); });
+                                           [&stats, &agent] { return stats.PrometheusText() + agent.QosMetricsText(); });
     if (!endpoint.ok()) return fail(endpoint.status());
     metrics = std::move(*endpoint);
     std::fprintf(stderr, "fulcrum agent: metrics on http://%s:%d/metrics\n",
@@ -1598,8 +1714,14 @@ int RunAgentCommand(int argc, char** argv) {
     if (auto eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
-    } else if (flags.count(name) && i + 1 < argc) {
+    } else if ((flags.count(name) || name.rfind("qos", 0) == 0) && i + 1 < argc) {
       value = argv[++i];
+    }
+    std::string qos_error;
+    if (ParseQosFlag(name, value, &o.qos, &qos_error)) continue;
+    if (!qos_error.empty()) {
+      std::fprintf(stderr, "fulcrum agent: %s\n", qos_error.c_str());
+      return 2;
     }
     if (!flags.count(name)) {
       std::fprintf(stderr,

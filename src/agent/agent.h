@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/oci_spec.h"
+#include "agent/qos_manager.h"
 #include "agent/pod_server.h"
 #include "base/clock.h"
 #include "base/json.h"
@@ -43,6 +44,7 @@ struct AgentOptions {
   std::chrono::milliseconds resync{1000};       // every pod is looked at this often
   std::chrono::seconds heartbeat{10};           // Lease renewal and node status
   std::string metrics_listen;                   // HOST:PORT for /metrics and /healthz; empty: off
+  QosOptions qos;                               // the batch QoS loop (--qos-* flags)
   std::string server_listen = "0.0.0.0:0";      // HOST:PORT of the pod server (logs, exec); empty: off
   int kubelet_port = 0;  // the pod server's bound port, published as daemonEndpoints.kubeletEndpoint
   std::string insecure_registries;              // HOST[:PORT],... pulled from over plain HTTP
@@ -131,6 +133,12 @@ class NodeAgent {
   std::shared_ptr<const base::Json> CachedPod(const std::string& key) const;
   // Lease renewal and node status, as the housekeeping loop does every `heartbeat`.
   base::Status Heartbeat();
+  // Evicts a running pod as the batch QoS loop does: status Failed/Evicted with `message`,
+  // DisruptionTarget, event Evicted, containers stopped gracefully and not restarted. NotFound
+  // when the agent runs no pod `key` ("ns/name") with that uid.
+  base::Status EvictPod(const std::string& key, const std::string& uid, const std::string& message);
+  // The batch QoS loop's Prometheus text (empty without stats or with --qos off).
+  std::string QosMetricsText() const;
   // A container of a pod on this node and its log, for the pod server: ContainerDirectory::Find.
   base::Result<ContainerTarget> FindContainer(const std::string& ns, const std::string& pod,
                                               const std::string& container, bool previous);

@@ -373,6 +373,50 @@ TEST_F(AgentSyncTest, GracefulDeletionThenRemoval) {
   EXPECT_FALSE(std::filesystem::exists(root_ + "/pods/" + uid));
 }
 
+TEST_F(AgentSyncTest, EvictionStopsThePodGracefullyAndReportsItEvicted) {
+  Json pod = CreatePod("batch", {{"terminationGracePeriodSeconds", 10},
+                                 {"restartPolicy", "OnFailure"},
+                                 {"containers", {Container("app")}}});
+  const std::string uid = pod["metadata"]["uid"];
+  const std::string app = ContainerIdFor(uid, "app");
+  Sync("batch");
+  EXPECT_EQ(agent_->EvictPod("default/batch", "another-uid", "x").code(), base::Code::kNotFound);
+  runtime_.ignore_sigterm = true;
+  const std::string message = "The node was low on resource: cpu. Batch CPU satisfaction 2%";
+  ASSERT_TRUE(agent_->EvictPod("default/batch", uid, message).ok());
+  Sync("batch");
+  EXPECT_EQ(runtime_.signals, std::vector<std::string>{app + " " + std::to_string(SIGTERM)});
+  Json s = PodStatus("batch");
+  EXPECT_EQ(s["phase"], "Running");  // still stopping, but already a disruption target
+  bool disruption = false;
+  for (const Json& c : s["conditions"]) {
+    disruption |= c["type"] == "DisruptionTarget" && c["status"] == "True" &&
+                  c["reason"] == "TerminationByKubelet";
+  }
+  EXPECT_TRUE(disruption) << s.dump();
+  clock_.Advance(11s);  // past the grace period
+  agent_->SyncPod("default/batch");
+  EXPECT_EQ(runtime_.signals.back(), app + " " + std::to_string(SIGKILL));
+  agent_->SyncPod("default/batch");
+  s = PodStatus("batch");
+  EXPECT_EQ(s["phase"], "Failed");
+  EXPECT_EQ(s["reason"], "Evicted");
+  EXPECT_EQ(s["message"], message);
+  EXPECT_EQ(s["containerStatuses"][0]["state"]["terminated"]["exitCode"], 137);
+  // Not restarted, although OnFailure would restart a container killed otherwise.
+  clock_.Advance(60s);
+  agent_->SyncPod("default/batch");
+  EXPECT_EQ(runtime_.Creates(app), 1);
+  auto events = api().Get(client::ResourcePath("v1", "events", "default"));
+  ASSERT_TRUE(events.ok());
+  std::set<std::string> reasons;
+  for (const Json& e : (*events)["items"]) {
+    if (e["involvedObject"]["name"] == "batch") reasons.insert(e["reason"]);
+  }
+  EXPECT_TRUE(reasons.count("Evicted")) << (*events).dump();
+  EXPECT_TRUE(reasons.count("Killing"));
+}
+
 TEST_F(AgentSyncTest, LivenessFailureRestartsTheContainer) {
   Json c = Container("app");
   c["livenessProbe"] = {{"exec", {{"command", {"true"}}}}, {"periodSeconds", 1},
