@@ -29,6 +29,7 @@
 #include "agent/registry.h"
 #include "agent/runc_runtime.h"
 #include "agent/stats.h"
+#include "agent/usage_reporter.h"
 #include "api/validation.h"
 #include "base/base64.h"
 #include "base/file.h"
@@ -1684,11 +1685,19 @@ int RunAgent(const AgentOptions& options) {
                  options.metrics_listen.substr(0, colon).c_str(), metrics->port());
   }
   agent.Start();
+  std::unique_ptr<UsageReporter> usage;
+  if (options.usage_report.count() > 0) {
+    usage = std::make_unique<UsageReporter>(
+        UsageReporterOptions{options.node_name, options.usage_report}, api->get(), &stats,
+        [&agent](const std::string& key) { return agent.CachedPod(key); });
+    usage->Start();
+  }
   std::fprintf(stderr, "fulcrum agent: node %s running pods from %s\n", options.node_name.c_str(),
                options.kubeconfig.c_str());
   int sig = 0;
   sigwait(&stop_signals, &sig);
   LOG_INFO << "received " << strsignal(sig) << ", stopping (containers keep running)";
+  if (usage) usage->Stop();
   if (pod_server) pod_server->Stop();
   agent.Stop();
   return 0;
@@ -1696,7 +1705,9 @@ int RunAgent(const AgentOptions& options) {
 
 int RunAgentCommand(int argc, char** argv) {
   AgentOptions o;
+  std::string usage_report = std::to_string(o.usage_report.count());
   std::map<std::string, std::string*> flags = {
+      {"usage-report-interval", &usage_report},
       {"kubeconfig", &o.kubeconfig}, {"node-name", &o.node_name},   {"root", &o.root},
       {"pod-cidr", &o.pod_cidr},     {"cluster-dns", &o.cluster_dns}, {"node-ip", &o.node_ip},
       {"bridge", &o.bridge},         {"runc", &o.runc},             {"cni-plugin-dir", &o.cni_plugin_dir},
@@ -1727,7 +1738,8 @@ int RunAgentCommand(int argc, char** argv) {
       std::fprintf(stderr,
                    "fulcrum agent: unexpected argument %s\nusage: fulcrum agent --kubeconfig FILE "
                    "--node-name NAME [--root DIR] [--pod-cidr CIDR] [--cluster-dns IP] "
-                   "[--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] [-v]\n",
+                   "[--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] "
+                   "[--usage-report-interval SECONDS] [-v]\n",
                    arg.c_str());
       return 2;
     }
@@ -1737,6 +1749,13 @@ int RunAgentCommand(int argc, char** argv) {
     std::fprintf(stderr, "fulcrum agent: --kubeconfig and --node-name are required\n");
     return 2;
   }
+  char* end = nullptr;
+  long seconds = std::strtol(usage_report.c_str(), &end, 10);
+  if (usage_report.empty() || *end != 0 || seconds < 0) {
+    std::fprintf(stderr, "fulcrum agent: --usage-report-interval must be whole seconds (0: off)\n");
+    return 2;
+  }
+  o.usage_report = std::chrono::seconds(seconds);
   std::error_code ec;
   o.root = fs::absolute(o.root, ec).string();
   return RunAgent(o);

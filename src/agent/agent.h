@@ -48,6 +48,7 @@ struct AgentOptions {
   std::string server_listen = "0.0.0.0:0";      // HOST:PORT of the pod server (logs, exec); empty: off
   int kubelet_port = 0;  // the pod server's bound port, published as daemonEndpoints.kubeletEndpoint
   std::string insecure_registries;              // HOST[:PORT],... pulled from over plain HTTP
+  std::chrono::seconds usage_report{15};        // NodeMetric usage reports (usage_reporter.h); 0: off
 };
 
 // Kubernetes' container restart back-off: 10 s doubling to 5 min, reset after 10 min of running.
@@ -151,7 +152,8 @@ class NodeAgent {
 // Runs the agent until SIGINT or SIGTERM. Returns the process exit code.
 int RunAgent(const AgentOptions& options);
 // `fulcrum agent --kubeconfig FILE --node-name NAME --root DIR [--pod-cidr CIDR]
-// [--cluster-dns IP] [--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] [-v]`.
+// [--cluster-dns IP] [--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT]
+// [--usage-report-interval SECONDS] [-v]`.
 int RunAgentCommand(int argc, char** argv);
 
 }  // namespace fulcrum::agent
