@@ -10,6 +10,7 @@
 
 #include "apiserver/http_server.h"
 #include "apiserver/metrics.h"
+#include "apiserver/metrics_api.h"
 #include "apiserver/objects.h"
 #include "apiserver/openapi.h"
 #include "apiserver/pki.h"
@@ -136,7 +137,11 @@ class Server : public ApiServer {
     RequestInfo info;
     HttpResponse response;
     std::string resource_label;
-    if (ParseResourcePath(request, registry_, &info)) {
+    if (auto metrics = ServeMetricsApi(request, registry_, *cache_, *clock_)) {
+      response = std::move(*metrics);  // metrics.k8s.io, served from NodeMetric objects
+      info.verb = request.method;
+      resource_label = kMetricsGroup;
+    } else if (ParseResourcePath(request, registry_, &info)) {
       response = IsPodProxyRequest(info) ? pod_proxy_->Serve(request, info)
                                          : ServeResource(*objects_, request, info);
       resource_label = info.resource + (info.subresource.empty() ? "" : "/" + info.subresource);
@@ -241,6 +246,7 @@ class Server : public ApiServer {
                         {"versions", Json::array({gv})},
                         {"preferredVersion", gv}});
     }
+    groups.push_back(MetricsApiGroup());
     return {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
   }
 
