@@ -287,6 +287,18 @@ void NodeInfo::MarkUsageReported() {
   unreported_online_requested = {};
 }
 
+bool NodeInfo::MarkPodUsageReported(std::string_view ns, std::string_view name) {
+  if (unreported_requested.pods == 0) return false;
+  for (PodOnNode& p : pods) {
+    if (p.ns != ns || p.name != name || p.usage_reported) continue;
+    p.usage_reported = true;
+    SubtractFrom(&unreported_requested, p.requests);
+    if (p.qos == Qos::kOnline) SubtractFrom(&unreported_online_requested, p.requests);
+    return true;
+  }
+  return false;
+}
+
 void NodeInfo::Touch() {
   generation = next_generation.fetch_add(1, std::memory_order_relaxed);
   online_generation = next_generation.fetch_add(1, std::memory_order_relaxed);

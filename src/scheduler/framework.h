@@ -154,6 +154,8 @@ struct NodeInfo {
   bool RemovePod(std::string_view ns, std::string_view name);
   // The node reported usage that includes every pod on it: sets usage_reported on all of them.
   void MarkUsageReported();
+  // The same for one pod. False when it is not on the node or was reported already.
+  bool MarkPodUsageReported(std::string_view ns, std::string_view name);
   // Call after changing labels, taints or allocatable by hand.
   void Touch();
 };

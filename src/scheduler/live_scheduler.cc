@@ -13,6 +13,7 @@
 #include "api/validation.h"
 #include "base/log.h"
 #include "scheduler/profile.h"
+#include "scheduler/usage_feed.h"
 #include "client/events.h"
 #include "client/informer.h"
 
@@ -107,7 +108,10 @@ class LiveSchedulerImpl : public LiveScheduler {
         profiles_(std::move(profiles)),
         policy_(std::move(policy)),
         pods_(api, "/api/v1/pods", ""),
-        nodes_(api, "/api/v1/nodes", "") {
+        nodes_(api, "/api/v1/nodes", ""),
+        node_metrics_(api, "/apis/scheduling.fulcrum.dev/v1alpha1/nodemetrics", ""),
+        profile_feed_(profiles_.get()),
+        profile_writer_(api, options_.profile_write_interval) {
     client::InformerHandlers n;
     n.on_add = [this](const ObjectPtr& o) { OnNode(o, false); };
     n.on_update = [this](const ObjectPtr&, const ObjectPtr& o) { OnNode(o, false); };
@@ -118,6 +122,10 @@ class LiveSchedulerImpl : public LiveScheduler {
     p.on_update = [this](const ObjectPtr&, const ObjectPtr& o) { OnPod(o, false); };
     p.on_delete = [this](const ObjectPtr& o) { OnPod(o, true); };
     pods_.AddHandlers(std::move(p));
+    client::InformerHandlers m;
+    m.on_add = [this](const ObjectPtr& o) { OnNodeMetric(*o); };
+    m.on_update = [this](const ObjectPtr&, const ObjectPtr& o) { OnNodeMetric(*o); };
+    node_metrics_.AddHandlers(std::move(m));
   }
   ~LiveSchedulerImpl() override { Stop(); }
 
@@ -126,6 +134,13 @@ class LiveSchedulerImpl : public LiveScheduler {
     nodes_.WaitForSync(std::chrono::seconds(30));
     pods_.Start();
     pods_.WaitForSync(std::chrono::seconds(30));
+    if (auto restored = profile_writer_.Load(profiles_.get()); !restored.ok()) {
+      LOG_WARNING << "scheduler: reading application profiles: " << restored.status().ToString();
+    } else if (*restored > 0) {
+      LOG_INFO << "scheduler: restored " << *restored << " application profile(s)";
+    }
+    node_metrics_.Start();
+    profile_thread_ = std::thread([this] { WriteProfiles(); });
     loop_ = std::thread([this] { Loop(); });
     for (int i = 0; i < std::max(1, options_.binders); ++i) binders_.emplace_back([this] { Bind(); });
   }
@@ -137,11 +152,14 @@ class LiveSchedulerImpl : public LiveScheduler {
       stopping_ = true;
       cv_.notify_all();
       bind_cv_.notify_all();
+      profile_cv_.notify_all();
     }
     if (loop_.joinable()) loop_.join();
+    if (profile_thread_.joinable()) profile_thread_.join();
     for (auto& t : binders_) {
       if (t.joinable()) t.join();
     }
+    node_metrics_.Stop();
     pods_.Stop();
     nodes_.Stop();
   }
@@ -217,6 +235,51 @@ class LiveSchedulerImpl : public LiveScheduler {
     Enqueue(key, PodInfoFromJson(*pod).priority);
   }
 
+  // An agent's usage report: the node's measured usage, and observations for the profiles.
+  void OnNodeMetric(const Json& metric) {
+    auto report = NodeUsageFromMetric(metric);
+    if (!report.ok()) {
+      LOG_DEBUG << "scheduler: " << report.status().ToString();
+      return;
+    }
+    std::lock_guard lock(mu_);
+    NodeInfo* node = FindNode(report->node);
+    if (node == nullptr) return;
+    bool lower = ApplyNodeUsage(*report, node);
+    profile_feed_.Observe(*report, *node);
+    if (lower) RetryUnschedulable();  // usage thresholds may pass now
+  }
+
+  void WriteProfiles() {
+    for (;;) {
+      std::vector<AppProfile> due;
+      {
+        std::unique_lock lock(mu_);
+        if (profile_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return stopping_; })) return;
+        due = profile_writer_.Due(*profiles_, clock_->Now());
+      }
+      if (due.empty()) continue;
+      if (auto s = profile_writer_.Write(due); !s.ok()) {
+        LOG_WARNING << "scheduler: writing application profiles: " << s.ToString();
+      }
+    }
+  }
+
+  // What a usage-driven placement saw of the chosen node: "" under the requests policy or when
+  // the node has not reported.
+  std::string MeasuredUsageNote(const NodeInfo& node) const {
+    if (!policy_->ReclaimsForBatch() || node.cpu_usage_milli < 0) return "";
+    auto mib = [](double b) { return std::to_string(static_cast<int64_t>(b / (1024 * 1024))) + "Mi"; };
+    std::string note = " (" + std::string(policy_->name()) + ": measured cpu " +
+                       std::to_string(static_cast<int64_t>(node.cpu_usage_milli)) + "m/" +
+                       std::to_string(node.allocatable.cpu_milli) + "m";
+    if (node.memory_usage_bytes >= 0) {
+      note += ", memory " + mib(node.memory_usage_bytes) + "/" +
+              mib(static_cast<double>(node.allocatable.memory_bytes));
+    }
+    return note + ")";
+  }
+
   void Enqueue(const std::string& key, int32_t priority) {
     queued_.insert(key);
     queue_.insert(QueueKey{priority, next_seq_++, key});
@@ -259,7 +322,7 @@ class LiveSchedulerImpl : public LiveScheduler {
         NodeInfo& node = nodes_info_[*d.node_index];
         node.AddPod(info, false);
         placed_[next.key] = node.name;
-        bind_queue_.push_back({pod, node.name});
+        bind_queue_.push_back({pod, node.name, MeasuredUsageNote(node)});
         bind_cv_.notify_one();
         continue;
       }
@@ -307,7 +370,7 @@ class LiveSchedulerImpl : public LiveScheduler {
 
   void Bind() {
     while (true) {
-      std::pair<ObjectPtr, std::string> job;
+      BindJob job;
       {
         std::unique_lock lock(mu_);
         bind_cv_.wait(lock, [this] { return stopping_ || !bind_queue_.empty(); });
@@ -315,26 +378,27 @@ class LiveSchedulerImpl : public LiveScheduler {
         job = std::move(bind_queue_.front());
         bind_queue_.pop_front();
       }
-      const Json& pod = *job.first;
+      const Json& pod = *job.pod;
       std::string ns = StringAt(pod, {"metadata", "namespace"});
       std::string name = StringAt(pod, {"metadata", "name"});
       Json binding = {{"apiVersion", "v1"},
                       {"kind", "Binding"},
                       {"metadata", {{"name", name}, {"namespace", ns}}},
-                      {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", job.second}}}};
+                      {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", job.node}}}};
       auto r = api_->Create(client::ResourcePath("v1", "pods", ns, name, "binding"), binding);
       if (r.ok()) {
         client::RecordEvent(api_, clock_, pod, "Normal", "Scheduled",
-                            "Successfully assigned " + ns + "/" + name + " to " + job.second, kComponent);
+                            "Successfully assigned " + ns + "/" + name + " to " + job.node + job.note,
+                            kComponent);
         continue;
       }
-      LOG_WARNING << "scheduler: binding " << ns << "/" << name << " to " << job.second << ": "
+      LOG_WARNING << "scheduler: binding " << ns << "/" << name << " to " << job.node << ": "
                   << r.status().ToString();
       // Forget the assumption; a pod that still exists unbound is tried again.
       std::lock_guard lock(mu_);
       std::string key = ns + "/" + name;
-      if (auto it = placed_.find(key); it != placed_.end() && it->second == job.second) {
-        if (NodeInfo* n = FindNode(job.second)) n->RemovePod(ns, name);
+      if (auto it = placed_.find(key); it != placed_.end() && it->second == job.node) {
+        if (NodeInfo* n = FindNode(job.node)) n->RemovePod(ns, name);
         placed_.erase(it);
       }
       if (!r.status().IsNotFound() && !r.status().IsConflict()) unschedulable_[key] = 0;
@@ -348,9 +412,13 @@ class LiveSchedulerImpl : public LiveScheduler {
   std::unique_ptr<Policy> policy_;          // used by the loop thread only
   client::Informer pods_;
   client::Informer nodes_;
+  client::Informer node_metrics_;
+  ProfileFeed profile_feed_;          // under mu_
+  AppProfileWriter profile_writer_;   // Due under mu_
+  std::thread profile_thread_;
 
   std::mutex mu_;
-  std::condition_variable cv_, bind_cv_;
+  std::condition_variable cv_, bind_cv_, profile_cv_;
   bool stopping_ = false;
   std::vector<NodeInfo> nodes_info_;
   std::unordered_map<std::string, size_t> node_index_;
@@ -359,7 +427,12 @@ class LiveSchedulerImpl : public LiveScheduler {
   std::set<std::string> queued_;
   std::map<std::string, int32_t> unschedulable_;  // pod key -> priority
   uint64_t next_seq_ = 0;
-  std::deque<std::pair<ObjectPtr, std::string>> bind_queue_;
+  struct BindJob {
+    ObjectPtr pod;
+    std::string node;
+    std::string note;  // appended to the Scheduled event
+  };
+  std::deque<BindJob> bind_queue_;
   std::thread loop_;
   std::vector<std::thread> binders_;
 };
@@ -461,7 +534,7 @@ void UpdateNodeInfoFromJson(const Json& node, NodeInfo* info) {
     }
   }
   if (!ready) info->taints.push_back(Taint{"node.kubernetes.io/not-ready", "", TaintEffect::kNoSchedule});
-  info->unschedulable = spec.value("unschedulable", false);
+  info->unschedulable = At(spec, "unschedulable") == true;  // a Node may have no spec at all
   const Json& allocatable = At(At(node, "status"), "allocatable");
   info->allocatable.cpu_milli = Milli(At(allocatable, "cpu"));
   info->allocatable.memory_bytes = Whole(At(allocatable, "memory"));

@@ -6,6 +6,7 @@
 // (preemption) and is nominated to that node.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,9 @@ struct LiveSchedulerOptions {
   std::string policy = "requests";  // requests | load-aware | archimedes
   std::string scheduler_name = "default-scheduler";  // pods naming another scheduler are left alone
   int binders = 4;                                    // concurrent binding requests
+  // Learnt application profiles are written back as AppProfile objects at most this often each
+  // (a newly learnt one at once); usage_feed.h.
+  std::chrono::seconds profile_write_interval{60};
 };
 
 class LiveScheduler {
@@ -30,7 +34,10 @@ class LiveScheduler {
   virtual void Stop() = 0;
 };
 
-// Starts informers on pods and nodes and the loop. Errors: NotFound for an unknown policy.
+// Starts informers on pods, nodes and NodeMetrics (the agents' usage reports: measured usage for
+// the load-aware and archimedes policies, and application profiles, restored from the AppProfile
+// objects at start and written back as they are learnt) and the loop. Errors: NotFound for an
+// unknown policy.
 // `api` and `clock` must outlive the scheduler.
 base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClient* api,
                                                                 base::Clock* clock,

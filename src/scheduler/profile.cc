@@ -94,6 +94,33 @@ const AppProfile* ProfileStore::Find(std::string_view app) const {
   return it == profiles_.end() ? nullptr : &it->second;
 }
 
+std::vector<const AppProfile*> ProfileStore::Learnt() const {
+  std::vector<const AppProfile*> out;
+  out.reserve(profiles_.size());
+  for (const auto& [app, p] : profiles_) out.push_back(&p);
+  return out;
+}
+
+bool ProfileStore::Restore(const AppProfile& profile) {
+  size_t n = static_cast<size_t>(options_.slots);
+  if (profile.slots != options_.slots || profile.slot_seconds != options_.slot_seconds ||
+      profile.cpu_mean.size() != n || profile.cpu_std.size() != n) {
+    return false;
+  }
+  Accumulator& a = AccumulatorFor(profile.app);
+  for (size_t s = 0; s < n; ++s) {
+    double mean = profile.cpu_mean[s], sd = profile.cpu_std[s];
+    a.weight[s] = 1;
+    a.sum[s] = mean;
+    a.sum_sq[s] = sd * sd + mean * mean;
+  }
+  AppProfile& p = profiles_[profile.app];
+  p = profile;
+  p.cold = false;
+  ++version_;
+  return true;
+}
+
 const AppProfile& ProfileStore::Get(std::string_view app, int64_t request_cpu_milli) const {
   if (const AppProfile* p = Find(app)) return *p;
   std::string key = std::string(app) + "\x1f" + std::to_string(request_cpu_milli);

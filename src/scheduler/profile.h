@@ -66,6 +66,12 @@ class ProfileStore {
   // reference stays valid until the next non-const call.
   const AppProfile& Get(std::string_view app, int64_t request_cpu_milli) const;
   const AppProfile* Find(std::string_view app) const;
+  // Every learnt profile (none of the cold ones), in no particular order.
+  std::vector<const AppProfile*> Learnt() const;
+  // Takes `profile` (learnt earlier, e.g. read back from an AppProfile object) as the app's
+  // history so far, each slot weighing as one cycle. False, changing nothing, when its slot layout
+  // differs from the store's.
+  bool Restore(const AppProfile& profile);
 
   uint64_t version() const { return version_; }
   const ProfileOptions& options() const { return options_; }

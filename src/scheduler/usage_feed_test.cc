@@ -1,0 +1,274 @@
+#include "scheduler/usage_feed.h"
+
+#include <gtest/gtest.h>
+
+#include "client/test_server.h"
+#include "scheduler/live_scheduler.h"
+
+namespace fulcrum::scheduler {
+namespace {
+
+using base::Json;
+using client::Eventually;
+using client::ResourcePath;
+using namespace std::chrono_literals;
+
+constexpr char kGv[] = "scheduling.fulcrum.dev/v1alpha1";
+
+// A NodeMetric as an agent writes it; pods as {ns, name, cpu, qos}.
+Json Metric(const std::string& node, const std::string& time, const std::string& cpu,
+            std::vector<std::tuple<std::string, std::string, std::string, std::string>> pods = {}) {
+  Json list = Json::array();
+  for (const auto& [ns, name, pod_cpu, qos] : pods) {
+    list.push_back({{"namespace", ns},
+                    {"name", name},
+                    {"qos", qos},
+                    {"usage", {{"cpu", pod_cpu}, {"memory", "1Mi"}}},
+                    {"average", {{"cpu", pod_cpu}, {"memory", "1Mi"}}}});
+  }
+  return {{"apiVersion", kGv},
+          {"kind", "NodeMetric"},
+          {"metadata", {{"name", node}}},
+          {"status",
+           {{"updateTime", time},
+            {"nodeMetric",
+             {{"usage", {{"cpu", cpu}, {"memory", "1Gi"}}}, {"systemUsage", {{"cpu", "100m"}}}}},
+            {"podsMetric", list}}}};
+}
+
+PodInfo Pod(const std::string& name, int64_t cpu_milli, Qos qos, const std::string& app) {
+  PodInfo p;
+  p.ns = "shop";
+  p.name = name;
+  p.requests.cpu_milli = cpu_milli;
+  p.requests.memory_bytes = 1 << 20;
+  p.qos = qos;
+  p.app = app;
+  return p;
+}
+
+NodeInfo Node(const std::string& name, int64_t cpu_milli) {
+  NodeInfo n;
+  n.name = name;
+  n.labels["kubernetes.io/hostname"] = name;
+  n.allocatable = {cpu_milli, int64_t{8} << 30, 110};
+  n.Touch();
+  return n;
+}
+
+TEST(UsageFeedTest, ReportSetsMeasuredUsageAndDropsEstimates) {
+  NodeInfo n = Node("a", 4000);
+  n.AddPod(Pod("web-0", 1000, Qos::kOnline, "shop/Deployment/web"), false);
+  n.AddPod(Pod("etl-0", 500, Qos::kBatch, "shop/Job/etl"), false);
+  n.AddPod(Pod("new-0", 300, Qos::kOnline, "shop/Pod/new-0"), false);  // not running yet
+  EXPECT_EQ(n.unreported_requested.cpu_milli, 1800);
+
+  auto r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:00Z", "2500m",
+                                      {{"shop", "web-0", "1200m", "online"},
+                                       {"shop", "etl-0", "700m", "online"},  // the scheduler knows better
+                                       {"shop", "stranger", "50m", ""}}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->node, "a");
+  EXPECT_EQ(r->pods.size(), 3u);
+  EXPECT_FALSE(ApplyNodeUsage(*r, &n));  // nothing was known before: not "lower"
+  EXPECT_DOUBLE_EQ(n.cpu_usage_milli, 2500);
+  EXPECT_DOUBLE_EQ(n.memory_usage_bytes, double(1 << 30));
+  EXPECT_DOUBLE_EQ(n.system_cpu_usage_milli, 100);
+  EXPECT_DOUBLE_EQ(n.online_cpu_usage_milli, 1250);  // web-0 + stranger; etl-0 is batch
+  EXPECT_EQ(n.unreported_requested.cpu_milli, 300);  // new-0 still estimated from its requests
+  EXPECT_EQ(n.unreported_online_requested.cpu_milli, 300);
+
+  r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:15Z", "1000m"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(ApplyNodeUsage(*r, &n));
+
+  Json bad = Metric("a", "soon", "1");
+  EXPECT_EQ(NodeUsageFromMetric(bad).status().code(), base::Code::kInvalid);
+  bad = Metric("a", "2026-11-27T10:00:15Z", "1");
+  bad["status"]["nodeMetric"].erase("usage");
+  EXPECT_EQ(NodeUsageFromMetric(bad).status().code(), base::Code::kInvalid);
+}
+
+// Two nodes alike by requests; Koordinator's load-aware policy goes by what they measured.
+TEST(UsageFeedTest, LoadAwarePlacementFollowsMeasuredUsage) {
+  std::vector<NodeInfo> nodes = {Node("a", 4000), Node("b", 4000)};
+  auto policy = MakePolicy("load-aware");
+  ASSERT_TRUE(policy.ok());
+  PodInfo pod = Pod("new", 500, Qos::kOnline, "shop/Pod/new");
+  auto report = [&](size_t i, const char* cpu) {
+    auto r = NodeUsageFromMetric(Metric(nodes[i].name, "2026-11-27T10:00:00Z", cpu));
+    ASSERT_TRUE(r.ok());
+    ApplyNodeUsage(*r, &nodes[i]);
+  };
+  report(0, "3500m");  // above the 65% threshold
+  report(1, "1000m");
+  Decision d = Schedule(pod, nodes, **policy);
+  ASSERT_TRUE(d.node_index);
+  EXPECT_EQ(nodes[*d.node_index].name, "b");
+  report(0, "500m");
+  report(1, "2000m");
+  d = Schedule(pod, nodes, **policy);
+  ASSERT_TRUE(d.node_index);
+  EXPECT_EQ(nodes[*d.node_index].name, "a");
+  report(0, "3000m");
+  report(1, "3000m");
+  d = Schedule(pod, nodes, **policy);
+  EXPECT_FALSE(d.node_index);
+  EXPECT_NE(d.message.find("node(s) cpu usage exceed threshold"), std::string::npos) << d.message;
+}
+
+TEST(UsageFeedTest, ProfilesLearnFromReportsAndRoundTripAsObjects) {
+  ProfileStore store;
+  ProfileFeed feed(&store);
+  NodeInfo n = Node("a", 4000);
+  n.AddPod(Pod("web-0", 1000, Qos::kOnline, "shop/Deployment/web"), true);
+  n.AddPod(Pod("web-1", 1000, Qos::kOnline, "shop/Deployment/web"), true);
+  auto r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:00Z", "2000m",
+                                      {{"shop", "web-0", "600m", "online"},
+                                       {"shop", "web-1", "800m", "online"}}));
+  ASSERT_TRUE(r.ok());
+  feed.Observe(*r, n);
+  const AppProfile* p = store.Find("shop/Deployment/web");
+  ASSERT_NE(p, nullptr);  // learnt at once
+  EXPECT_FALSE(p->cold);
+  int slot = p->SlotAt(r->unix_seconds);
+  EXPECT_FLOAT_EQ(p->cpu_mean[slot], 700);
+  EXPECT_FLOAT_EQ(p->cpu_std[slot], 100);
+
+  Json object = AppProfileObject(*p);
+  EXPECT_EQ(object["metadata"]["name"], "deployment-web");
+  EXPECT_EQ(object["metadata"]["namespace"], "shop");
+  EXPECT_EQ(object["spec"]["app"], "shop/Deployment/web");
+  EXPECT_EQ(object["status"]["cpuMeanMilli"].size(), 96u);
+  auto back = AppProfileFromObject(object);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_FLOAT_EQ(back->cpu_mean[slot], 700);
+
+  ProfileStore restored;
+  EXPECT_TRUE(restored.Restore(*back));
+  ASSERT_NE(restored.Find("shop/Deployment/web"), nullptr);
+  EXPECT_FLOAT_EQ(restored.Find("shop/Deployment/web")->cpu_mean[slot], 700);
+  AppProfile other = *back;
+  other.slots = 4;
+  EXPECT_FALSE(restored.Restore(other));
+  object["status"]["cpuStdMilli"] = Json::array({1});
+  EXPECT_EQ(AppProfileFromObject(object).status().code(), base::Code::kInvalid);
+  EXPECT_EQ(AppProfileName("ns/Pod/burn"), "pod-burn");
+}
+
+TEST(UsageFeedTest, WriterCreatesUpdatesAndLoadsProfiles) {
+  client::TestServer server;
+  ASSERT_TRUE(server.client().Create(ResourcePath("v1", "namespaces"),
+                                     {{"metadata", {{"name", "shop"}}}}).ok());
+  ProfileStore store;
+  store.Observe("shop/Deployment/web", 1795773600, 400.0);
+  store.Commit();
+  AppProfileWriter writer(&server.client(), 60s);
+  base::WallTime t0 = base::WallTime{} + 1795773600s;
+  auto due = writer.Due(store, t0);
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_TRUE(writer.Write(due).ok());
+  EXPECT_TRUE(writer.Due(store, t0 + 120s).empty());  // unchanged
+  store.Observe("shop/Deployment/web", 1795773600, 600.0);
+  store.Commit();
+  EXPECT_TRUE(writer.Due(store, t0 + 30s).empty());   // changed, but written 30 s ago
+  due = writer.Due(store, t0 + 61s);
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_TRUE(writer.Write(due).ok());
+
+  auto got = server.client().Get(ResourcePath(kGv, "appprofiles", "shop", "deployment-web"));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ((*got)["spec"]["app"], "shop/Deployment/web");
+  EXPECT_GT((*got)["status"]["samples"].get<int64_t>(), 0);
+
+  ProfileStore fresh;
+  AppProfileWriter reader(&server.client(), 60s);
+  auto loaded = reader.Load(&fresh);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(*loaded, 1);
+  ASSERT_NE(fresh.Find("shop/Deployment/web"), nullptr);
+  const AppProfile& before = *store.Find("shop/Deployment/web");
+  const AppProfile& after = *fresh.Find("shop/Deployment/web");
+  int slot = before.SlotAt(1795773600);
+  EXPECT_NEAR(after.cpu_mean[slot], before.cpu_mean[slot], 0.05);  // objects keep 0.1m
+  EXPECT_NEAR(after.cpu_std[slot], before.cpu_std[slot], 0.05);
+  EXPECT_NEAR(after.cpu_mean[(slot + 1) % 96], before.cpu_mean[(slot + 1) % 96], 0.05);
+  EXPECT_TRUE(reader.Due(fresh, t0).empty());  // what was just read is not written back
+}
+
+// The live scheduler reads NodeMetrics: under load-aware a pod goes to the node that measured
+// less, the Scheduled event says what it measured, and the pods' usage becomes AppProfiles.
+TEST(UsageFeedTest, LiveSchedulerPlacesByNodeMetricsAndWritesProfiles) {
+  client::TestServer server;
+  client::ApiClient& api = server.client();
+  for (const char* name : {"busy", "idle"}) {
+    Json node = {{"metadata", {{"name", name}, {"labels", {{"kubernetes.io/hostname", name}}}}}};
+    ASSERT_TRUE(api.Create(ResourcePath("v1", "nodes"), node).ok());
+    Json status = {{"status",
+                    {{"allocatable", {{"cpu", "4"}, {"memory", "8Gi"}, {"pods", "110"}}},
+                     {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+    ASSERT_TRUE(api.Patch(ResourcePath("v1", "nodes", "", name, "status"),
+                          client::PatchType::kMerge, status).ok());
+  }
+  // A pod already on "busy", requesting little and using a lot.
+  Json burn = {{"metadata", {{"name", "burn"}}},
+               {"spec",
+                {{"nodeName", "busy"},
+                 {"containers", {{{"name", "c"}, {"image", "x"},
+                                  {"resources", {{"requests", {{"cpu", "100m"}}}}}}}}}}};
+  ASSERT_TRUE(api.Create(ResourcePath("v1", "pods", "default"), burn).ok());
+  // "idle" holds more requests, so the requests policy would pick "busy".
+  Json reserved = burn;
+  reserved["metadata"]["name"] = "reserved";
+  reserved["spec"]["nodeName"] = "idle";
+  reserved["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "2";
+  ASSERT_TRUE(api.Create(ResourcePath("v1", "pods", "default"), reserved).ok());
+
+  LiveSchedulerOptions options;
+  options.policy = "load-aware";
+  auto s = StartLiveScheduler(&api, base::RealClock(), options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::string now = base::FormatRfc3339(base::RealClock()->Now());
+  for (auto [node, cpu, pods] :
+       {std::tuple{"busy", "3600m", std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
+                                       {"default", "burn", "3400m", "online"}}},
+        std::tuple{"idle", "200m", std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
+                                      {"default", "reserved", "100m", "online"}}}}) {
+    Json m = Metric(node, now, cpu, pods);
+    ASSERT_TRUE(api.Create(ResourcePath(kGv, "nodemetrics"), m).ok());
+    auto r = api.Patch(ResourcePath(kGv, "nodemetrics", "", node, "status"),
+                       client::PatchType::kMerge, Json{{"status", m["status"]}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  // The pods' AppProfiles show up once the scheduler has learnt from both reports.
+  EXPECT_TRUE(Eventually([&] {
+    return api.Get(ResourcePath(kGv, "appprofiles", "default", "pod-burn")).ok() &&
+           api.Get(ResourcePath(kGv, "appprofiles", "default", "pod-reserved")).ok();
+  }, 30s));
+  Json probe = burn;
+  probe["metadata"]["name"] = "probe";
+  probe["spec"].erase("nodeName");
+  ASSERT_TRUE(api.Create(ResourcePath("v1", "pods", "default"), probe).ok());
+  std::string node;
+  EXPECT_TRUE(Eventually([&] {
+    auto got = api.Get(ResourcePath("v1", "pods", "default", "probe"));
+    node = got.ok() ? base::StringAt(*got, {"spec", "nodeName"}) : "";
+    return !node.empty();
+  }));
+  EXPECT_EQ(node, "idle");
+  std::string message;
+  EXPECT_TRUE(Eventually([&] {
+    auto events = api.Get(ResourcePath("v1", "events", "default"));
+    if (!events.ok()) return false;
+    for (const Json& e : (*events)["items"]) {
+      if (e["reason"] == "Scheduled" && e["involvedObject"]["name"] == "probe") message = e["message"];
+    }
+    return !message.empty();
+  }));
+  EXPECT_EQ(message, "Successfully assigned default/probe to idle (load-aware: measured cpu 200m/4000m, "
+                     "memory 1024Mi/8192Mi)");
+  (*s)->Stop();
+}
+
+}  // namespace
+}  // namespace fulcrum::scheduler
