@@ -49,6 +49,7 @@ const char kUsage[] =
     "  --node-name NAME    up: this node's name (default: the host name)\n"
     "  --pod-cidr CIDR     up: this node's pod addresses (default 10.244.0.0/24)\n"
     "  --bridge NAME       up: the pod network's bridge (default fulcrum0)\n"
+    "  --usage-report-interval S  up: the agent's NodeMetric usage reports (default 15 s)\n"
     "  -v                  verbose logging\n";
 
 struct Flags {
@@ -79,7 +80,8 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
       return false;
     }
     if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
-        name != "control-loops" && name != "node-name" && name != "pod-cidr" && name != "bridge") {
+        name != "control-loops" && name != "node-name" && name != "pod-cidr" && name != "bridge" &&
+        name != "usage-report-interval") {
       *error = "unknown flag --" + name;
       return false;
     }
@@ -109,7 +111,8 @@ bool SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
 // pod's container plumbing cannot take the control plane down with it.
 pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconfig,
                         const std::string& node_name, const std::string& pod_cidr,
-                        const std::string& bridge, bool verbose) {
+                        const std::string& bridge, const std::string& usage_report_interval,
+                        bool verbose) {
   std::string node = node_name;
   if (node.empty()) {  // the host name, lower-cased: a valid node name on any sane host
     char host[256] = {};
@@ -122,6 +125,10 @@ pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconf
   if (!bridge.empty()) {
     args.push_back("--bridge");
     args.push_back(bridge);
+  }
+  if (!usage_report_interval.empty()) {
+    args.push_back("--usage-report-interval");
+    args.push_back(usage_report_interval);
   }
   if (verbose) args.push_back("-v");
   pid_t parent = getpid();
@@ -199,7 +206,8 @@ int RunServer(const Flags& flags, bool all_in_one) {
   pid_t agent = -1;
   if (all_in_one) {
     agent = StartAgentProcess(options.data_dir, (*server)->kubeconfig_path(), get("node-name", ""),
-                              get("pod-cidr", "10.244.0.0/24"), get("bridge", ""), flags.verbose);
+                              get("pod-cidr", "10.244.0.0/24"), get("bridge", ""),
+                              get("usage-report-interval", ""), flags.verbose);
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);
