@@ -23,6 +23,7 @@
 #include "agent/image_store.h"
 #include "agent/logs.h"
 #include "agent/metrics_endpoint.h"
+#include "agent/node_routes.h"
 #include "agent/network.h"
 #include "agent/probe.h"
 #include "agent/qos_manager.h"
@@ -1637,6 +1638,16 @@ int RunAgent(const AgentOptions& options) {
   co.pod_cidr = options.pod_cidr;
   co.cluster_domain = options.cluster_domain;
   if (!options.cluster_dns.empty()) co.dns_servers = {options.cluster_dns};
+  // With a cluster CIDR, pods reach other nodes' pods unmasqueraded over host-gw routes.
+  auto route_runner = NewSystemProcessRunner();
+  HostRoutes host_routes(route_runner.get());
+  std::unique_ptr<NodeRouteSync> node_routes;
+  if (!options.cluster_cidr.empty()) {
+    co.ip_masq = false;
+    Status st = host_routes.EnsureMasquerade(options.pod_cidr, options.cluster_cidr);
+    if (!st.ok()) return fail(st);
+    node_routes = std::make_unique<NodeRouteSync>(api->get(), options.node_name, &host_routes);
+  }
   auto network = OpenCniNetwork(co);
   if (!network.ok()) return fail(network.status());
   auto logs = LogCapture::Start();
@@ -1685,6 +1696,7 @@ int RunAgent(const AgentOptions& options) {
                  options.metrics_listen.substr(0, colon).c_str(), metrics->port());
   }
   agent.Start();
+  if (node_routes) node_routes->Start();
   std::unique_ptr<UsageReporter> usage;
   if (options.usage_report.count() > 0) {
     usage = std::make_unique<UsageReporter>(
@@ -1713,7 +1725,7 @@ int RunAgentCommand(int argc, char** argv) {
       {"bridge", &o.bridge},         {"runc", &o.runc},             {"cni-plugin-dir", &o.cni_plugin_dir},
       {"cluster-domain", &o.cluster_domain}, {"metrics-listen", &o.metrics_listen},
       {"server-listen", &o.server_listen},
-      {"insecure-registries", &o.insecure_registries}};
+      {"insecure-registries", &o.insecure_registries}, {"cluster-cidr", &o.cluster_cidr}};
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-v" || arg == "--verbose") {

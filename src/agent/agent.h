@@ -48,6 +48,7 @@ struct AgentOptions {
   std::string server_listen = "0.0.0.0:0";      // HOST:PORT of the pod server (logs, exec); empty: off
   int kubelet_port = 0;  // the pod server's bound port, published as daemonEndpoints.kubeletEndpoint
   std::string insecure_registries;              // HOST[:PORT],... pulled from over plain HTTP
+  std::string cluster_cidr;                     // all nodes' pod CIDRs: host-gw routes (node_routes.h)
   std::chrono::seconds usage_report{15};        // NodeMetric usage reports (usage_reporter.h); 0: off
 };
 
