@@ -8,12 +8,15 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -371,6 +374,120 @@ class HostExecRunner : public ExecRunner {
   }
 };
 
+// A running container's output from now on, as an ExecProcess, for `kubectl attach`: a thread
+// follows the container's CRI log and sends each stream's lines to its own socket (sockets, not
+// pipes: a write after the reader went away fails without SIGPIPE), until the container stops
+// running (`running` says so) or Kill.
+class LogAttachment : public ExecProcess {
+ public:
+  static Result<std::unique_ptr<LogAttachment>> Start(std::string path,
+                                                      std::function<bool()> running) {
+    std::unique_ptr<LogAttachment> a(new LogAttachment());
+    for (int i = 0; i < 2; ++i) {
+      int pair[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        return base::Internal(Errno("socketpair"));
+      }
+      a->read_[i] = pair[0];
+      a->write_[i] = pair[1];
+    }
+    a->OpenLog(path, true);  // now: what the container writes after this is sent
+    a->thread_ = std::thread([a = a.get(), path = std::move(path), running = std::move(running)] {
+      a->Follow(path, running);
+    });
+    return a;
+  }
+  ~LogAttachment() override {
+    Kill();
+    (void)Wait();
+    for (int fd : read_) ::close(fd);
+  }
+
+  int stdin_fd() const override { return -1; }
+  int stdout_fd() const override { return read_[0]; }
+  int stderr_fd() const override { return read_[1]; }
+  void CloseStdin() override {}
+  void Resize(uint16_t, uint16_t) override {}
+  int Wait() override {
+    std::lock_guard lock(wait_mu_);
+    if (thread_.joinable()) thread_.join();
+    return 0;
+  }
+  void Kill() override {
+    if (stop_.exchange(true)) return;
+    for (int fd : read_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  LogAttachment() = default;
+
+  void OpenLog(const std::string& path, bool at_end) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    inode_ = fd_ >= 0 && ::fstat(fd_, &st) == 0 ? st.st_ino : 0;
+    if (fd_ >= 0 && at_end) ::lseek(fd_, 0, SEEK_END);
+  }
+
+  void Follow(const std::string& path, const std::function<bool()>& running) {
+    int& fd = fd_;
+    std::string partial, joined[2];
+    auto drain = [&] {
+      char buf[32 * 1024];
+      ssize_t n;
+      while (fd >= 0 && (n = ::read(fd, buf, sizeof buf)) > 0) {
+        partial.append(buf, static_cast<std::size_t>(n));
+        std::size_t start = 0, nl;
+        while ((nl = partial.find('\n', start)) != std::string::npos) {
+          auto record = ParseCriRecord(std::string_view(partial).substr(start, nl - start));
+          start = nl + 1;
+          if (!record.ok()) continue;
+          int s = record->stream == LogStream::kStdout ? 0 : 1;
+          joined[s] += record->content;
+          if (record->partial) continue;
+          joined[s] += "\n";
+          std::string_view out = joined[s];
+          while (!out.empty() && !stop_) {
+            ssize_t w = ::send(write_[s], out.data(), out.size(), MSG_NOSIGNAL);
+            if (w <= 0) break;
+            out.remove_prefix(static_cast<std::size_t>(w));
+          }
+          joined[s].clear();
+        }
+        partial.erase(0, start);
+      }
+    };
+    auto last_check = std::chrono::steady_clock::now();
+    while (!stop_) {
+      drain();
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0 && st.st_ino != inode_) {  // rotated: the new file
+        drain();
+        OpenLog(path, false);
+        partial.clear();
+        continue;
+      }
+      if (std::chrono::steady_clock::now() - last_check > std::chrono::seconds(1)) {
+        last_check = std::chrono::steady_clock::now();
+        if (!running()) {
+          drain();
+          break;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (fd >= 0) ::close(fd);
+    for (int w : write_) ::close(w);
+  }
+
+  int read_[2] = {-1, -1}, write_[2] = {-1, -1};
+  int fd_ = -1;      // the log file; the thread's once started
+  ino_t inode_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex wait_mu_;
+  std::thread thread_;
+};
+
 // The kubelet answers errors of its log endpoint in plain text; the API server turns them into
 // Status objects.
 HttpResponse TextError(int code, const std::string& message) {
@@ -459,6 +576,13 @@ class Server : public PodServer {
             base::BadRequest("expected /exec/NAMESPACE/POD/CONTAINER"));
       }
       return Exec(request, ns, pod, container);
+    }
+    if (path.rfind("/attach/", 0) == 0) {
+      if (!SplitTarget(path, 8, &ns, &pod, &container)) {
+        return apiserver::StatusResponse(
+            base::BadRequest("expected /attach/NAMESPACE/POD/CONTAINER"));
+      }
+      return Attach(request, ns, pod, container);
     }
     return TextError(404, "404 page not found\n");
   }
@@ -570,51 +694,86 @@ class Server : public PodServer {
     if (argv.empty()) {
       return apiserver::StatusResponse(base::BadRequest("you must specify at least 1 command"));
     }
-    std::string upgrade = request.Header("upgrade");
-    for (char& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (upgrade.find("spdy") != std::string::npos) {
-      return apiserver::StatusResponse(base::BadRequest(
-          "fulcrum serves exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), not "
-          "SPDY/3.1: use kubectl 1.30 or later"));
-    }
-    std::string key = request.Header("sec-websocket-key");
-    if (upgrade != "websocket" || key.empty()) {
-      return apiserver::StatusResponse(base::BadRequest(
-          "exec needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Protocol: "
-          "v5.channel.k8s.io)"));
-    }
-    std::string offered = request.Header("sec-websocket-protocol");
-    std::string protocol;
-    for (const char* p : {"v5.channel.k8s.io", "v4.channel.k8s.io"}) {
-      std::size_t at = offered.find(p);
-      if (at != std::string::npos && (at + std::strlen(p) == offered.size() ||
-                                      offered[at + std::strlen(p)] == ',' ||
-                                      offered[at + std::strlen(p)] == ' ')) {
-        protocol = p;
-        break;
-      }
-    }
-    if (protocol.empty()) {
-      return apiserver::StatusResponse(base::BadRequest(
-          "none of the offered subprotocols \"" + offered +
-          "\" is supported: fulcrum speaks v5.channel.k8s.io and v4.channel.k8s.io"));
-    }
+    auto protocol = WebSocketProtocol(request, "exec");
+    if (!protocol.ok()) return apiserver::StatusResponse(protocol.status());
     const bool tty = Truthy(request.Query("tty"));
     const bool stdin = Truthy(request.Query("stdin"));
     auto process = exec_->Start(target->container_id, argv, tty, stdin);
     if (!process.ok()) return apiserver::StatusResponse(process.status());
     HttpResponse response;
-    response.takeover = [process = std::shared_ptr<ExecProcess>(std::move(*process)), key,
-                         protocol, argv, tty](TakenConnection& conn) {
-      if (!conn.Write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
-                      websocket::AcceptKey(key) + "\r\nSec-WebSocket-Protocol: " + protocol +
-                      "\r\n\r\n")) {
-        return;
-      }
-      RunExecSession(conn, *process, protocol == "v5.channel.k8s.io", tty, argv);
+    response.takeover = [process = std::shared_ptr<ExecProcess>(std::move(*process)),
+                         head = SwitchingProtocols(request, *protocol), v5 = *protocol == kV5,
+                         argv, tty](TakenConnection& conn) {
+      if (conn.Write(head)) RunExecSession(conn, *process, v5, tty, argv);
     };
     return response;
+  }
+
+  // `kubectl attach`: the container's output from now on, until it stops running. Its stdin is
+  // not offered (the runtime gives containers none).
+  HttpResponse Attach(const HttpRequest& request, const std::string& ns, const std::string& pod,
+                      const std::string& container) {
+    auto target = containers_->Find(ns, pod, container, false);
+    if (!target.ok()) return apiserver::StatusResponse(target.status());
+    if (!target->running) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "container \"" + container + "\" in pod \"" + pod + "\" is not running"));
+    }
+    if (Truthy(request.Query("stdin"))) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "fulcrum attaches to a container's output only: its stdin is not offered (use kubectl "
+          "attach without -i, or kubectl exec -it)"));
+    }
+    auto protocol = WebSocketProtocol(request, "attach");
+    if (!protocol.ok()) return apiserver::StatusResponse(protocol.status());
+    auto still_running = [this, ns, pod, container, path = target->log_path] {
+      auto now = containers_->Find(ns, pod, container, false);
+      return now.ok() && now->running && now->log_path == path;
+    };
+    auto attachment = LogAttachment::Start(target->log_path, still_running);
+    if (!attachment.ok()) return apiserver::StatusResponse(attachment.status());
+    HttpResponse response;
+    response.takeover = [attachment = std::shared_ptr<ExecProcess>(std::move(*attachment)),
+                         head = SwitchingProtocols(request, *protocol),
+                         v5 = *protocol == kV5](TakenConnection& conn) {
+      if (conn.Write(head)) RunExecSession(conn, *attachment, v5, false, {});
+    };
+    return response;
+  }
+
+  static constexpr const char* kV5 = "v5.channel.k8s.io";
+
+  // The subprotocol to answer a WebSocket upgrade for `what` with; BadRequest for SPDY (kubectl
+  // before 1.30), no upgrade, or none of the channel protocols fulcrum speaks.
+  static Result<std::string> WebSocketProtocol(const HttpRequest& request, const std::string& what) {
+    std::string upgrade = request.Header("upgrade");
+    for (char& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (upgrade.find("spdy") != std::string::npos) {
+      return base::BadRequest("fulcrum serves " + what +
+                              " over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), not "
+                              "SPDY/3.1: use kubectl 1.30 or later");
+    }
+    if (upgrade != "websocket" || request.Header("sec-websocket-key").empty()) {
+      return base::BadRequest(what + " needs a WebSocket upgrade (Upgrade: websocket, "
+                              "Sec-WebSocket-Protocol: v5.channel.k8s.io)");
+    }
+    std::string offered = request.Header("sec-websocket-protocol");
+    for (const char* p : {kV5, "v4.channel.k8s.io"}) {
+      std::size_t at = offered.find(p), end = at + std::strlen(p);
+      if (at != std::string::npos &&
+          (end == offered.size() || offered[end] == ',' || offered[end] == ' ')) {
+        return std::string(p);
+      }
+    }
+    return base::BadRequest("none of the offered subprotocols \"" + offered +
+                            "\" is supported: fulcrum speaks v5.channel.k8s.io and "
+                            "v4.channel.k8s.io");
+  }
+
+  static std::string SwitchingProtocols(const HttpRequest& request, const std::string& protocol) {
+    return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Accept: " + websocket::AcceptKey(request.Header("sec-websocket-key")) +
+           "\r\nSec-WebSocket-Protocol: " + protocol + "\r\n\r\n";
   }
 
   // Copies between the WebSocket and the process until the process has exited and its output is

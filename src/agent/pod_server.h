@@ -1,6 +1,7 @@
 // The agent's pod server, the kubelet API subset that `kubectl logs` and `kubectl exec` reach
-// through the API server: GET /containerLogs/NS/POD/CONTAINER and /exec/NS/POD/CONTAINER, the
-// latter a WebSocket (RFC 6455) carrying Kubernetes' channel protocol v4/v5.channel.k8s.io.
+// through the API server: GET /containerLogs/NS/POD/CONTAINER, and /exec/NS/POD/CONTAINER and
+// /attach/NS/POD/CONTAINER as WebSockets (RFC 6455) carrying Kubernetes' channel protocol
+// v4/v5.channel.k8s.io; attach gives the container's output from then on (no stdin).
 // HTTPS with client certificates of the cluster CA only. Behaviour: docs/agent.md.
 #pragma once
 
@@ -127,7 +128,7 @@ struct PodServerOptions {
   std::vector<std::string> client_names;  // …with one of these subject CNs (empty: any)
 };
 
-// Serves /containerLogs/… and /exec/… (and /healthz) from a thread per connection.
+// Serves /containerLogs/…, /exec/…, /attach/… (and /healthz) from a thread per connection.
 class PodServer {
  public:
   virtual ~PodServer() = default;

@@ -159,13 +159,14 @@ TEST_F(PodServerTest, LogErrorsAreTheKubeletsPlainText) {
 // A WebSocket client speaking the remote command protocol, as kubectl does.
 class ExecClient {
  public:
-  explicit ExecClient(uint16_t port) : port_(port) {}
+  explicit ExecClient(uint16_t port, std::string what = "exec")
+      : port_(port), what_(std::move(what)) {}
 
   // Sends the upgrade request; returns the response status and keeps the connection.
   int Open(const std::string& query, const std::string& protocols = "v5.channel.k8s.io",
            const std::string& upgrade = "websocket") {
     EXPECT_TRUE(transport_.Connect(client::Url{false, "127.0.0.1", port_}, nullptr).ok());
-    std::string request = "GET /exec/ns/web/app?" + query +
+    std::string request = "GET /" + what_ + "/ns/web/app?" + query +
                           " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + upgrade +
                           "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
                           "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: " +
@@ -227,6 +228,7 @@ class ExecClient {
 
  private:
   uint16_t port_;
+  std::string what_;
   client::Transport transport_;
   std::string head_;
   websocket::Decoder decoder_;
@@ -271,6 +273,29 @@ TEST_F(PodServerTest, ExecWithATerminalTakesItsSize) {
   auto got = client.ReadAll();
   EXPECT_NE(got[kStdoutChannel].find("33 101"), std::string::npos) << got[kStdoutChannel];
   EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
+}
+
+TEST_F(PodServerTest, AttachSendsWhatTheContainerWritesUntilItStops) {
+  WriteLog({"before"});
+  ExecClient client(server_->port(), "attach");
+  ASSERT_EQ(client.Open("stdout=true&stderr=true"), 101) << client.head();
+  {
+    base::FakeClock clock;
+    auto writer = CriLogWriter::Open((dir_ / "0.log").string(), {}, &clock);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(LogStream::kStdout, "after\n").ok());
+    ASSERT_TRUE((*writer)->Write(LogStream::kStderr, "oops\n").ok());
+  }
+  {
+    std::lock_guard lock(directory_.mu);
+    directory_.targets["ns/web/app"].running = false;  // the attachment ends after a last read
+  }
+  auto got = client.ReadAll();
+  EXPECT_EQ(got[kStdoutChannel], "after\n");
+  EXPECT_EQ(got[kStderrChannel], "oops\n");
+  EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
+  ExecClient with_stdin(server_->port(), "attach");
+  EXPECT_EQ(with_stdin.Open("stdin=true&stdout=true"), 400);
 }
 
 TEST_F(PodServerTest, ExecRefusesSpdyAndUnknownProtocolsWithAStatus) {

@@ -277,13 +277,16 @@ class Server : public ApiServer {
                              {"verbs", {"get", "patch", "update"}}});
       }
       if (t->group.empty() && t->plural == "pods") {
-        for (const char* sub : {"pods/log", "pods/exec"}) {
+        for (const char* sub : {"pods/log", "pods/exec", "pods/attach"}) {
+          const std::string name = sub;
           resources.push_back({{"name", sub},
                                {"singularName", ""},
                                {"namespaced", true},
-                               {"kind", std::string(sub) == "pods/log" ? "Pod" : "PodExecOptions"},
-                               {"verbs", std::string(sub) == "pods/log" ? Json::array({"get"})
-                                                                        : Json::array({"create", "get"})}});
+                               {"kind", name == "pods/log"    ? "Pod"
+                                        : name == "pods/exec" ? "PodExecOptions"
+                                                              : "PodAttachOptions"},
+                               {"verbs", name == "pods/log" ? Json::array({"get"})
+                                                            : Json::array({"create", "get"})}});
         }
         resources.push_back({{"name", "pods/binding"},
                              {"singularName", ""},

@@ -286,10 +286,9 @@ HttpResponse PodProxy::Serve(const HttpRequest& request, const RequestInfo& info
     }
     return Log(request, info);
   }
-  if (info.subresource == "exec") return Exec(request, info);
-  return Error(base::BadRequest("fulcrum does not serve pods/" + info.subresource +
-                                " yet (docs/agent.md): use kubectl exec, and kubectl logs -f for "
-                                "a container's output"),
+  if (info.subresource == "exec" || info.subresource == "attach") return Exec(request, info);
+  return Error(base::BadRequest("fulcrum does not serve pods/portforward yet (docs/agent.md): "
+                                "kubectl port-forward tunnels SPDY, which fulcrum does not speak"),
                info);
 }
 
@@ -356,7 +355,7 @@ HttpResponse PodProxy::Exec(const HttpRequest& request, const RequestInfo& info)
   }
   auto agent = std::make_shared<AgentConnection>();
   if (Status s = agent->Connect(target->agent, tls_.get()); !s.ok()) return Error(s, info);
-  std::string upstream = request.method + " " + PathOf(info, "exec", target->container) +
+  std::string upstream = request.method + " " + PathOf(info, info.subresource, target->container) +
                          AgentQuery(request, {"command", "stdin", "stdout", "stderr", "tty"}) +
                          " HTTP/1.1\r\nHost: " + target->agent.host + "\r\n";
   for (const char* name : {"connection", "upgrade", "sec-websocket-key", "sec-websocket-version",

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""`kubectl logs` and `kubectl exec` through the API server to the agent's pod server, as a user
-runs them against `fulcrum up`.
+"""`kubectl logs`, `exec` and `attach` through the API server to the agent's pod server, as a
+user runs them against `fulcrum up`.
 
 Needs root, runc, the CNI plugins and the demo image (FULCRUM_DEMO_IMAGE, set by CTest); skips
 otherwise. Checks, with every kubectl from 1.27 to 1.33 for logs: -c, --tail, --timestamps,
 --since, --previous (the run before a restart), -f (new lines arrive; the stream ends when the
 container does), the errors kube-apiserver gives (a container the pod does not have, a pod with no
-node, no previous run). With kubectl 1.30 and 1.33 for exec: output, exit codes; with 1.33 stdin to
-its end (the v5 close signal), -it on a terminal with its size; with kubectl 1.27 and 1.29 (SPDY only) the error
-that says to use 1.30 or later. The agent's pod server refuses clients without the API server's
-certificate.
+node, no previous run). With kubectl 1.30 and 1.33 for exec: output, exit codes; with 1.33 stdin
+to its end (the v5 close signal), -it on a terminal with its size; with kubectl 1.27 and 1.29
+(SPDY only) the error that says to use 1.30 or later. `kubectl attach` shows what the container
+writes from then on; `attach -i` and `port-forward` are refused with the reason. The agent's pod
+server refuses clients without the API server's certificate.
 
 Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox.tar \\
      python3 tests/e2e/logs_exec_test.py
@@ -279,9 +280,22 @@ class LogsExecTest(unittest.TestCase):
                 _, _, err = self.fails("exec", "talker", "-c", "main", "--", "true", version=v)
                 self.assertIn("use kubectl 1.30 or later", err)
 
-    def test_attach_and_port_forward_are_refused_with_a_reason(self):
-        _, _, err = self.fails("attach", "talker", "-c", "main")
-        self.assertIn("does not serve pods/attach", err)
+    def test_attach_shows_new_output(self):
+        attach = self.k.start("attach", "ticker")
+        try:
+            attach.wait_output(lambda out: "tick" in out, 30, "a first tick")
+            seen = max(int(w) for w in attach.stdout.split() if w.isdigit())
+            attach.wait_output(lambda out: ("tick %d\n" % (seen + 2)) in out, 30,
+                               "ticks after tick %d" % seen)
+        finally:
+            attach.stop()
+        # Output only: the container's stdin is not offered.
+        _, _, err = self.fails("attach", "-i", "talker", "-c", "main")
+        self.assertIn("fulcrum attaches to a container's output only", err)
+
+    def test_port_forward_is_refused_with_the_reason(self):
+        _, _, err = self.fails("port-forward", "pod/talker", "18080:80")
+        self.assertIn("does not serve pods/portforward", err)
 
     # --- the agent's pod server ------------------------------------------------------------------
 
