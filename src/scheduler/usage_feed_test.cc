@@ -117,6 +117,31 @@ TEST(UsageFeedTest, LoadAwarePlacementFollowsMeasuredUsage) {
   EXPECT_NE(d.message.find("node(s) cpu usage exceed threshold"), std::string::npos) << d.message;
 }
 
+// Koordinator's batch resources from measured usage: allocatable x 65% - system - online usage.
+TEST(UsageFeedTest, BatchPodsUseCapacityReclaimedFromMeasuredUsage) {
+  std::vector<NodeInfo> nodes = {Node("a", 4000)};
+  nodes[0].AddPod(Pod("web-0", 3500, Qos::kOnline, "shop/Deployment/web"), true);
+  auto policy = MakePolicy("load-aware");
+  ASSERT_TRUE(policy.ok());
+  PodInfo batch = Pod("etl-0", 1500, Qos::kBatch, "shop/Job/etl");
+  // No report yet: online usage is taken as the online requests, and nothing is left.
+  Decision d = Schedule(batch, nodes, **policy);
+  EXPECT_FALSE(d.node_index);
+  EXPECT_NE(d.message.find("Insufficient kubernetes.io/batch-cpu"), std::string::npos) << d.message;
+  // web-0 measured at 500m, system 100m: 2600 - 100 - 500 = 2000m for batch.
+  auto r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:00Z", "700m",
+                                      {{"shop", "web-0", "500m", "online"}}));
+  ASSERT_TRUE(r.ok());
+  ApplyNodeUsage(*r, &nodes[0]);
+  EXPECT_EQ((*policy)->BatchAllocatable(nodes[0]).cpu_milli, 2000);
+  d = Schedule(batch, nodes, **policy);
+  EXPECT_TRUE(d.node_index) << d.message;
+  // Online pods are still held to their requests.
+  d = Schedule(Pod("web-1", 1000, Qos::kOnline, "shop/Deployment/web"), nodes, **policy);
+  EXPECT_FALSE(d.node_index);
+  EXPECT_NE(d.message.find("Insufficient cpu"), std::string::npos) << d.message;
+}
+
 TEST(UsageFeedTest, ProfilesLearnFromReportsAndRoundTripAsObjects) {
   ProfileStore store;
   ProfileFeed feed(&store);

@@ -94,10 +94,13 @@ class UsageTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        # Pods bound to the ghost node have no agent to confirm their deletion.
+        # The agent removes burn's containers before it confirms the deletion; pods bound to the
+        # ghost node have no agent to confirm theirs.
+        cls.k("delete", "pod", "burn", "--wait=true", timeout=120)
         cls.k("delete", "pods", "--all", "--grace-period=0", "--force", "--wait=true", timeout=120)
         cls.k("delete", "node", GHOST, "--ignore-not-found", timeout=60)
         rc, killed = cls.server.stop(timeout=60)
+        subprocess.run(["ip", "link", "del", "fup93"], capture_output=True)  # the agent's bridge
         assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
 
     @classmethod
@@ -170,14 +173,16 @@ class UsageTest(unittest.TestCase):
         groups = self.kubectl("api-versions")
         self.assertIn("metrics.k8s.io/v1beta1", groups)
 
+    def burn_profile(self):
+        """The AppProfile the scheduler learnt for pod burn, once it has samples, else None."""
+        rc, out, _ = self.k("get", "appprofile", "pod-burn", "-o", "json")
+        if rc != 0:
+            return None
+        p = json.loads(out)
+        return p if p.get("status", {}).get("samples", 0) > 0 else None
+
     def test_3_appprofile_learnt_from_the_reports(self):
-        def learnt():
-            rc, out, _ = self.k("get", "appprofile", "pod-burn", "-o", "json")
-            if rc != 0:
-                return None
-            p = json.loads(out)
-            return p if p.get("status", {}).get("samples", 0) > 0 else None
-        profile = e2e.poll(learnt, 90, interval=0.5, what="the AppProfile of pod burn")
+        profile = e2e.poll(self.burn_profile, 90, interval=0.5, what="the AppProfile of pod burn")
         self.assertEqual(profile["spec"]["app"], "default/Pod/burn")
         self.assertGreater(max(profile["status"]["cpuMeanMilli"]), 0)
         table = self.kubectl("get", "appprofiles")
@@ -242,6 +247,19 @@ class UsageTest(unittest.TestCase):
         message = e2e.poll(scheduled_message, 30, interval=0.2, what="probe's Scheduled event")
         self.assertRegex(message, r"^Successfully assigned default/probe to %s \(load-aware: "
                                   r"measured cpu 5m/\d+m, memory 64Mi/\d+Mi\)$" % GHOST)
+
+    def test_5_profiles_are_read_back_after_a_restart(self):
+        e2e.poll(self.burn_profile, 90, interval=0.5, what="the AppProfile of pod burn")
+        rc, killed = self.server.stop(timeout=60)
+        self.assertFalse(killed, self.server.log_tail())
+        self.server.start()
+
+        def restored():
+            with open(self.server.log_path, encoding="utf-8", errors="replace") as f:
+                return re.search(r"restored (\d+) application profile", f.read())
+        match = e2e.poll(restored, 60, interval=0.2, what="the scheduler to read the profiles back")
+        self.assertGreaterEqual(int(match.group(1)), 1)
+        self.assertEqual(self.burn_profile()["spec"]["app"], "default/Pod/burn")
 
 
 if __name__ == "__main__":
