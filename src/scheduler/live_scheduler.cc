@@ -246,8 +246,25 @@ class LiveSchedulerImpl : public LiveScheduler {
     NodeInfo* node = FindNode(report->node);
     if (node == nullptr) return;
     bool lower = ApplyNodeUsage(*report, node);
+    usage_reported_at_[report->node] = report->unix_seconds;
     profile_feed_.Observe(*report, *node);
     if (lower) RetryUnschedulable();  // usage thresholds may pass now
+  }
+
+  // Forgets the usage of nodes whose last report expired (checked at most once a second).
+  void ExpireUsage() {
+    base::WallTime now = clock_->Now();
+    if (now - last_expiry_check_ < std::chrono::seconds(1)) return;
+    last_expiry_check_ = now;
+    int64_t unix_now = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    for (auto it = usage_reported_at_.begin(); it != usage_reported_at_.end();) {
+      if (unix_now - it->second <= kUsageExpiry.count()) {
+        ++it;
+        continue;
+      }
+      if (NodeInfo* node = FindNode(it->first)) ForgetNodeUsage(node);
+      it = usage_reported_at_.erase(it);
+    }
   }
 
   void WriteProfiles() {
@@ -317,6 +334,7 @@ class LiveSchedulerImpl : public LiveScheduler {
         continue;
       }
       PodInfo info = PodInfoFromJson(*pod);
+      ExpireUsage();
       Decision d = Schedule(info, nodes_info_, *policy_);
       if (d.node_index) {
         NodeInfo& node = nodes_info_[*d.node_index];
@@ -416,6 +434,8 @@ class LiveSchedulerImpl : public LiveScheduler {
   ProfileFeed profile_feed_;          // under mu_
   AppProfileWriter profile_writer_;   // Due under mu_
   std::thread profile_thread_;
+  std::unordered_map<std::string, int64_t> usage_reported_at_;  // node -> unix seconds; under mu_
+  base::WallTime last_expiry_check_;                            // under mu_
 
   std::mutex mu_;
   std::condition_variable cv_, bind_cv_, profile_cv_;

@@ -95,6 +95,13 @@ bool ApplyNodeUsage(const NodeUsageReport& report, NodeInfo* node) {
   return lower;
 }
 
+void ForgetNodeUsage(NodeInfo* node) {
+  node->cpu_usage_milli = -1;
+  node->memory_usage_bytes = -1;
+  node->online_cpu_usage_milli = -1;
+  node->system_cpu_usage_milli = 0;
+}
+
 void ProfileFeed::Observe(const NodeUsageReport& report, const NodeInfo& node) {
   std::map<std::string_view, std::vector<double>> by_app;
   for (const NodeUsageReport::Pod& p : report.pods) {

@@ -49,6 +49,13 @@ base::Result<NodeUsageReport> NodeUsageFromMetric(const base::Json& metric);
 // when the node's CPU or memory usage went down (pods held back by usage may fit now).
 bool ApplyNodeUsage(const NodeUsageReport& report, NodeInfo* node);
 
+// Koordinator's nodeMetricExpirationSeconds: a node whose last report is older than this has no
+// known usage (its agent is gone or stuck); load-aware then neither filters it by usage nor scores
+// it above 0, and batch capacity falls back to online requests.
+inline constexpr std::chrono::seconds kUsageExpiry{180};
+// Sets the node's measured usage to unknown.
+void ForgetNodeUsage(NodeInfo* node);
+
 // Feeds application profiles from reports: each reported pod's average CPU over the window is one
 // observation of its application (the app of the pod on the node, "ns/Kind/name"). The store's
 // Commit is called when the profile slot changes (its model: a slot's history decays once per

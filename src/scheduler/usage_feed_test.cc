@@ -251,9 +251,10 @@ TEST(UsageFeedTest, LiveSchedulerPlacesByNodeMetricsAndWritesProfiles) {
 
   LiveSchedulerOptions options;
   options.policy = "load-aware";
-  auto s = StartLiveScheduler(&api, base::RealClock(), options);
+  base::FakeClock clock(base::RealClock()->Now());
+  auto s = StartLiveScheduler(&api, &clock, options);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  std::string now = base::FormatRfc3339(base::RealClock()->Now());
+  std::string now = base::FormatRfc3339(clock.Now());
   for (auto [node, cpu, pods] :
        {std::tuple{"busy", "3600m", std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
                                        {"default", "burn", "3400m", "online"}}},
@@ -281,17 +282,29 @@ TEST(UsageFeedTest, LiveSchedulerPlacesByNodeMetricsAndWritesProfiles) {
     return !node.empty();
   }));
   EXPECT_EQ(node, "idle");
-  std::string message;
-  EXPECT_TRUE(Eventually([&] {
-    auto events = api.Get(ResourcePath("v1", "events", "default"));
-    if (!events.ok()) return false;
-    for (const Json& e : (*events)["items"]) {
-      if (e["reason"] == "Scheduled" && e["involvedObject"]["name"] == "probe") message = e["message"];
-    }
-    return !message.empty();
-  }));
-  EXPECT_EQ(message, "Successfully assigned default/probe to idle (load-aware: measured cpu 200m/4000m, "
-                     "memory 1024Mi/8192Mi)");
+  auto scheduled_message = [&](const std::string& pod) {
+    std::string message;
+    EXPECT_TRUE(Eventually([&] {
+      auto events = api.Get(ResourcePath("v1", "events", "default"));
+      if (!events.ok()) return false;
+      for (const Json& e : (*events)["items"]) {
+        if (e["reason"] == "Scheduled" && e["involvedObject"]["name"] == pod) message = e["message"];
+      }
+      return !message.empty();
+    }));
+    return message;
+  };
+  EXPECT_EQ(scheduled_message("probe"),
+            "Successfully assigned default/probe to idle (load-aware: measured cpu 200m/4000m, "
+            "memory 1024Mi/8192Mi)");
+
+  // Reports older than Koordinator's expiry count as no usage at all: nothing is filtered by
+  // usage, and the event has nothing measured to name.
+  clock.Advance(kUsageExpiry + 1s);
+  probe["metadata"]["name"] = "probe-2";
+  ASSERT_TRUE(api.Create(ResourcePath("v1", "pods", "default"), probe).ok());
+  std::string message = scheduled_message("probe-2");
+  EXPECT_EQ(message.find("measured"), std::string::npos) << message;
   (*s)->Stop();
 }
 
