@@ -49,6 +49,7 @@ const char kUsage[] =
     "  --node-name NAME    up: this node's name (default: the host name)\n"
     "  --pod-cidr CIDR     up: this node's pod addresses (default 10.244.0.0/24)\n"
     "  --bridge NAME       up: the pod network's bridge (default fulcrum0)\n"
+    "  --metrics-listen HOST:PORT, --qos-*  up: passed to the agent (docs/agent.md)\n"
     "  --usage-report-interval S  up: the agent's NodeMetric usage reports (default 15 s)\n"
     "  -v                  verbose logging\n";
 
@@ -79,6 +80,10 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
       *error = "flag --" + name + " needs a value";
       return false;
     }
+    if (name.rfind("qos", 0) == 0 || name == "metrics-listen") {  // up: the agent's flags
+      flags->values[name] = value;
+      continue;
+    }
     if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
         name != "control-loops" && name != "node-name" && name != "pod-cidr" && name != "bridge" &&
         name != "usage-report-interval") {
@@ -107,12 +112,22 @@ bool SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
   return true;
 }
 
+// The flags `fulcrum up` hands to its agent as they are: --metrics-listen and the batch QoS
+// thresholds (--qos-*), which the agent checks.
+std::vector<std::string> AgentFlags(const Flags& flags) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : flags.values) {
+    if (name.rfind("qos", 0) == 0 || name == "metrics-listen") out.push_back("--" + name + "=" + value);
+  }
+  return out;
+}
+
 // `fulcrum up` runs the node agent as a child process of this same binary, so that a fault in one
 // pod's container plumbing cannot take the control plane down with it.
 pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconfig,
                         const std::string& node_name, const std::string& pod_cidr,
                         const std::string& bridge, const std::string& usage_report_interval,
-                        bool verbose) {
+                        const std::vector<std::string>& agent_flags, bool verbose) {
   std::string node = node_name;
   if (node.empty()) {  // the host name, lower-cased: a valid node name on any sane host
     char host[256] = {};
@@ -130,6 +145,7 @@ pid_t StartAgentProcess(const std::string& data_dir, const std::string& kubeconf
     args.push_back("--usage-report-interval");
     args.push_back(usage_report_interval);
   }
+  args.insert(args.end(), agent_flags.begin(), agent_flags.end());
   if (verbose) args.push_back("-v");
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -207,7 +223,7 @@ int RunServer(const Flags& flags, bool all_in_one) {
   if (all_in_one) {
     agent = StartAgentProcess(options.data_dir, (*server)->kubeconfig_path(), get("node-name", ""),
                               get("pod-cidr", "10.244.0.0/24"), get("bridge", ""),
-                              get("usage-report-interval", ""), flags.verbose);
+                              get("usage-report-interval", ""), AgentFlags(flags), flags.verbose);
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);
