@@ -125,7 +125,12 @@ Json UsageWindow::TakeStatus(const PodLookup& lookup) {
   Json pods = Json::array();
   double pods_cpu = 0, pods_memory = 0;
   for (const auto& [key, series] : pods_) {
-    if (series.points.empty() || series.points.rbegin()->first != *newest) continue;
+    // Left out: pods not in the newest sample, and pods with no CPU rate yet (just started), as
+    // metrics-server leaves out what it has no complete metrics for.
+    if (series.points.empty() || series.points.rbegin()->first != *newest ||
+        !series.points.rbegin()->second.cpu_cores) {
+      continue;
+    }
     size_t slash = key.find('/');
     Json pod = {{"namespace", key.substr(0, slash)}, {"name", key.substr(slash + 1)}};
     if (lookup) {

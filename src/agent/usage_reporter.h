@@ -41,7 +41,7 @@ class UsageWindow {
   bool empty() const { return node_.empty() && pods_.empty(); }
 
   // The NodeMetric status for what was added, then empties the window. Pods are those in the
-  // newest container sample; `pods` may be null.
+  // newest container sample with a CPU rate; `pods` may be null.
   base::Json TakeStatus(const PodLookup& pods);
 
   struct Point {

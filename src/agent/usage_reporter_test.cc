@@ -70,10 +70,12 @@ TEST(UsageWindowTest, LatestAverageAndP95PerNodeAndPod) {
   EXPECT_TRUE(w.empty());
 }
 
-TEST(UsageWindowTest, StoppedPodsAreLeftOut) {
+TEST(UsageWindowTest, StoppedAndJustStartedPodsAreLeftOut) {
   UsageWindow w;
   w.Add(Sample(kT0, 1.0, 10), {Container("a", "c", kT0, 0.1, 1), Container("b", "c", kT0, 0.2, 1)});
-  w.Add(Sample(kT0 + 1s, 1.0, 10), {Container("a", "c", kT0 + 1s, 0.1, 1)});
+  // "c" has no CPU rate yet: it is left out too.
+  w.Add(Sample(kT0 + 1s, 1.0, 10),
+        {Container("a", "c", kT0 + 1s, 0.1, 1), Container("c", "c", kT0 + 1s, std::nullopt, 1)});
   Json s = w.TakeStatus(nullptr);
   ASSERT_EQ(s["podsMetric"].size(), 1u);
   EXPECT_EQ(s["podsMetric"][0]["name"], "a");

@@ -48,8 +48,8 @@ spec:
   - name: spin
     image: %s
     command: ["sh", "-c", "while :; do :; done"]
-    resources:
-      requests: {cpu: 100m, memory: 16Mi}
+    resources:  # a full core's CPU shares, so that it gets its share on a busy machine
+      requests: {cpu: "1", memory: 16Mi}
   - name: idle
     image: %s
     command: ["sleep", "3600"]
@@ -126,7 +126,7 @@ class UsageTest(unittest.TestCase):
         if rc != 0:
             return None
         for p in json.loads(out).get("status", {}).get("podsMetric", []):
-            if p["name"] == "burn" and milli(p["usage"]["cpu"]) >= 50:
+            if p["name"] == "burn" and milli(p["usage"].get("cpu", "0")) >= 50:
                 return p
         return None
 
@@ -213,7 +213,7 @@ class UsageTest(unittest.TestCase):
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reserved"},
             "spec": {"nodeName": GHOST, "containers": [{
                 "name": "c", "image": IMAGE, "command": ["sleep", "3600"],
-                "resources": {"requests": {"cpu": "500m", "memory": "64Mi"}}}]}}))
+                "resources": {"requests": {"cpu": "1500m", "memory": "64Mi"}}}]}}))
         self.kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": GV, "kind": "NodeMetric", "metadata": {"name": GHOST},
             "spec": {"reportIntervalSeconds": 60}}))
