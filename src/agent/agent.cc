@@ -446,7 +446,8 @@ class NodeAgent::Impl {
         stats_(deps.stats),
         prober_(deps.prober),
         owned_env_(deps.env ? nullptr : std::make_unique<ApiEnvSource>(deps.api)),
-        env_source_(deps.env ? deps.env : owned_env_.get()) {}
+        env_source_(deps.env ? deps.env : owned_env_.get()),
+        events_(std::make_unique<client::EventRecorder>(api_, clock_, "kubelet", o_.node_name)) {}
   ~Impl() { Stop(); }
 
   Status Init() {
@@ -563,6 +564,8 @@ class NodeAgent::Impl {
   client::ObjectPtr CachedPod(const std::string& key) const {
     return pods_ ? pods_->Get(key) : nullptr;
   }
+
+  void FlushEvents() { events_->Flush(); }
 
   Status Heartbeat() {
     RETURN_IF_ERROR(RenewLease());
@@ -778,7 +781,7 @@ class NodeAgent::Impl {
   void Event(const Json& pod, const std::string& type, const std::string& reason,
              const std::string& message) {
     Json ref = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", pod["metadata"]}};
-    client::RecordEvent(api_, clock_, ref, type, reason, message, "kubelet", o_.node_name);
+    events_->Record(ref, type, reason, message);
   }
 
   std::shared_ptr<PodRecord> Record(const std::string& key) {
@@ -1566,6 +1569,8 @@ class NodeAgent::Impl {
   Prober* const prober_;
   const std::unique_ptr<EnvSource> owned_env_;
   EnvSource* const env_source_;
+  // Events go out from their own thread: a pod's start does not wait on them.
+  const std::unique_ptr<client::EventRecorder> events_;
   std::unique_ptr<client::Informer> pods_;
   NodeFacts facts_;
   client::WorkQueue queue_;
@@ -1595,6 +1600,7 @@ std::shared_ptr<const Json> NodeAgent::CachedPod(const std::string& key) const {
   return impl_->CachedPod(key);
 }
 Status NodeAgent::Heartbeat() { return impl_->Heartbeat(); }
+void NodeAgent::FlushEvents() { impl_->FlushEvents(); }
 Status NodeAgent::EvictPod(const std::string& key, const std::string& uid,
                            const std::string& message) {
   return impl_->EvictPod(key, uid, message);

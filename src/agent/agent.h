@@ -135,6 +135,8 @@ class NodeAgent {
   std::shared_ptr<const base::Json> CachedPod(const std::string& key) const;
   // Lease renewal and node status, as the housekeeping loop does every `heartbeat`.
   base::Status Heartbeat();
+  // Waits until the events recorded so far have been sent (they go out asynchronously).
+  void FlushEvents();
   // Evicts a running pod as the batch QoS loop does: status Failed/Evicted with `message`,
   // DisruptionTarget, event Evicted, containers stopped gracefully and not restarted. NotFound
   // when the agent runs no pod `key` ("ns/name") with that uid.

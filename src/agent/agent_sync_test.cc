@@ -271,6 +271,7 @@ TEST_F(AgentSyncTest, InitContainersFirstThenRunning) {
   EXPECT_EQ(conditions["Initialized"], "True");
   EXPECT_EQ(conditions["Ready"], "True");
   EXPECT_EQ(conditions["PodScheduled"], "True");
+  agent_->FlushEvents();
   auto events = api().Get(client::ResourcePath("v1", "events", "default"));
   ASSERT_TRUE(events.ok());
   std::set<std::string> reasons;
@@ -300,6 +301,7 @@ TEST_F(AgentSyncTest, RestartsInPlaceWithBackOff) {
   cs = PodStatus("crash")["containerStatuses"][0];
   EXPECT_EQ(cs["state"]["waiting"]["reason"], "CrashLoopBackOff");
   agent_->SyncPod("default/crash");  // still waiting: no second event for the same back-off
+  agent_->FlushEvents();
   auto events = api().Get(client::ResourcePath("v1", "events", "default"));
   ASSERT_TRUE(events.ok());
   int backoffs = 0;
@@ -407,6 +409,7 @@ TEST_F(AgentSyncTest, EvictionStopsThePodGracefullyAndReportsItEvicted) {
   clock_.Advance(60s);
   agent_->SyncPod("default/batch");
   EXPECT_EQ(runtime_.Creates(app), 1);
+  agent_->FlushEvents();
   auto events = api().Get(client::ResourcePath("v1", "events", "default"));
   ASSERT_TRUE(events.ok());
   std::set<std::string> reasons;
@@ -450,12 +453,28 @@ TEST_F(AgentSyncTest, ANewAgentAdoptsRunningContainers) {
 
 TEST_F(AgentSyncTest, MissingImageWaitsWithAReason) {
   Json c = Container("app");
-  c["image"] = "example.com/nothere:1";
+  c["image"] = "registry.test/nothere:1";
+  c["imagePullPolicy"] = "Never";
   CreatePod("noimage", {{"containers", {c}}});
   Sync("noimage");
   Json s = PodStatus("noimage");
   EXPECT_EQ(s["phase"], "Pending");
   EXPECT_EQ(s["containerStatuses"][0]["state"]["waiting"]["reason"], "ErrImageNeverPull");
+
+  // A pull from a registry that is not there (a closed port on this machine): ErrImagePull,
+  // then ImagePullBackOff while the back-off lasts.
+  c["image"] = "127.0.0.1:1/nothere:1";
+  c["imagePullPolicy"] = "IfNotPresent";
+  CreatePod("unpullable", {{"containers", {c}}});
+  Sync("unpullable");
+  Json w = PodStatus("unpullable")["containerStatuses"][0]["state"]["waiting"];
+  EXPECT_EQ(w["reason"], "ErrImagePull");
+  EXPECT_NE(w["message"].get<std::string>().find("Failed to pull image \"127.0.0.1:1/nothere:1\""),
+            std::string::npos)
+      << w;
+  Sync("unpullable");
+  EXPECT_EQ(PodStatus("unpullable")["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ImagePullBackOff");
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -191,6 +194,8 @@ class SystemNetworkNamespaces : public NetworkNamespaces {
         result = base::Internal(Errno("unshare(CLONE_NEWNET)"));
         return;
       }
+      result = LoopbackUp();
+      if (!result.ok()) return;
       std::string self = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/ns/net";
       if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
         result = base::Internal(Errno("bind " + self + " at " + path));
@@ -199,6 +204,23 @@ class SystemNetworkNamespaces : public NetworkNamespaces {
     maker.join();
     if (!result.ok()) ::unlink(path.c_str());
     return result;
+  }
+
+  // Sets IFF_UP on `lo` of the calling thread's network namespace.
+  static Status LoopbackUp() {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return base::Internal(Errno("socket for lo"));
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    Status st;
+    if (::ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) {
+      st = base::Internal(Errno("reading the flags of lo"));
+    } else {
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+      if (::ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) st = base::Internal(Errno("bringing lo up"));
+    }
+    ::close(fd);
+    return st;
   }
 
   Status Remove(const std::string& path) override {
@@ -242,8 +264,18 @@ class CniNetwork : public PodNetwork {
 
     const std::string dir = PodDir(request.uid), netns = NetnsPath(request.uid);
     RETURN_IF_ERROR(base::MakeDirs(dir, 0700));
+    // `lo` is brought up with the namespace, not by the loopback plugin; portmap runs only for a
+    // pod with hostPorts. One or two plugin processes per pod instead of three.
+    Json list = CniNetworkList(options_);
+    if (request.host_ports.empty()) {
+      Json& plugins = list["plugins"];
+      plugins.erase(std::remove_if(plugins.begin(), plugins.end(),
+                                   [](const Json& p) { return base::StringAt(p, {"type"}) == "portmap"; }),
+                    plugins.end());
+    }
     Json record = {{"netns", netns},
-                   {"list", CniNetworkList(options_)},
+                   {"list", std::move(list)},
+                   {"loopback", "in-process"},
                    {"cniArgs", CniArgs(request)},
                    {"portMappings", PortMappings(request.host_ports)},
                    {"podNamespace", request.pod_namespace}};
@@ -256,8 +288,6 @@ class CniNetwork : public PodNetwork {
     };
     Status created = namespaces_->Create(netns);
     if (!created.ok()) return fail(created);
-    auto lo = Invoke("ADD", LoopbackConfig(), request.uid, netns, "lo", record["cniArgs"]);
-    if (!lo.ok()) return fail(lo.status());
     Json prev;
     for (const Json& plugin : record["list"]["plugins"]) {
       auto out = Invoke("ADD", PluginConfig(record, plugin, prev), request.uid, netns,
@@ -324,7 +354,8 @@ class CniNetwork : public PodNetwork {
                         record["cniArgs"]);
       if (!out.ok() && first_error.ok()) first_error = out.status();
     }
-    if (has_netns) {
+    // Records of earlier agents, which ran the loopback plugin, get its DEL too.
+    if (has_netns && record.value("loopback", "") != "in-process") {
       auto out = Invoke("DEL", LoopbackConfig(), uid, ns_arg, "lo", record["cniArgs"]);
       if (!out.ok() && first_error.ok()) first_error = out.status();
     }

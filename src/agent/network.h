@@ -49,8 +49,10 @@ std::string AddressOfCidr(const std::string& cidr);
 class NetworkNamespaces {
  public:
   virtual ~NetworkNamespaces() = default;
-  // Creates a new, empty network namespace bound at `path` (created, with its parent directory).
-  // AlreadyExists if one is bound there already; Internal, naming errno, on failure.
+  // Creates a new network namespace bound at `path` (created, with its parent directory), with
+  // its loopback interface up — what the CNI loopback plugin would do, without a process (as
+  // containerd's internal loopback). AlreadyExists if one is bound there already; Internal,
+  // naming errno, on failure.
   virtual base::Status Create(const std::string& path) = 0;
   // Unmounts and removes `path`. OK if there is nothing there.
   virtual base::Status Remove(const std::string& path) = 0;

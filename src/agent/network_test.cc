@@ -226,9 +226,8 @@ TEST_F(CniNetworkTest, SetupCallsPluginsAsTheSpecSays) {
   EXPECT_EQ(status->gateway, "10.244.0.1");
   EXPECT_EQ(status->netns_path, root_ + "/run/netns/0b9a-uid");
   EXPECT_TRUE(ns_->Exists(status->netns_path));
-  EXPECT_EQ(plugins_->Summary(), (std::vector<std::string>{"loopback ADD lo", "bridge ADD eth0",
-                                                           "portmap ADD eth0"}));
-  const Call& bridge = plugins_->calls[1];
+  EXPECT_EQ(plugins_->Summary(), (std::vector<std::string>{"bridge ADD eth0", "portmap ADD eth0"}));
+  const Call& bridge = plugins_->calls[0];
   EXPECT_EQ(bridge.env.at("CNI_CONTAINERID"), "0b9a-uid");
   EXPECT_EQ(bridge.env.at("CNI_NETNS"), status->netns_path);
   EXPECT_EQ(bridge.env.at("CNI_PATH"), "/usr/lib/cni");
@@ -239,7 +238,7 @@ TEST_F(CniNetworkTest, SetupCallsPluginsAsTheSpecSays) {
   EXPECT_EQ(bridge.config["cniVersion"], "1.0.0");
   EXPECT_FALSE(bridge.config.contains("prevResult"));
   EXPECT_FALSE(bridge.config.contains("runtimeConfig"));
-  const Call& portmap = plugins_->calls[2];
+  const Call& portmap = plugins_->calls[1];
   EXPECT_EQ(portmap.config["prevResult"]["ips"][0]["address"], "10.244.0.7/24");
   EXPECT_EQ(portmap.config["runtimeConfig"]["portMappings"],
             Json::parse(R"([{"hostPort":8080,"containerPort":80,"protocol":"tcp"}])"));
@@ -266,10 +265,9 @@ TEST_F(CniNetworkTest, TeardownDeletesInReverseWithTheAddResult) {
   ASSERT_TRUE(net_->Setup(r).ok());
   plugins_->calls.clear();
   ASSERT_TRUE(net_->Teardown(r.uid).ok());
-  EXPECT_EQ(plugins_->Summary(), (std::vector<std::string>{"portmap DEL eth0", "bridge DEL eth0",
-                                                           "loopback DEL lo"}));
-  EXPECT_EQ(plugins_->calls[1].config["prevResult"]["ips"][0]["address"], "10.244.0.7/24");
-  EXPECT_FALSE(plugins_->calls[0].config.contains("runtimeConfig"));  // no host ports
+  // No host ports: no portmap; lo goes with the namespace.
+  EXPECT_EQ(plugins_->Summary(), (std::vector<std::string>{"bridge DEL eth0"}));
+  EXPECT_EQ(plugins_->calls[0].config["prevResult"]["ips"][0]["address"], "10.244.0.7/24");
   EXPECT_TRUE(ns_->made.empty());
   EXPECT_FALSE(fs::exists(root_ + "/network/pods/" + r.uid));
   EXPECT_EQ(net_->Get(r.uid).status().code(), base::Code::kNotFound);
@@ -280,13 +278,15 @@ TEST_F(CniNetworkTest, TeardownDeletesInReverseWithTheAddResult) {
 
 TEST_F(CniNetworkTest, FailedAddLeavesNothing) {
   plugins_->fail = {"portmap ADD"};
-  auto status = net_->Setup(Request());
+  PodNetworkRequest r = Request();
+  r.host_ports = {{80, 8080, "tcp", ""}};
+  auto status = net_->Setup(r);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.status().message(),
             "CNI plugin portmap ADD failed: failed to set up portmap (injected) [CNI error code 11]");
   EXPECT_EQ(plugins_->Summary(),
-            (std::vector<std::string>{"loopback ADD lo", "bridge ADD eth0", "portmap ADD eth0",
-                                      "portmap DEL eth0", "bridge DEL eth0", "loopback DEL lo"}));
+            (std::vector<std::string>{"bridge ADD eth0", "portmap ADD eth0", "portmap DEL eth0",
+                                      "bridge DEL eth0"}));
   EXPECT_TRUE(ns_->made.empty());
   EXPECT_FALSE(fs::exists(root_ + "/network/pods/0b9a-uid"));
 }
@@ -317,12 +317,13 @@ TEST_F(CniNetworkTest, FailedDelKeepsTheRecordForTheNextTry) {
   plugins_->fail.clear();
   plugins_->calls.clear();
   ASSERT_TRUE(net_->Teardown("0b9a-uid").ok());
-  EXPECT_EQ(plugins_->calls[1].config["prevResult"]["ips"][0]["address"], "10.244.0.7/24");
+  EXPECT_EQ(plugins_->calls[0].config["prevResult"]["ips"][0]["address"], "10.244.0.7/24");
   EXPECT_TRUE(ns_->made.empty());
 }
 
 TEST_F(CniNetworkTest, InterruptedSetupIsUndoneBeforeTheNextOne) {
-  // A record without a result: the agent stopped between writing it and the end of ADD.
+  // A record without a result, as an earlier agent (which ran the loopback plugin) wrote it: the
+  // agent stopped between writing it and the end of ADD.
   ASSERT_TRUE(base::MakeDirs(root_ + "/network/pods/0b9a-uid").ok());
   ASSERT_TRUE(base::WriteFileAtomic(root_ + "/network/pods/0b9a-uid/attachment.json",
                                     base::DumpJson(Json{{"list", CniNetworkList([&] {
@@ -337,7 +338,7 @@ TEST_F(CniNetworkTest, InterruptedSetupIsUndoneBeforeTheNextOne) {
   ASSERT_TRUE(status.ok()) << status.status().ToString();
   EXPECT_EQ(plugins_->Summary(),
             (std::vector<std::string>{"portmap DEL eth0", "bridge DEL eth0", "loopback DEL lo",
-                                      "loopback ADD lo", "bridge ADD eth0", "portmap ADD eth0"}));
+                                      "bridge ADD eth0"}));
 }
 
 TEST_F(CniNetworkTest, InvalidRequests) {
