@@ -184,6 +184,31 @@ def containers_skip_reason():
     return None
 
 
+def start_all_in_one(node, pod_cidr, bridge, extra_args=()):
+    """Starts `fulcrum up` for `node` (its pod CIDR and bridge, plus `extra_args`) with the demo
+    image (FULCRUM_DEMO_IMAGE) imported into the agent's store before any pod needs it. Returns
+    the started Server; the caller waits for the node (node_ready) and stops it."""
+    server = Server(command="up", extra_args=[
+        "--node-name", node, "--pod-cidr", pod_cidr, "--bridge", bridge] + list(extra_args))
+    root = os.path.join(server.data_dir, "agent")
+    os.makedirs(root, exist_ok=True)
+    out = subprocess.run([fulcrum_bin(), "image", "import", os.environ["FULCRUM_DEMO_IMAGE"],
+                          "--root", root], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return server.start()
+
+
+def node_ready(kubectl, node):
+    """Whether `node`'s Ready condition is True, as `kubectl` (a Kubectl) sees it."""
+    rc, out, _ = kubectl("get", "node", node, "-o", "json")
+    if rc != 0:
+        return False
+    for c in json.loads(out)["status"].get("conditions", []):
+        if c["type"] == "Ready":
+            return c["status"] == "True"
+    return False
+
+
 def make_temp_dir(prefix="fulcrum-e2e-"):
     d = tempfile.mkdtemp(prefix=prefix)
     _temp_dirs.append(d)

@@ -74,18 +74,10 @@ def milli(q):
 class UsageTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = e2e.Server(command="up", extra_args=[
-            "--node-name", NODE, "--pod-cidr", "10.244.93.0/24", "--bridge", "fup93",
+        cls.server = e2e.start_all_in_one(NODE, "10.244.93.0/24", "fup93", [
             "--scheduler-policy", "load-aware", "--usage-report-interval", "2"])
-        root = os.path.join(cls.server.data_dir, "agent")
-        os.makedirs(root, exist_ok=True)
-        out = subprocess.run([e2e.fulcrum_bin(), "image", "import",
-                              os.environ["FULCRUM_DEMO_IMAGE"], "--root", root],
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout + out.stderr
-        cls.server.start()
         cls.k = cls.server.kubectl(KUBECTLS[-1])
-        e2e.poll(lambda: cls.node_ready(), 60, what="node %s Ready" % NODE)
+        e2e.poll(lambda: e2e.node_ready(cls.k, NODE), 60, what="node %s Ready" % NODE)
         rc, out, err = cls.k("apply", "-f", "-", input=BURN)
         assert rc == 0, out + err
         rc, out, err = cls.k("wait", "--for=condition=Ready", "pod/burn", "--timeout=120s",
@@ -102,16 +94,6 @@ class UsageTest(unittest.TestCase):
         rc, killed = cls.server.stop(timeout=60)
         subprocess.run(["ip", "link", "del", "fup93"], capture_output=True)  # the agent's bridge
         assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
-
-    @classmethod
-    def node_ready(cls):
-        rc, out, _ = cls.k("get", "node", NODE, "-o", "json")
-        if rc != 0:
-            return False
-        for c in json.loads(out)["status"].get("conditions", []):
-            if c["type"] == "Ready":
-                return c["status"] == "True"
-        return False
 
     def kubectl(self, *args, version=KUBECTLS[-1], timeout=e2e.KUBECTL_TIMEOUT, input=None):
         k = self.k if version == KUBECTLS[-1] else self.server.kubectl(version)
