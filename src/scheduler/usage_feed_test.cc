@@ -142,6 +142,38 @@ TEST(UsageFeedTest, BatchPodsUseCapacityReclaimedFromMeasuredUsage) {
   EXPECT_NE(d.message.find("Insufficient cpu"), std::string::npos) << d.message;
 }
 
+// Archimedes lends what the learnt profiles and the measured usage leave: with the online pod's
+// profile still cold (half its requests, a wide spread) nothing is left for batch; once reports
+// say it uses 300m, a batch pod fits.
+TEST(UsageFeedTest, ArchimedesLendsWhatReportsShowIdle) {
+  base::FakeClock clock(base::WallTime{} + std::chrono::seconds(1795773600));
+  ProfileStore store;
+  ProfileFeed feed(&store);
+  PolicyOptions options;
+  options.clock = &clock;
+  options.profiles = &store;
+  std::vector<NodeInfo> nodes = {Node("a", 4000)};
+  nodes[0].AddPod(Pod("web-0", 3500, Qos::kOnline, "shop/Deployment/web"), true);
+  PodInfo batch = Pod("etl-0", 1500, Qos::kBatch, "shop/Job/etl");
+  {
+    auto policy = MakePolicy("archimedes", options);
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    Decision d = Schedule(batch, nodes, **policy);
+    EXPECT_FALSE(d.node_index);
+    EXPECT_NE(d.message.find("batch-cpu"), std::string::npos) << d.message;
+  }
+  auto r = NodeUsageFromMetric(Metric("a", base::FormatRfc3339(clock.Now()), "500m",
+                                      {{"shop", "web-0", "300m", "online"}}));
+  ASSERT_TRUE(r.ok());
+  ApplyNodeUsage(*r, &nodes[0]);
+  feed.Observe(*r, nodes[0]);
+  ASSERT_NE(store.Find("shop/Deployment/web"), nullptr);
+  auto policy = MakePolicy("archimedes", options);
+  ASSERT_TRUE(policy.ok());
+  Decision d = Schedule(batch, nodes, **policy);
+  EXPECT_TRUE(d.node_index) << d.message;
+}
+
 TEST(UsageFeedTest, ProfilesLearnFromReportsAndRoundTripAsObjects) {
   ProfileStore store;
   ProfileFeed feed(&store);
