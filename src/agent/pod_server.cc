@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
 #include <functional>
 #include <cerrno>
 #include <cstring>
@@ -23,6 +25,7 @@
 #include <thread>
 
 #include "agent/logs.h"
+#include "agent/spdy.h"
 #include "apiserver/http_server.h"
 #include "apiserver/pki.h"
 #include "apiserver/rest.h"
@@ -694,17 +697,21 @@ class Server : public PodServer {
     if (argv.empty()) {
       return apiserver::StatusResponse(base::BadRequest("you must specify at least 1 command"));
     }
-    auto protocol = WebSocketProtocol(request, "exec");
-    if (!protocol.ok()) return apiserver::StatusResponse(protocol.status());
+    auto upgrade = Negotiate(request, "exec");
+    if (!upgrade.ok()) return apiserver::StatusResponse(upgrade.status());
     const bool tty = Truthy(request.Query("tty"));
     const bool stdin = Truthy(request.Query("stdin"));
     auto process = exec_->Start(target->container_id, argv, tty, stdin);
     if (!process.ok()) return apiserver::StatusResponse(process.status());
     HttpResponse response;
     response.takeover = [process = std::shared_ptr<ExecProcess>(std::move(*process)),
-                         head = SwitchingProtocols(request, *protocol), v5 = *protocol == kV5,
-                         argv, tty](TakenConnection& conn) {
-      if (conn.Write(head)) RunExecSession(conn, *process, v5, tty, argv);
+                         upgrade = *upgrade, request, argv, tty](TakenConnection& conn) {
+      if (!conn.Write(upgrade.head)) return;
+      if (upgrade.spdy) {
+        RunSpdySession(conn, *process, request, argv);
+      } else {
+        RunExecSession(conn, *process, upgrade.protocol == kV5, tty, argv);
+      }
     };
     return response;
   }
@@ -724,8 +731,8 @@ class Server : public PodServer {
           "fulcrum attaches to a container's output only: its stdin is not offered (use kubectl "
           "attach without -i, or kubectl exec -it)"));
     }
-    auto protocol = WebSocketProtocol(request, "attach");
-    if (!protocol.ok()) return apiserver::StatusResponse(protocol.status());
+    auto upgrade = Negotiate(request, "attach");
+    if (!upgrade.ok()) return apiserver::StatusResponse(upgrade.status());
     auto still_running = [this, ns, pod, container, path = target->log_path] {
       auto now = containers_->Find(ns, pod, container, false);
       return now.ok() && now->running && now->log_path == path;
@@ -734,36 +741,61 @@ class Server : public PodServer {
     if (!attachment.ok()) return apiserver::StatusResponse(attachment.status());
     HttpResponse response;
     response.takeover = [attachment = std::shared_ptr<ExecProcess>(std::move(*attachment)),
-                         head = SwitchingProtocols(request, *protocol),
-                         v5 = *protocol == kV5](TakenConnection& conn) {
-      if (conn.Write(head)) RunExecSession(conn, *attachment, v5, false, {});
+                         upgrade = *upgrade, request](TakenConnection& conn) {
+      if (!conn.Write(upgrade.head)) return;
+      if (upgrade.spdy) {
+        RunSpdySession(conn, *attachment, request, {});
+      } else {
+        RunExecSession(conn, *attachment, upgrade.protocol == kV5, false, {});
+      }
     };
     return response;
   }
 
   static constexpr const char* kV5 = "v5.channel.k8s.io";
 
-  // The subprotocol to answer a WebSocket upgrade for `what` with; BadRequest for SPDY (kubectl
-  // before 1.30), no upgrade, or none of the channel protocols fulcrum speaks.
-  static Result<std::string> WebSocketProtocol(const HttpRequest& request, const std::string& what) {
-    std::string upgrade = request.Header("upgrade");
-    for (char& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (upgrade.find("spdy") != std::string::npos) {
-      return base::BadRequest("fulcrum serves " + what +
-                              " over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), not "
-                              "SPDY/3.1: use kubectl 1.30 or later");
+  struct Upgrade {
+    bool spdy = false;     // SPDY/3.1 (kubectl before 1.30), else a WebSocket
+    std::string protocol;  // the channel protocol
+    std::string head;      // the 101 response
+  };
+
+  // How to answer an upgrade for `what`: a WebSocket with v5 or v4.channel.k8s.io, or SPDY/3.1
+  // with v4.channel.k8s.io (X-Stream-Protocol-Version). BadRequest otherwise.
+  static Result<Upgrade> Negotiate(const HttpRequest& request, const std::string& what) {
+    auto lower = [](std::string v) {
+      for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return v;
+    };
+    auto offers = [](const std::string& list, const std::string& token) {
+      for (std::size_t at = list.find(token); at != std::string::npos;
+           at = list.find(token, at + 1)) {
+        std::size_t end = at + token.size();
+        if ((at == 0 || list[at - 1] == ',' || list[at - 1] == ' ') &&
+            (end == list.size() || list[end] == ',' || list[end] == ' ')) {
+          return true;
+        }
+      }
+      return false;
+    };
+    const std::string upgrade = lower(request.Header("upgrade"));
+    if (upgrade == "spdy/3.1") {
+      std::string offered = request.Header("x-stream-protocol-version");
+      if (!offers(offered, "v4.channel.k8s.io")) {
+        return base::BadRequest("none of the offered stream protocols \"" + offered +
+                                "\" is supported: fulcrum speaks v4.channel.k8s.io over SPDY/3.1");
+      }
+      return Upgrade{true, "v4.channel.k8s.io",
+                     "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"};
     }
     if (upgrade != "websocket" || request.Header("sec-websocket-key").empty()) {
       return base::BadRequest(what + " needs a WebSocket upgrade (Upgrade: websocket, "
-                              "Sec-WebSocket-Protocol: v5.channel.k8s.io)");
+                              "Sec-WebSocket-Protocol: v5.channel.k8s.io) or SPDY/3.1");
     }
     std::string offered = request.Header("sec-websocket-protocol");
     for (const char* p : {kV5, "v4.channel.k8s.io"}) {
-      std::size_t at = offered.find(p), end = at + std::strlen(p);
-      if (at != std::string::npos &&
-          (end == offered.size() || offered[end] == ',' || offered[end] == ' ')) {
-        return std::string(p);
-      }
+      if (offers(offered, p)) return Upgrade{false, p, SwitchingProtocols(request, p)};
     }
     return base::BadRequest("none of the offered subprotocols \"" + offered +
                             "\" is supported: fulcrum speaks v5.channel.k8s.io and "
@@ -774,6 +806,162 @@ class Server : public PodServer {
     return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Accept: " + websocket::AcceptKey(request.Header("sec-websocket-key")) +
            "\r\nSec-WebSocket-Protocol: " + protocol + "\r\n\r\n";
+  }
+
+  // Sends the process's stdout and stderr (channels 1 and 2) until both end or `stop` is set.
+  // Returns false once a send failed (the client is gone).
+  template <typename Send>
+  static bool PumpOutputs(ExecProcess& process, bool tty, const std::atomic<bool>& stop,
+                          Send& send) {
+    int fds[2] = {process.stdout_fd(), tty ? -1 : process.stderr_fd()};
+    const uint8_t channels[2] = {kStdoutChannel, kStderrChannel};
+    bool writable = true;
+    for (;;) {
+      pollfd p[2];
+      int n = 0, which[2];
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i] < 0) continue;
+        p[n] = {fds[i], POLLIN, 0};
+        which[n++] = i;
+      }
+      if (n == 0 || stop) break;
+      if (::poll(p, static_cast<nfds_t>(n), 200) < 0 && errno != EINTR) break;
+      for (int k = 0; k < n; ++k) {
+        if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[32 * 1024];
+        ssize_t got = ::read(p[k].fd, buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+          fds[which[k]] = -1;  // EOF, or EIO from a terminal whose other side closed
+          continue;
+        }
+        if (writable &&
+            !send(channels[which[k]], std::string_view(buf, static_cast<std::size_t>(got)))) {
+          writable = false;
+        }
+      }
+    }
+    return writable;
+  }
+
+  // The same session over SPDY/3.1 (kubectl before 1.30), protocol v4.channel.k8s.io: the client
+  // opens one stream per channel (header "streamtype": error, stdin, stdout, stderr, resize),
+  // each answered with SYN_REPLY; data frames carry the bytes, FIN ends a stream, the error
+  // stream gets the exit status. Output waits until the streams asked for exist.
+  static void RunSpdySession(TakenConnection& conn, ExecProcess& process, const HttpRequest& request,
+                             const std::vector<std::string>& argv) {
+    const bool tty = Truthy(request.Query("tty"));
+    std::vector<std::string> expected = {"error"};
+    if (Truthy(request.Query("stdin"))) expected.push_back("stdin");
+    if (Truthy(request.Query("stdout"))) expected.push_back("stdout");
+    if (Truthy(request.Query("stderr")) && !tty) expected.push_back("stderr");
+    if (tty) expected.push_back("resize");
+    std::mutex mu;  // the connection's writes, the compressor, `streams`
+    std::condition_variable streams_changed;
+    std::map<std::string, uint32_t> streams;
+    spdy::HeaderCompressor compressor;
+    auto write = [&](const std::string& frame) {
+      std::lock_guard lock(mu);
+      return conn.Write(frame);
+    };
+    auto stream = [&](const char* type) {
+      std::lock_guard lock(mu);
+      auto it = streams.find(type);
+      return it == streams.end() ? 0u : it->second;
+    };
+    std::atomic<bool> client_gone{false};
+    std::thread output([&] {
+      {
+        std::unique_lock lock(mu);
+        streams_changed.wait_for(lock, std::chrono::seconds(30), [&] {
+          if (client_gone) return true;
+          for (const auto& t : expected) {
+            if (!streams.count(t)) return false;
+          }
+          return true;
+        });
+      }
+      const uint32_t out = stream("stdout"), err = stream("stderr"), status = stream("error");
+      auto send = [&](uint8_t channel, std::string_view data) {
+        uint32_t id = channel == kStdoutChannel ? out : err;
+        return id == 0 || write(spdy::DataFrame(id, data, false));
+      };
+      bool writable = !client_gone && PumpOutputs(process, tty, client_gone, send);
+      if (client_gone) process.Kill();
+      int code = process.Wait();
+      if (writable) {
+        for (uint32_t id : {out, err}) {
+          if (id != 0) write(spdy::DataFrame(id, "", true));
+        }
+        if (status != 0) write(spdy::DataFrame(status, ExitStatusJson(code, argv), true));
+      }
+      conn.Close();
+    });
+    spdy::FrameReader reader;
+    spdy::HeaderDecompressor decompressor;
+    std::string resize;
+    std::string buf(16 * 1024, '\0');
+    for (bool reading = true; reading;) {
+      long n = conn.Read(buf.data(), buf.size(), std::chrono::seconds(1));
+      if (n < 0) continue;
+      if (n == 0) break;
+      reader.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      spdy::Frame frame;
+      for (;;) {
+        auto next = reader.Next(&frame);
+        if (!next.ok() || !*next) {
+          if (!next.ok()) LOG_WARNING << "exec: " << next.status().ToString();
+          reading = reading && next.ok();
+          break;
+        }
+        if (frame.control && frame.type == spdy::kSynStream && frame.payload.size() >= 10) {
+          auto headers = decompressor.Decompress(std::string_view(frame.payload).substr(10));
+          if (!headers.ok()) {
+            reading = false;
+            break;
+          }
+          std::string type;
+          for (const auto& [name, value] : *headers) {
+            if (name == "streamtype") type = value;
+          }
+          std::lock_guard lock(mu);
+          conn.Write(spdy::SynReply(frame.stream_id, compressor.Compress({}), false));
+          streams[type] = frame.stream_id;
+          streams_changed.notify_all();
+        } else if (frame.control && frame.type == spdy::kPing) {
+          write(spdy::ControlFrame(spdy::kPing, 0, frame.payload));
+        } else if (frame.control &&
+                   (frame.type == spdy::kRstStream || frame.type == spdy::kGoAway)) {
+          reading = false;
+          break;
+        } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("stdin")) {
+          std::string_view data = frame.payload;
+          while (!data.empty() && process.stdin_fd() >= 0) {
+            ssize_t w = ::write(process.stdin_fd(), data.data(), data.size());
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            data.remove_prefix(static_cast<std::size_t>(w));
+          }
+          if (frame.flags & spdy::kFlagFin) process.CloseStdin();
+        } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("resize")) {
+          resize += frame.payload;  // JSON objects, one a line
+          for (std::size_t nl; (nl = resize.find('\n')) != std::string::npos;) {
+            Json size;
+            if (base::ParseJson(resize.substr(0, nl), &size).ok() && size.is_object()) {
+              process.Resize(static_cast<uint16_t>(size.value("Width", 0)),
+                             static_cast<uint16_t>(size.value("Height", 0)));
+            }
+            resize.erase(0, nl + 1);
+          }
+        }
+      }
+    }
+    client_gone = true;
+    {
+      std::lock_guard lock(mu);
+      streams_changed.notify_all();
+    }
+    output.join();
   }
 
   // Copies between the WebSocket and the process until the process has exited and its output is
@@ -793,33 +981,7 @@ class Server : public PodServer {
     };
     std::atomic<bool> client_gone{false};
     std::thread output([&] {
-      int fds[2] = {process.stdout_fd(), tty ? -1 : process.stderr_fd()};
-      const uint8_t channels[2] = {kStdoutChannel, kStderrChannel};
-      bool writable = true;
-      for (;;) {
-        pollfd p[2];
-        int n = 0, which[2];
-        for (int i = 0; i < 2; ++i) {
-          if (fds[i] < 0) continue;
-          p[n] = {fds[i], POLLIN, 0};
-          which[n++] = i;
-        }
-        if (n == 0 || client_gone) break;
-        if (::poll(p, static_cast<nfds_t>(n), 200) < 0 && errno != EINTR) break;
-        for (int k = 0; k < n; ++k) {
-          if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-          char buf[32 * 1024];
-          ssize_t got = ::read(p[k].fd, buf, sizeof buf);
-          if (got < 0 && errno == EINTR) continue;
-          if (got <= 0) {
-            fds[which[k]] = -1;  // EOF, or EIO from a terminal whose other side closed
-            continue;
-          }
-          if (writable && !send(channels[which[k]], std::string_view(buf, static_cast<std::size_t>(got)))) {
-            writable = false;
-          }
-        }
-      }
+      bool writable = PumpOutputs(process, tty, client_gone, send);
       if (client_gone) process.Kill();
       int code = process.Wait();
       if (writable) {

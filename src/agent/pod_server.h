@@ -1,7 +1,8 @@
 // The agent's pod server, the kubelet API subset that `kubectl logs` and `kubectl exec` reach
 // through the API server: GET /containerLogs/NS/POD/CONTAINER, and /exec/NS/POD/CONTAINER and
 // /attach/NS/POD/CONTAINER as WebSockets (RFC 6455) carrying Kubernetes' channel protocol
-// v4/v5.channel.k8s.io; attach gives the container's output from then on (no stdin).
+// v4/v5.channel.k8s.io, or SPDY/3.1 streams (spdy.h) with v4 for kubectl before 1.30; attach
+// gives the container's output from then on (no stdin).
 // HTTPS with client certificates of the cluster CA only. Behaviour: docs/agent.md.
 #pragma once
 

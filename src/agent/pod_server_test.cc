@@ -4,8 +4,10 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "agent/logs.h"
+#include "agent/spdy.h"
 #include "apiserver/pki.h"
 #include "base/json.h"
 #include "client/http_client.h"
@@ -298,12 +300,131 @@ TEST_F(PodServerTest, AttachSendsWhatTheContainerWritesUntilItStops) {
   EXPECT_EQ(with_stdin.Open("stdin=true&stdout=true"), 400);
 }
 
-TEST_F(PodServerTest, ExecRefusesSpdyAndUnknownProtocolsWithAStatus) {
-  ExecClient spdy(server_->port());
-  EXPECT_EQ(spdy.Open("command=/bin/true", "", "SPDY/3.1"), 400);
-  EXPECT_NE(spdy.head().find("use kubectl 1.30 or later"), std::string::npos);
+TEST_F(PodServerTest, ExecRefusesUnknownProtocolsWithAStatus) {
   ExecClient old(server_->port());
   EXPECT_EQ(old.Open("command=/bin/true", "channel.k8s.io"), 400);
+  EXPECT_NE(old.head().find("fulcrum speaks v5.channel.k8s.io"), std::string::npos);
+}
+
+TEST(SpdyTest, HeaderBlocksShareTheCompressionStateAcrossFrames) {
+  spdy::HeaderCompressor compressor;
+  spdy::HeaderDecompressor decompressor;
+  for (int i = 0; i < 3; ++i) {
+    spdy::Headers headers = {{"streamtype", "stdout"}, {"port", std::to_string(8080 + i)}};
+    auto got = decompressor.Decompress(compressor.Compress(headers));
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, headers);
+  }
+  spdy::HeaderDecompressor fresh;  // a block out of its stream's context is refused, not misread
+  spdy::HeaderCompressor other;
+  (void)other.Compress({{"a", "b"}});
+  EXPECT_FALSE(fresh.Decompress(other.Compress({{"a", "b"}})).ok());
+}
+
+TEST(SpdyTest, FramesAreReadOnceWhole) {
+  std::string wire = spdy::DataFrame(5, "hello", true) + spdy::Ping(7);
+  spdy::FrameReader reader;
+  spdy::Frame frame;
+  reader.Feed(wire.substr(0, 9));
+  EXPECT_FALSE(*reader.Next(&frame));
+  reader.Feed(wire.substr(9));
+  ASSERT_TRUE(*reader.Next(&frame));
+  EXPECT_FALSE(frame.control);
+  EXPECT_EQ(frame.stream_id, 5u);
+  EXPECT_EQ(frame.payload, "hello");
+  EXPECT_EQ(frame.flags, spdy::kFlagFin);
+  ASSERT_TRUE(*reader.Next(&frame));
+  EXPECT_TRUE(frame.control);
+  EXPECT_EQ(frame.type, spdy::kPing);
+  spdy::FrameReader small(4);
+  small.Feed(spdy::DataFrame(1, "toolong", false));
+  EXPECT_FALSE(small.Next(&frame).ok());
+}
+
+// kubectl before 1.30: exec over SPDY/3.1, one stream per channel.
+class SpdyClient {
+ public:
+  explicit SpdyClient(uint16_t port) : port_(port) {}
+
+  int Open(const std::string& query, const std::string& protocols = "v4.channel.k8s.io") {
+    EXPECT_TRUE(transport_.Connect(client::Url{false, "127.0.0.1", port_}, nullptr).ok());
+    EXPECT_TRUE(transport_
+                    .WriteAll("POST /exec/ns/web/app?" + query +
+                              " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1"
+                              "\r\nX-Stream-Protocol-Version: " + protocols +
+                              "\r\nContent-Length: 0\r\n\r\n")
+                    .ok());
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      char buf[4096];
+      long n = transport_.Read(buf, sizeof buf);
+      if (n <= 0) return 0;
+      head.append(buf, static_cast<std::size_t>(n));
+    }
+    reader_.Feed(std::string_view(head).substr(head.find("\r\n\r\n") + 4));
+    return std::atoi(head.c_str() + 9);
+  }
+
+  uint32_t Stream(const std::string& type) {
+    uint32_t id = next_id_;
+    next_id_ += 2;
+    EXPECT_TRUE(transport_.WriteAll(spdy::SynStream(id, compressor_.Compress({{"streamtype", type}}), false)).ok());
+    return id;
+  }
+  void Send(uint32_t id, std::string_view data, bool fin) {
+    EXPECT_TRUE(transport_.WriteAll(spdy::DataFrame(id, data, fin)).ok());
+  }
+
+  // Until the server closes: each stream's bytes, and which were replied to and finished.
+  std::map<uint32_t, std::string> ReadAll(std::set<uint32_t>* replied, std::set<uint32_t>* fins) {
+    std::map<uint32_t, std::string> out;
+    for (;;) {
+      spdy::Frame frame;
+      auto next = reader_.Next(&frame);
+      EXPECT_TRUE(next.ok());
+      if (!next.ok()) return out;
+      if (*next) {
+        if (frame.control && frame.type == spdy::kSynReply) replied->insert(frame.stream_id);
+        if (!frame.control) {
+          out[frame.stream_id] += frame.payload;
+          if (frame.flags & spdy::kFlagFin) fins->insert(frame.stream_id);
+        }
+        continue;
+      }
+      char buf[4096];
+      long n = transport_.Read(buf, sizeof buf);
+      if (n <= 0) return out;
+      reader_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+  }
+
+ private:
+  uint16_t port_;
+  client::Transport transport_;
+  spdy::FrameReader reader_;
+  spdy::HeaderCompressor compressor_;
+  uint32_t next_id_ = 1;
+};
+
+TEST_F(PodServerTest, ExecOverSpdyForKubectlBefore130) {
+  SpdyClient client(server_->port());
+  ASSERT_EQ(client.Open("command=/bin/sh&command=-c&command=cat%3B%20echo%20err%20%3E%262%3B%20exit%203"
+                        "&stdin=true&stdout=true&stderr=true",
+                        "v4.channel.k8s.io, v3.channel.k8s.io"),
+            101);
+  uint32_t error = client.Stream("error"), in = client.Stream("stdin"),
+           out = client.Stream("stdout"), err = client.Stream("stderr");
+  client.Send(in, "typed\n", true);
+  std::set<uint32_t> replied, fins;
+  auto got = client.ReadAll(&replied, &fins);
+  EXPECT_EQ(replied, (std::set<uint32_t>{error, in, out, err}));
+  EXPECT_EQ(got[out], "typed\n");
+  EXPECT_EQ(got[err], "err\n");
+  Json status = Json::parse(got[error]);
+  EXPECT_EQ(status["details"]["causes"][0]["message"], "3");
+  EXPECT_TRUE(fins.count(error) && fins.count(out) && fins.count(err));
+  SpdyClient old(server_->port());
+  EXPECT_EQ(old.Open("command=/bin/true", "v3.channel.k8s.io"), 400);
 }
 
 TEST(PodServerAuthTest, OnlyTheApiServerCertificateOfTheClusterCaIsServed) {

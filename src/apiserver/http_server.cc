@@ -530,7 +530,9 @@ class BeastHttpServer : public HttpServer {
       for (const auto& field : req) {
         std::string name(field.name_string());
         for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        request.headers[name] = std::string(field.value());
+        // A repeated field is one comma-separated list (RFC 9110 §5.3).
+        auto [it, fresh] = request.headers.emplace(name, std::string(field.value()));
+        if (!fresh) it->second += ", " + std::string(field.value());
       }
       request.body = std::move(req.body());
       request.remote_address = remote;

@@ -6,11 +6,11 @@ Needs root, runc, the CNI plugins and the demo image (FULCRUM_DEMO_IMAGE, set by
 otherwise. Checks, with every kubectl from 1.27 to 1.33 for logs: -c, --tail, --timestamps,
 --since, --previous (the run before a restart), -f (new lines arrive; the stream ends when the
 container does), the errors kube-apiserver gives (a container the pod does not have, a pod with no
-node, no previous run). With kubectl 1.30 and 1.33 for exec: output, exit codes; with 1.33 stdin
-to its end (the v5 close signal), -it on a terminal with its size; with kubectl 1.27 and 1.29
-(SPDY only) the error that says to use 1.30 or later. `kubectl attach` shows what the container
-writes from then on; `attach -i` and `port-forward` are refused with the reason. The agent's pod
-server refuses clients without the API server's certificate.
+node, no previous run). Exec with kubectl 1.27 and 1.29 (SPDY/3.1) and 1.30 and 1.33 (WebSocket
+v5): output and exit codes; with 1.27 and 1.33 stdin to its end (the v5 close signal, a SPDY FIN)
+and -it on a terminal with its size. `kubectl attach` (1.27, 1.33) shows what the container writes
+from then on; `attach -i` and `port-forward` are refused with the reason. The agent's pod server
+refuses clients without the API server's certificate.
 
 Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox.tar \\
      python3 tests/e2e/logs_exec_test.py
@@ -40,8 +40,8 @@ NODE = "e2e-logs"
 IMAGE = "fulcrum.dev/busybox:demo"
 NEW = "1.33"
 ALL_VERSIONS = ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"]
-SPDY_ONLY = ["1.27", "1.29"]
-WEBSOCKET_VERSIONS = ["1.30", "1.33"]
+SPDY_ONLY = ["1.27", "1.29"]  # exec, attach over SPDY/3.1
+EXEC_VERSIONS = ["1.27", "1.29", "1.30", "1.33"]
 
 PODS = """
 apiVersion: v1
@@ -214,7 +214,7 @@ class LogsExecTest(unittest.TestCase):
     # --- exec ----------------------------------------------------------------------------------
 
     def test_exec_output_and_exit_code(self):
-        for v in WEBSOCKET_VERSIONS:
+        for v in EXEC_VERSIONS:
             with self.subTest(kubectl=v):
                 rc, out, err = self.server.kubectl(v)(
                     "exec", "talker", "-c", "main", "--",
@@ -227,12 +227,20 @@ class LogsExecTest(unittest.TestCase):
                                       "/proc/1/cmdline"), "sleep\x003600\x00")
 
     def test_exec_stdin_to_its_end(self):
-        out = self.kubectl("exec", "-i", "talker", "-c", "main", "--", "sh", "-c",
-                           "cat; echo after-eof", input="line one\nline two\n")
-        self.assertEqual(out, "line one\nline two\nafter-eof\n")
+        for v in (SPDY_ONLY[0], NEW):
+            with self.subTest(kubectl=v):
+                out = self.kubectl("exec", "-i", "talker", "-c", "main", "--", "sh", "-c",
+                                   "cat; echo after-eof", input="line one\nline two\n",
+                                   version=v)
+                self.assertEqual(out, "line one\nline two\nafter-eof\n")
 
     def test_exec_interactive_terminal(self):
-        k = self.k
+        for v in (SPDY_ONLY[0], NEW):
+            with self.subTest(kubectl=v):
+                self.interactive_terminal(v)
+
+    def interactive_terminal(self, version):
+        k = self.server.kubectl(version)
         pid, fd = pty.fork()
         if pid == 0:
             os.execve(k.binary, k.argv(["exec", "-it", "talker", "-c", "main", "--", "sh"]),
@@ -274,21 +282,17 @@ class LogsExecTest(unittest.TestCase):
         _, _, err = self.fails("exec", "talker", "-c", "nope", "--", "true")
         self.assertIn("container nope is not valid for pod talker", err)
 
-    def test_exec_with_spdy_only_kubectl_says_what_to_use(self):
-        for v in SPDY_ONLY:
-            with self.subTest(kubectl=v):
-                _, _, err = self.fails("exec", "talker", "-c", "main", "--", "true", version=v)
-                self.assertIn("use kubectl 1.30 or later", err)
-
     def test_attach_shows_new_output(self):
-        attach = self.k.start("attach", "ticker")
-        try:
-            attach.wait_output(lambda out: "tick" in out, 30, "a first tick")
-            seen = max(int(w) for w in attach.stdout.split() if w.isdigit())
-            attach.wait_output(lambda out: ("tick %d\n" % (seen + 2)) in out, 30,
-                               "ticks after tick %d" % seen)
-        finally:
-            attach.stop()
+        for v in (SPDY_ONLY[0], NEW):
+            with self.subTest(kubectl=v):
+                attach = self.server.kubectl(v).start("attach", "ticker")
+                try:
+                    attach.wait_output(lambda out: "tick" in out, 30, "a first tick")
+                    seen = max(int(w) for w in attach.stdout.split() if w.isdigit())
+                    attach.wait_output(lambda out: ("tick %d\n" % (seen + 2)) in out, 30,
+                                       "ticks after tick %d" % seen)
+                finally:
+                    attach.stop()
         # Output only: the container's stdin is not offered.
         _, _, err = self.fails("attach", "-i", "talker", "-c", "main")
         self.assertIn("fulcrum attaches to a container's output only", err)
