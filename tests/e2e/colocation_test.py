@@ -136,22 +136,14 @@ class ColocationTest(unittest.TestCase):
         # Half a core of the node for online + batch before batch is suppressed.
         suppress = max(1, min(100, round(50 / cpus)))
         cls.metrics_port = free_port()
-        cls.server = e2e.Server(command="up", extra_args=[
-            "--node-name", NODE, "--pod-cidr", "10.244.94.0/24", "--bridge", BRIDGE,
+        cls.server = e2e.start_all_in_one(NODE, "10.244.94.0/24", BRIDGE, [
             "--metrics-listen", "127.0.0.1:%d" % cls.metrics_port,
             "--qos-cpu-system-usage", "off",
             "--qos-cpu-suppress-percent", str(suppress),
             "--qos-cpu-evict-window", "6",
             "--qos-memory-evict-percent", "98"])
-        root = os.path.join(cls.server.data_dir, "agent")
-        os.makedirs(root, exist_ok=True)
-        out = subprocess.run([e2e.fulcrum_bin(), "image", "import",
-                              os.environ["FULCRUM_DEMO_IMAGE"], "--root", root],
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout + out.stderr
-        cls.server.start()
         cls.k = cls.server.kubectl(KUBECTL)
-        e2e.poll(lambda: cls.node_ready(), 60, what="node %s Ready" % NODE)
+        e2e.poll(lambda: e2e.node_ready(cls.k, NODE), 60, what="node %s Ready" % NODE)
 
     @classmethod
     def tearDownClass(cls):
@@ -162,16 +154,6 @@ class ColocationTest(unittest.TestCase):
         rc, killed = cls.server.stop(timeout=60)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)  # the agent's bridge
         assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
-
-    @classmethod
-    def node_ready(cls):
-        rc, out, _ = cls.k("get", "node", NODE, "-o", "json")
-        if rc != 0:
-            return False
-        for c in json.loads(out)["status"].get("conditions", []):
-            if c["type"] == "Ready":
-                return c["status"] == "True"
-        return False
 
     def kubectl(self, *args, timeout=e2e.KUBECTL_TIMEOUT, input=None):
         rc, out, err = self.k(*args, timeout=timeout, input=input)
