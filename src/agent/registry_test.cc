@@ -13,8 +13,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <ctime>
 #include <map>
+#include <mutex>
 #include <thread>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "agent/image_archive.h"
 #include "agent/tar.h"
@@ -261,11 +267,18 @@ class RegistryServerTest : public PullTest {
     if (!fs::exists(kRegistry)) GTEST_SKIP() << kRegistry << " is not installed (docker-registry)";
     port_ = FreePort();
     endpoint_ = "127.0.0.1:" + std::to_string(port_);
+    StartRegistry("");
+  }
+
+  // (Re)starts the registry on its port and storage, with `auth` (a YAML mapping) when given.
+  void StartRegistry(const std::string& auth) {
+    StopRegistry();
     std::string config = dir_ + "/registry.yml";
     std::ofstream(config) << "version: 0.1\n"
                              "log: {level: error}\n"
                              "storage: {filesystem: {rootdirectory: " + dir_ + "/registry}}\n"
-                             "http: {addr: \"" + endpoint_ + "\"}\n";
+                             "http: {addr: \"" + endpoint_ + "\"}\n" +
+                                 (auth.empty() ? "" : "auth: " + auth + "\n");
     pid_ = ::fork();
     if (pid_ == 0) {
       int null = ::open("/dev/null", O_WRONLY);
@@ -276,18 +289,25 @@ class RegistryServerTest : public PullTest {
     }
     auto url = client::ParseUrl("http://" + endpoint_);
     http_ = std::make_unique<client::HttpConnection>(*url, nullptr, "");
-    for (int i = 0; i < 200; ++i) {  // until it answers
+    for (int i = 0; i < 200; ++i) {  // until it answers (401 once it wants a token)
       client::HttpResponse r;
-      if (http_->Do("GET", "/v2/", "", &r).ok() && r.status == 200) return;
+      if (http_->Do("GET", "/v2/", "", &r).ok() && (r.status == 200 || r.status == 401)) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     FAIL() << "docker-registry did not start on " << endpoint_;
   }
-  void TearDown() override {
+
+  void StopRegistry() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
     }
+    http_.reset();
+  }
+
+  void TearDown() override {
+    StopRegistry();
     PullTest::TearDown();
   }
 
@@ -313,10 +333,10 @@ class RegistryServerTest : public PullTest {
     ASSERT_EQ(r.status, 201) << r.body;
   }
 
-  base::Result<std::string> PullFromRegistry(const std::string& ref) {
+  base::Result<std::string> PullFromRegistry(const std::string& ref, RegistryAuth auth = {}) {
     auto norm = NormaliseImageRef(ref);
     if (!norm.ok()) return norm.status();
-    ASSIGN_OR_RETURN(auto source, OpenRegistry(*norm, {}));
+    ASSIGN_OR_RETURN(auto source, OpenRegistry(*norm, {}, auth));
     return store_->Pull(*norm, source.get());
   }
 
@@ -361,6 +381,148 @@ TEST_F(RegistryServerTest, CorruptBlobInTheRegistryIsRefused) {
   EXPECT_NE(ref.status().message().find("digest mismatch"), std::string::npos)
       << ref.status().message();
   EXPECT_EQ(Count("blobs/sha256") + Count("layers") + Count("tmp"), 0u);
+}
+
+// A token service as the distribution spec's token authentication describes: GET
+// /token?service=…&scope=… with basic credentials answers {"token": JWT}, the JWT signed (RS256)
+// by a key whose self-signed certificate the registry trusts (x5c header). Only puller:secret
+// gets a token.
+class TokenService {
+ public:
+  explicit TokenService(const std::string& dir) : dir_(dir) {
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir + "/token.key" +
+                      " -out " + dir + "/token.crt -subj /CN=fulcrum-test-token -days 1 2>/dev/null";
+    ok_ = std::system(cmd.c_str()) == 0;
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ::listen(fd_, 16);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~TokenService() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+  std::string realm() const { return "http://127.0.0.1:" + std::to_string(port_) + "/token"; }
+  std::string cert() const { return dir_ + "/token.crt"; }
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  static std::string Base64Url(const std::string& in) {
+    std::string b = base::Base64Encode(in);
+    for (char& c : b) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    while (!b.empty() && b.back() == '=') b.pop_back();
+    return b;
+  }
+
+  std::string Token(const std::string& repository) {
+    FILE* f = std::fopen(cert().c_str(), "r");
+    X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    unsigned char* der = nullptr;
+    int der_len = i2d_X509(x, &der);
+    std::string x5c = base::Base64Encode(std::string(reinterpret_cast<char*>(der), der_len));
+    OPENSSL_free(der);
+    X509_free(x);
+    long now = static_cast<long>(std::time(nullptr));
+    Json header = {{"typ", "JWT"}, {"alg", "RS256"}, {"x5c", {x5c}}};
+    Json claims = {{"iss", "fulcrum-test"}, {"sub", "puller"},   {"aud", "test-registry"},
+                   {"exp", now + 300},      {"nbf", now - 10},   {"iat", now},
+                   {"jti", std::to_string(now)},
+                   {"access", {{{"type", "repository"}, {"name", repository},
+                                {"actions", {"pull"}}}}}};
+    std::string signing = Base64Url(header.dump()) + "." + Base64Url(claims.dump());
+    f = std::fopen((dir_ + "/token.key").c_str(), "r");
+    EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    size_t sig_len = 0;
+    EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
+    EVP_DigestSign(ctx, nullptr, &sig_len,
+                   reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
+    std::string sig(sig_len, '\0');
+    EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
+                   reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
+    sig.resize(sig_len);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    return signing + "." + Base64Url(sig);
+  }
+
+  void Serve() {
+    for (;;) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        request.append(buf, static_cast<size_t>(n));
+      }
+      std::string line = request.substr(0, request.find("\r\n"));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        requests_.push_back(line);
+      }
+      std::string response;
+      if (request.find("Authorization: Basic " + base::Base64Encode("puller:secret")) ==
+          std::string::npos) {
+        response = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      } else {
+        std::string body = Json{{"token", Token("team/private")}}.dump();
+        response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      }
+      (void)!::write(c, response.data(), response.size());
+      ::close(c);
+    }
+  }
+
+  const std::string dir_;
+  bool ok_ = false;
+  int fd_ = -1, port_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+  std::thread thread_;
+};
+
+TEST_F(RegistryServerTest, BearerTokenFromTheRegistrysRealm) {
+  ImageParts p = Parts(HostArchitecture(), {Layer("bin/secret", "for token holders")});
+  Push("team/private", "v1", p);  // while the registry is open
+  TokenService tokens(dir_);
+  ASSERT_TRUE(tokens.ok()) << "openssl could not make the token key";
+  StartRegistry("{token: {realm: \"" + tokens.realm() +
+                "\", service: test-registry, issuer: fulcrum-test, rootcertbundle: " +
+                tokens.cert() + "}}");
+  const std::string ref = endpoint_ + "/team/private:v1";
+
+  auto anonymous = PullFromRegistry(ref);
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.status().code(), base::Code::kUnauthorized) << anonymous.status().ToString();
+  EXPECT_NE(anonymous.status().message().find("token service"), std::string::npos);
+
+  auto pulled = PullFromRegistry(ref, {"puller", "secret"});
+  ASSERT_TRUE(pulled.ok()) << pulled.status().ToString();
+  auto image = store_->Resolve(ref);
+  ASSERT_TRUE(image.ok());
+  EXPECT_EQ(*base::ReadFile(image->layer_dirs[0] + "/bin/secret"), "for token holders");
+  // The token was asked for with the registry's service and the repository's pull scope.
+  auto requests = tokens.requests();
+  ASSERT_FALSE(requests.empty());
+  EXPECT_NE(requests.back().find("service=test-registry"), std::string::npos) << requests.back();
+  EXPECT_NE(requests.back().find("scope=repository%3Ateam%2Fprivate%3Apull"), std::string::npos)
+      << requests.back();
 }
 
 TEST_F(RegistryServerTest, UnreachableRegistryIsUnavailable) {
