@@ -219,6 +219,7 @@ std::vector<QosContainer> QosContainersFrom(
         if (c.cpu_request_cores == 0) c.cpu_request_cores = c.cpu_limit_cores;
       }
     }
+    c.pid = u.container.pid;
     c.cpu_bandwidth_dir = u.dirs.cpu_bandwidth;
     c.cpu_cores = u.sample.cpu_cores;
     c.memory_working_set_bytes = u.sample.usage.memory_working_set_bytes;
@@ -270,14 +271,16 @@ std::optional<double> BatchQos::BatchQuotaCores() const {
 void BatchQos::Tick(const QosNode& node, const std::vector<QosContainer>& containers) {
   std::lock_guard lock(mu_);
   // Forget what is gone: pods that stopped, containers no longer running.
-  std::set<Key> live;
+  std::map<Key, int> live;  // → pid
   std::set<std::string> uids;
   for (const auto& c : containers) {
-    live.insert({c.pod_uid, c.container});
+    live[{c.pod_uid, c.container}] = c.pid;
     uids.insert(c.pod_uid);
   }
+  // A container that restarted got its spec's quota back from the runtime: throttled afresh.
   for (auto it = throttled_.begin(); it != throttled_.end();) {
-    it = live.count(it->first) ? std::next(it) : throttled_.erase(it);
+    auto l = live.find(it->first);
+    it = l != live.end() && l->second == it->second.pid ? std::next(it) : throttled_.erase(it);
   }
   for (auto it = online_throttled_.begin(); it != online_throttled_.end();) {
     it = live.count(it->first) ? std::next(it) : online_throttled_.erase(it);
@@ -379,7 +382,15 @@ void BatchQos::ApplyQuota(double total, const std::vector<QosContainer>& batch,
                     << ": " << original.status().ToString();
         continue;
       }
-      it = throttled_.emplace(key, Throttle{c.pod_key, c.container, c.cpu_bandwidth_dir,
+      // What to restore is what the runtime set from the spec (the OCI spec builder's quota for
+      // the limit), not what the cgroup holds: an agent that died while throttling left it low.
+      if (c.cpu_limit_cores > 0) {
+        original->quota_us = std::max<int64_t>(
+            1000, std::llround(c.cpu_limit_cores * static_cast<double>(original->period_us)));
+      } else {
+        original->quota_us = -1;
+      }
+      it = throttled_.emplace(key, Throttle{c.pod_key, c.container, c.cpu_bandwidth_dir, c.pid,
                                             *original, -2}).first;
     }
     Throttle& t = it->second;

@@ -70,6 +70,7 @@ struct QosContainer {
   base::WallTime created;              // the pod's creationTimestamp
   double cpu_request_cores = 0;        // 0: none
   double cpu_limit_cores = 0;          // 0: none
+  int pid = 0;                         // its init: a restarted container is throttled afresh
   std::string cpu_bandwidth_dir;       // where its CFS quota is written
   std::optional<double> cpu_cores;     // usage between the last two samples
   uint64_t memory_working_set_bytes = 0;
@@ -145,7 +146,8 @@ class BatchQos {
  private:
   struct Throttle {
     std::string pod_key, container, dir;
-    CpuBandwidth original;        // restored when the pressure goes
+    int pid;
+    CpuBandwidth original;        // restored when the pressure goes: the spec's limit
     int64_t written_quota_us;     // -2 until the first write
   };
   struct WindowSample {

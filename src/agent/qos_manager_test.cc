@@ -123,9 +123,10 @@ TEST_F(BatchQosTest, ThrottlesBatchToTheBudgetAndSaysWhy) {
 TEST_F(BatchQosTest, SplitsTheQuotaByRequestAndKeepsTighterLimits) {
   cgroups_.cgroups["/cg/b"] = {5000, 100000};  // its own limit: 0.05 cores
   auto qos = Make();
+  auto b = Container("b", true, 0.5, 0.4);
+  b.cpu_limit_cores = 0.05;
   // Budget 2 × 65% − 0.6 − 0 = 0.7.
-  qos->Tick(Node(1.6), {Container("web", false, 0.6), Container("a", true, 0.5, 0.3),
-                        Container("b", true, 0.5, 0.4)});
+  qos->Tick(Node(1.6), {Container("web", false, 0.6), Container("a", true, 0.5, 0.3), b});
   EXPECT_EQ(Quota("a"), 30000);  // 0.7 × 0.3 / 0.7
   EXPECT_EQ(Quota("b"), 5000);   // 0.4 share, but never above its own limit
   qos->RestoreAll();
@@ -155,6 +156,30 @@ TEST_F(BatchQosTest, RaisesTheQuotaInStepsAndRestoresWhenThePressureGoes) {
   EXPECT_EQ(Quota("job"), -1);
   EXPECT_EQ(Count("BatchUnthrottled"), 1);
   EXPECT_TRUE(evicted_.empty());
+}
+
+TEST_F(BatchQosTest, RestoresTheSpecsQuotaNotWhatTheCgroupHeld) {
+  cgroups_.cgroups["/cg/job"] = {10000, 100000};  // left low by an agent that died throttling
+  auto qos = Make();
+  qos->Tick(Node(2.0), {Container("web", false, 1.0), Container("job", true, 0.9, 0.5)});
+  EXPECT_EQ(Quota("job"), 20000);
+  qos->RestoreAll();
+  EXPECT_EQ(Quota("job"), -1);  // no limit in its spec
+}
+
+TEST_F(BatchQosTest, ARestartedContainerIsThrottledAfresh) {
+  auto qos = Make();
+  auto job = Container("job", true, 0.9, 0.5);
+  job.pid = 100;
+  qos->Tick(Node(2.0), {Container("web", false, 1.0), job});
+  EXPECT_EQ(Quota("job"), 20000);
+  // The runtime created it again from its spec: unlimited, a new init.
+  cgroups_.cgroups["/cg/job"] = {};
+  job.pid = 200;
+  clock_.Advance(seconds(1));
+  qos->Tick(Node(2.0), {Container("web", false, 1.0), job});
+  EXPECT_EQ(Quota("job"), 20000);
+  EXPECT_EQ(Count("BatchThrottled"), 2);
 }
 
 TEST_F(BatchQosTest, OnlineThrottlingHalvesTheBatchQuota) {

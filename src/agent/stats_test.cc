@@ -44,12 +44,22 @@ TEST(StatsTest, V1FileLayout) {
   EXPECT_EQ(u->cpu_usage_ns, 5000000000u);
   EXPECT_TRUE(u->has_memory);
   EXPECT_EQ(u->memory_working_set_bytes, 8u << 20);
+  // CFS bandwidth lives in the cpu controller's hierarchy, apart from cpuacct here.
+  EXPECT_EQ(dirs->cpu_bandwidth, "/sys/fs/cgroup/cpu/kube/pod1/c1");
+  EXPECT_FALSE(u->has_throttling);
+  f.files["/sys/fs/cgroup/cpu/kube/pod1/c1/cpu.stat"] =
+      "nr_periods 120\nnr_throttled 7\nthrottled_time 91000000\n";
+  u = ReadCgroupUsage(f, v1, *dirs);
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->has_throttling);
+  EXPECT_EQ(u->cpu_nr_throttled, 7u);
 
   // A combined cpu,cpuacct hierarchy names its mount after both.
   f.files["/proc/43/cgroup"] = "3:cpu,cpuacct:/x\n2:memory:/x\n";
   dirs = CgroupDirsOfProcess(f, v1, 43);
   ASSERT_TRUE(dirs.ok());
   EXPECT_EQ(dirs->cpu, "/sys/fs/cgroup/cpu,cpuacct/x");
+  EXPECT_EQ(dirs->cpu_bandwidth, "/sys/fs/cgroup/cpu,cpuacct/x");
   EXPECT_EQ(CgroupDirsOfProcess(f, v1, 44).status().code(), base::Code::kNotFound);
 }
 
@@ -58,13 +68,17 @@ TEST(StatsTest, V2FileLayout) {
   CgroupLayout v2{CgroupVersion::kV2, "/sys/fs/cgroup/unified"};
   f.files["/proc/42/cgroup"] = "4:memory:/elsewhere\n0::/fulcrum/c1\n";
   f.files["/sys/fs/cgroup/unified/fulcrum/c1/cpu.stat"] =
-      "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n";
+      "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 9\n"
+      "nr_throttled 3\nthrottled_usec 1200\n";
   auto dirs = CgroupDirsOfProcess(f, v2, 42);
   ASSERT_TRUE(dirs.ok());
   EXPECT_EQ(dirs->cpu, "/sys/fs/cgroup/unified/fulcrum/c1");
+  EXPECT_EQ(dirs->cpu_bandwidth, "/sys/fs/cgroup/unified/fulcrum/c1");
   auto u = ReadCgroupUsage(f, v2, *dirs);
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(u->cpu_usage_ns, 2500000000u);
+  EXPECT_TRUE(u->has_throttling);
+  EXPECT_EQ(u->cpu_nr_throttled, 3u);
   EXPECT_FALSE(u->has_memory);  // no memory controller in this hierarchy
   f.files["/sys/fs/cgroup/unified/fulcrum/c1/memory.current"] = "4096000\n";
   f.files["/sys/fs/cgroup/unified/fulcrum/c1/memory.stat"] = "anon 1\ninactive_file 96000\n";
