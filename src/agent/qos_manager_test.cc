@@ -1,6 +1,8 @@
 #include "agent/qos_manager.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <map>
 
@@ -394,6 +396,35 @@ TEST(ParseQosFlagTest, NamesAndRanges) {
   EXPECT_EQ(error, "unknown flag --qos-bogus");
   EXPECT_FALSE(ParseQosFlag("node-name", "x", &o, &error));
   EXPECT_TRUE(error.empty());
+}
+
+// The real files, on a cgroup of its own in the v1 cpu hierarchy (root only; cgroup v2 machines
+// use cpu.max, which this hybrid machine's cgroup2 mount has no cpu controller for).
+TEST(CgroupCpuBandwidthTest, ReadsAndWritesTheCfsQuota) {
+  CgroupLayout layout = DetectCgroupLayout();
+  const std::string parent = layout.version == CgroupVersion::kV1 ? "/sys/fs/cgroup/cpu"
+                                                                  : "/sys/fs/cgroup";
+  const std::string dir = parent + "/fulcrum-qos-test-" + std::to_string(::getpid());
+  if (::geteuid() != 0 || ::mkdir(dir.c_str(), 0755) != 0) {
+    GTEST_SKIP() << "needs root and a writable cpu cgroup hierarchy at " << parent;
+  }
+  auto cgroups = NewCgroupCpuBandwidth(layout);
+  auto b = cgroups->Read(dir);
+  if (b.ok()) {
+    EXPECT_EQ(b->quota_us, -1);
+    EXPECT_GT(b->period_us, 0);
+    CpuBandwidth lowered = *b;
+    lowered.quota_us = 25000;
+    EXPECT_TRUE(cgroups->Write(dir, lowered).ok());
+    EXPECT_EQ(cgroups->Read(dir)->quota_us, 25000);
+    EXPECT_TRUE(cgroups->Write(dir, *b).ok());
+    EXPECT_EQ(cgroups->Read(dir)->quota_us, -1);
+  } else {
+    ADD_FAILURE() << b.status().ToString();
+  }
+  ::rmdir(dir.c_str());
+  EXPECT_EQ(cgroups->Read(dir).status().code(), base::Code::kNotFound);
+  EXPECT_EQ(cgroups->Write(dir, {}).code(), base::Code::kNotFound);
 }
 
 TEST(ApplyEvictionToStatusTest, DisruptionTargetFirstThenFailedEvicted) {
