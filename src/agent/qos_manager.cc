@@ -330,14 +330,14 @@ void BatchQos::SuppressCpu(const QosNode& node, const std::vector<QosContainer>&
     ceiling += c.cpu_limit_cores > 0 ? c.cpu_limit_cores : capacity;
     requested += RequestCores(c);
   }
-  const double floor = kMinContainerQuotaCores * static_cast<double>(candidates.size());
-  double target = std::max(budget, floor);
+  const double min_total = kMinContainerQuotaCores * static_cast<double>(candidates.size());
+  double target = std::max(budget, min_total);
   const std::string why = "online " + Cores(online) + " + batch " + Cores(batch) + " + system " +
                           Cores(system) + " cores against " +
                           std::to_string(o_.cpu_suppress_percent) + "% of " + Cores(capacity) +
                           " cores" + (online_throttled ? "; online containers throttled" : "");
   if (online_throttled) {
-    target = std::min(target, std::max(floor, quota_cores_.value_or(batch) / 2));
+    target = std::min(target, std::max(min_total, quota_cores_.value_or(batch) / 2));
   }
   if (!quota_cores_) {
     const bool pressure = batch > budget || online_throttled;
@@ -355,7 +355,7 @@ void BatchQos::SuppressCpu(const QosNode& node, const std::vector<QosContainer>&
     if (target >= ceiling || (at_budget && !online_throttled && batch < 0.9 * current)) {
       Restore(why);
     } else if (unthrottled_container || std::abs(target - current) >= kBypassShare * capacity ||
-               (target <= floor && current > floor)) {
+               (target <= min_total && current > min_total)) {
       ApplyQuota(target, candidates, why);
     }
   }
@@ -508,7 +508,13 @@ void BatchQos::EvictForMemory(const QosNode& node, const std::vector<QosContaine
   const int lower = o_.memory_evict_lower_percent > 0
                         ? o_.memory_evict_lower_percent
                         : std::max(0, o_.memory_evict_percent - kMemoryLowerGapPercent);
-  const double release = used - capacity * lower / 100.0;
+  // Pods already evicted and still stopping will give back what they hold.
+  double stopping = 0;
+  for (const auto& c : containers) {
+    if (evicted_.count(c.pod_uid)) stopping += static_cast<double>(c.memory_working_set_bytes);
+  }
+  const double release = used - capacity * lower / 100.0 - stopping;
+  if (release <= 0) return;
   const std::string summary = "Threshold quantity: " + std::to_string(o_.memory_evict_percent) +
                               "% of " + Bytes(node.memory_capacity_bytes) + ", usage: " +
                               Bytes(*node.memory_working_set_bytes) + ".";

@@ -291,11 +291,12 @@ TEST_F(BatchQosTest, EvictsBatchWhenNodeMemoryCrossesItsThreshold) {
   small.memory_working_set_bytes = 64ull << 20;
   auto web = Container("web", false, 0.1);
   web.memory_working_set_bytes = 4ull << 30;
-  qos->Tick(Node(0.2, 0.69), {web, big, small});
+  auto oldest = Container("oldest", true, 0.01, 0.1, -1000, 0);
+  qos->Tick(Node(0.2, 0.69), {web, big, small, oldest});
   EXPECT_TRUE(evicted_.empty());
   // 72% of 8 GiB: release down to 68%, 0.32 GiB: the newest (small, 64 MiB) is not enough.
   clock_.Advance(seconds(1));
-  qos->Tick(Node(0.2, 0.72), {web, big, small});
+  qos->Tick(Node(0.2, 0.72), {web, big, small, oldest});
   ASSERT_EQ(evicted_.size(), 2u);
   EXPECT_EQ(evicted_[0].pod, "default/small");
   EXPECT_EQ(evicted_[1].pod, "default/big");
@@ -305,6 +306,15 @@ TEST_F(BatchQosTest, EvictsBatchWhenNodeMemoryCrossesItsThreshold) {
       << evicted_[1].message;
   EXPECT_NE(qos->PrometheusText().find("fulcrum_qos_evictions_total{reason=\"memory\"} 2\n"),
             std::string::npos);
+  // Past the cooldown, while they stop: what they hold counts as on its way back.
+  clock_.Advance(seconds(5));
+  qos->Tick(Node(0.2, 0.72), {web, big, small, oldest});
+  EXPECT_EQ(evicted_.size(), 2u);
+  // Gone, and memory still high: the next one.
+  clock_.Advance(seconds(1));
+  qos->Tick(Node(0.2, 0.72), {web, oldest});
+  ASSERT_EQ(evicted_.size(), 3u);
+  EXPECT_EQ(evicted_[2].pod, "default/oldest");
 }
 
 TEST_F(BatchQosTest, ForgetsThrottlesOfContainersThatAreGone) {
