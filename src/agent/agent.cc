@@ -1757,7 +1757,7 @@ int RunAgentCommand(int argc, char** argv) {
                    "fulcrum agent: unexpected argument %s\nusage: fulcrum agent --kubeconfig FILE "
                    "--node-name NAME [--root DIR] [--pod-cidr CIDR] [--cluster-dns IP] "
                    "[--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] "
-                   "[--usage-report-interval SECONDS] [-v]\n",
+                   "[--usage-report-interval SECONDS] [--qos-* ...] [-v] (docs/agent.md)\n",
                    arg.c_str());
       return 2;
     }
