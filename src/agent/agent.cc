@@ -561,6 +561,21 @@ class NodeAgent::Impl {
     return target;
   }
 
+  base::Result<std::string> PodNetworkNamespace(const std::string& ns, const std::string& name) {
+    std::string uid;
+    {
+      std::lock_guard lock(mu_);
+      auto rec = records_.find(ns + "/" + name);
+      if (rec == records_.end()) return base::NotFound("pod \"" + name + "\" does not exist");
+      uid = rec->second->uid;
+    }
+    auto net = network_->Get(uid);
+    if (!net.ok()) {
+      return base::BadRequest("pod \"" + name + "\" has no network yet: " + net.status().message());
+    }
+    return net->netns_path;
+  }
+
   client::ObjectPtr CachedPod(const std::string& key) const {
     return pods_ ? pods_->Get(key) : nullptr;
   }
@@ -1612,6 +1627,10 @@ base::Result<ContainerTarget> NodeAgent::FindContainer(const std::string& ns,
                                                        bool previous) {
   return impl_->FindContainer(ns, pod, container, previous);
 }
+base::Result<std::string> NodeAgent::PodNetworkNamespace(const std::string& ns,
+                                                         const std::string& pod) {
+  return impl_->PodNetworkNamespace(ns, pod);
+}
 
 int RunAgent(const AgentOptions& options) {
   sigset_t stop_signals;
@@ -1671,6 +1690,12 @@ int RunAgent(const AgentOptions& options) {
       NodeAgent* a = agent.load();
       if (a == nullptr) return base::Unavailable("the agent is starting");
       return a->FindContainer(ns, pod, container, previous);
+    }
+    base::Result<std::string> NetworkNamespace(const std::string& ns,
+                                               const std::string& pod) override {
+      NodeAgent* a = agent.load();
+      if (a == nullptr) return base::Unavailable("the agent is starting");
+      return a->PodNetworkNamespace(ns, pod);
     }
   } directory;
   auto exec = NewRuncExecRunner(options.runc, options.root + "/runc");

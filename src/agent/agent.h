@@ -146,6 +146,8 @@ class NodeAgent {
   // A container of a pod on this node and its log, for the pod server: ContainerDirectory::Find.
   base::Result<ContainerTarget> FindContainer(const std::string& ns, const std::string& pod,
                                               const std::string& container, bool previous);
+  // The network namespace of a pod on this node, for port forwarding: ContainerDirectory.
+  base::Result<std::string> PodNetworkNamespace(const std::string& ns, const std::string& pod);
 
  private:
   class Impl;

@@ -2,7 +2,10 @@
 // framing of RFC 6455 and the remote command channel protocol v4/v5.channel.k8s.io.
 #include "agent/pod_server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
@@ -580,6 +583,14 @@ class Server : public PodServer {
       }
       return Exec(request, ns, pod, container);
     }
+    if (path.rfind("/portForward/", 0) == 0) {
+      std::size_t slash = path.find('/', 13);
+      if (slash == std::string::npos || slash == 13 || slash + 1 >= path.size() ||
+          path.find('/', slash + 1) != std::string::npos) {
+        return apiserver::StatusResponse(base::BadRequest("expected /portForward/NAMESPACE/POD"));
+      }
+      return PortForward(request, path.substr(13, slash - 13), path.substr(slash + 1));
+    }
     if (path.rfind("/attach/", 0) == 0) {
       if (!SplitTarget(path, 8, &ns, &pod, &container)) {
         return apiserver::StatusResponse(
@@ -753,6 +764,190 @@ class Server : public PodServer {
   }
 
   static constexpr const char* kV5 = "v5.channel.k8s.io";
+
+  // `kubectl port-forward`: SPDY/3.1 with portforward.k8s.io. Over WebSocket (kubectl 1.31+
+  // tunnels SPDY in it) it is refused, and kubectl falls back to SPDY.
+  HttpResponse PortForward(const HttpRequest& request, const std::string& ns,
+                           const std::string& pod) {
+    auto netns = containers_->NetworkNamespace(ns, pod);
+    if (!netns.ok()) return apiserver::StatusResponse(netns.status());
+    std::string upgrade = request.Header("upgrade");
+    for (char& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (upgrade != "spdy/3.1" ||
+        request.Header("x-stream-protocol-version").find("portforward.k8s.io") ==
+            std::string::npos) {
+      return apiserver::StatusResponse(base::BadRequest(
+          "fulcrum serves port forwarding over SPDY/3.1 (portforward.k8s.io) only"));
+    }
+    HttpResponse response;
+    response.takeover = [netns = *netns, pod](TakenConnection& conn) {
+      if (conn.Write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")) {
+        RunPortForwardSession(conn, netns, pod);
+      }
+    };
+    return response;
+  }
+
+  // A TCP connection to 127.0.0.1:`port` in the network namespace at `netns` ("" here): a thread
+  // enters the namespace, and the socket stays in it. -1 with *error set on failure.
+  static int DialInNamespace(const std::string& netns, int port, std::string* error) {
+    int fd = -1;
+    std::thread([&] {
+      if (!netns.empty()) {
+        int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+          *error = Errno("entering the network namespace " + netns);
+          if (ns >= 0) ::close(ns);
+          return;
+        }
+        ::close(ns);
+      }
+      fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        *error = Errno("dial tcp4 127.0.0.1:" + std::to_string(port));
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+      }
+    }).join();
+    return fd;
+  }
+
+  // The kubelet's port forwarding protocol: for each connection the client opens an error and a
+  // data stream with the same "requestid" and the "port"; the agent connects to the port in the
+  // pod, copies both ways (FIN ends a direction), then finishes both streams; a failure is the
+  // error stream's text.
+  static void RunPortForwardSession(TakenConnection& conn, const std::string& netns,
+                                    const std::string& pod) {
+    struct Forward {
+      uint32_t error = 0, data = 0;
+      int port = 0;
+      int fd = -1;
+      bool started = false;
+    };
+    std::mutex mu;  // the connection's writes, the compressor, `forwards`
+    std::map<std::string, Forward> forwards;  // by request id
+    std::map<uint32_t, int> sockets;          // data stream → socket
+    std::vector<std::thread> copiers;
+    spdy::HeaderCompressor compressor;
+    auto write = [&](const std::string& frame) {
+      std::lock_guard lock(mu);
+      return conn.Write(frame);
+    };
+    auto start = [&](Forward f) {
+      std::string error;
+      int fd = DialInNamespace(netns, f.port, &error);
+      if (fd < 0) {
+        write(spdy::DataFrame(f.error, "error forwarding port " + std::to_string(f.port) +
+                                           " to pod " + pod + ": " + error, true));
+        write(spdy::DataFrame(f.data, "", true));
+        return;
+      }
+      {
+        std::lock_guard lock(mu);
+        sockets[f.data] = fd;
+      }
+      copiers.emplace_back([&write, f, fd] {
+        char buf[32 * 1024];
+        for (;;) {
+          ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          if (!write(spdy::DataFrame(f.data, std::string_view(buf, static_cast<std::size_t>(n)),
+                                     false))) {
+            break;
+          }
+        }
+        write(spdy::DataFrame(f.data, "", true));
+        write(spdy::DataFrame(f.error, "", true));
+      });
+    };
+    spdy::FrameReader reader;
+    spdy::HeaderDecompressor decompressor;
+    std::string buf(16 * 1024, '\0');
+    for (bool reading = true; reading;) {
+      long n = conn.Read(buf.data(), buf.size(), std::chrono::seconds(1));
+      if (n < 0) continue;
+      if (n == 0) break;
+      reader.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      spdy::Frame frame;
+      for (;;) {
+        auto next = reader.Next(&frame);
+        if (!next.ok() || !*next) {
+          reading = reading && next.ok();
+          break;
+        }
+        if (frame.control && frame.type == spdy::kSynStream && frame.payload.size() >= 10) {
+          auto headers = decompressor.Decompress(std::string_view(frame.payload).substr(10));
+          if (!headers.ok()) {
+            reading = false;
+            break;
+          }
+          std::string type, port, request_id;
+          for (const auto& [name, value] : *headers) {
+            if (name == "streamtype") type = value;
+            if (name == "port") port = value;
+            if (name == "requestid") request_id = value;
+          }
+          Forward ready;
+          {
+            std::lock_guard lock(mu);
+            conn.Write(spdy::SynReply(frame.stream_id, compressor.Compress({}), false));
+            Forward& f = forwards[request_id];
+            (type == "error" ? f.error : f.data) = frame.stream_id;
+            f.port = std::atoi(port.c_str());
+            if (f.error != 0 && f.data != 0 && !f.started) {
+              f.started = true;
+              ready = f;
+            }
+          }
+          if (ready.started) {
+            if (ready.port <= 0 || ready.port > 65535) {
+              write(spdy::DataFrame(ready.error, "invalid port \"" + port + "\"", true));
+              write(spdy::DataFrame(ready.data, "", true));
+            } else {
+              start(ready);
+            }
+          }
+        } else if (frame.control && frame.type == spdy::kPing) {
+          write(spdy::ControlFrame(spdy::kPing, 0, frame.payload));
+        } else if (frame.control && frame.type == spdy::kGoAway) {
+          reading = false;
+          break;
+        } else if (frame.control && frame.type == spdy::kRstStream) {
+          std::lock_guard lock(mu);
+          if (auto it = sockets.find(frame.stream_id); it != sockets.end()) {
+            ::shutdown(it->second, SHUT_RDWR);
+          }
+        } else if (!frame.control) {
+          int fd = -1;
+          {
+            std::lock_guard lock(mu);
+            if (auto it = sockets.find(frame.stream_id); it != sockets.end()) fd = it->second;
+          }
+          if (fd < 0) continue;
+          std::string_view data = frame.payload;
+          while (!data.empty()) {
+            ssize_t w = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            data.remove_prefix(static_cast<std::size_t>(w));
+          }
+          if (frame.flags & spdy::kFlagFin) ::shutdown(fd, SHUT_WR);
+        }
+      }
+    }
+    {
+      std::lock_guard lock(mu);
+      for (auto& [id, fd] : sockets) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : copiers) t.join();
+    for (auto& [id, fd] : sockets) ::close(fd);
+  }
 
   struct Upgrade {
     bool spdy = false;     // SPDY/3.1 (kubectl before 1.30), else a WebSocket

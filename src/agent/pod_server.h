@@ -2,7 +2,8 @@
 // through the API server: GET /containerLogs/NS/POD/CONTAINER, and /exec/NS/POD/CONTAINER and
 // /attach/NS/POD/CONTAINER as WebSockets (RFC 6455) carrying Kubernetes' channel protocol
 // v4/v5.channel.k8s.io, or SPDY/3.1 streams (spdy.h) with v4 for kubectl before 1.30; attach
-// gives the container's output from then on (no stdin).
+// gives the container's output from then on (no stdin). /portForward/NS/POD: SPDY streams to
+// ports of the pod's network namespace (portforward.k8s.io).
 // HTTPS with client certificates of the cluster CA only. Behaviour: docs/agent.md.
 #pragma once
 
@@ -35,6 +36,11 @@ class ContainerDirectory {
   // ContainerCreating").
   virtual base::Result<ContainerTarget> Find(const std::string& ns, const std::string& pod,
                                              const std::string& container, bool previous) = 0;
+  // The path of the pod's network namespace, where port forwarding connects ("" connects in
+  // this process's own: tests). NotFound when the node has no such pod; BadRequest when it has
+  // no network yet.
+  virtual base::Result<std::string> NetworkNamespace(const std::string& ns,
+                                                     const std::string& pod) = 0;
 };
 
 // One process started by exec. Thread-safe.
@@ -129,7 +135,8 @@ struct PodServerOptions {
   std::vector<std::string> client_names;  // …with one of these subject CNs (empty: any)
 };
 
-// Serves /containerLogs/…, /exec/…, /attach/… (and /healthz) from a thread per connection.
+// Serves /containerLogs/…, /exec/…, /attach/…, /portForward/… (and /healthz) from a thread per
+// connection.
 class PodServer {
  public:
   virtual ~PodServer() = default;

@@ -1,7 +1,13 @@
 #include "agent/pod_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <thread>
+
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -88,6 +94,11 @@ class FakeDirectory : public ContainerDirectory {
       return base::NotFound("container \"" + container + "\" not found in pod \"" + pod + "\"");
     }
     return it->second;
+  }
+  base::Result<std::string> NetworkNamespace(const std::string& ns,
+                                             const std::string& pod) override {
+    if (ns + "/" + pod != "ns/web") return base::NotFound("pod \"" + pod + "\" does not exist");
+    return std::string();  // this process's own
   }
   std::mutex mu;
   std::map<std::string, ContainerTarget> targets;
@@ -344,12 +355,13 @@ TEST(SpdyTest, FramesAreReadOnceWhole) {
 // kubectl before 1.30: exec over SPDY/3.1, one stream per channel.
 class SpdyClient {
  public:
-  explicit SpdyClient(uint16_t port) : port_(port) {}
+  explicit SpdyClient(uint16_t port, std::string path = "/exec/ns/web/app")
+      : port_(port), path_(std::move(path)) {}
 
   int Open(const std::string& query, const std::string& protocols = "v4.channel.k8s.io") {
     EXPECT_TRUE(transport_.Connect(client::Url{false, "127.0.0.1", port_}, nullptr).ok());
     EXPECT_TRUE(transport_
-                    .WriteAll("POST /exec/ns/web/app?" + query +
+                    .WriteAll("POST " + path_ + "?" + query +
                               " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1"
                               "\r\nX-Stream-Protocol-Version: " + protocols +
                               "\r\nContent-Length: 0\r\n\r\n")
@@ -365,10 +377,11 @@ class SpdyClient {
     return std::atoi(head.c_str() + 9);
   }
 
-  uint32_t Stream(const std::string& type) {
+  uint32_t Stream(const std::string& type, spdy::Headers more = {}) {
     uint32_t id = next_id_;
     next_id_ += 2;
-    EXPECT_TRUE(transport_.WriteAll(spdy::SynStream(id, compressor_.Compress({{"streamtype", type}}), false)).ok());
+    more.emplace_back("streamtype", type);
+    EXPECT_TRUE(transport_.WriteAll(spdy::SynStream(id, compressor_.Compress(more), false)).ok());
     return id;
   }
   void Send(uint32_t id, std::string_view data, bool fin) {
@@ -376,9 +389,14 @@ class SpdyClient {
   }
 
   // Until the server closes: each stream's bytes, and which were replied to and finished.
-  std::map<uint32_t, std::string> ReadAll(std::set<uint32_t>* replied, std::set<uint32_t>* fins) {
+  // Until the server closes, or every stream of `until` has finished.
+  std::map<uint32_t, std::string> ReadAll(std::set<uint32_t>* replied, std::set<uint32_t>* fins,
+                                          const std::set<uint32_t>& until = {}) {
     std::map<uint32_t, std::string> out;
     for (;;) {
+      if (!until.empty() && std::includes(fins->begin(), fins->end(), until.begin(), until.end())) {
+        return out;
+      }
       spdy::Frame frame;
       auto next = reader_.Next(&frame);
       EXPECT_TRUE(next.ok());
@@ -400,6 +418,7 @@ class SpdyClient {
 
  private:
   uint16_t port_;
+  std::string path_;
   client::Transport transport_;
   spdy::FrameReader reader_;
   spdy::HeaderCompressor compressor_;
@@ -425,6 +444,45 @@ TEST_F(PodServerTest, ExecOverSpdyForKubectlBefore130) {
   EXPECT_TRUE(fins.count(error) && fins.count(out) && fins.count(err));
   SpdyClient old(server_->port());
   EXPECT_EQ(old.Open("command=/bin/true", "v3.channel.k8s.io"), 400);
+}
+
+TEST_F(PodServerTest, PortForwardConnectsToThePortInThePod) {
+  // An echo server on the loopback stands for the pod's port.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  std::thread echo([listener] {
+    int c = ::accept(listener, nullptr, nullptr);
+    char buf[256];
+    for (ssize_t n; (n = ::recv(c, buf, sizeof buf, 0)) > 0;) ::send(c, buf, static_cast<size_t>(n), 0);
+    ::close(c);
+  });
+  SpdyClient client(server_->port(), "/portForward/ns/web");
+  ASSERT_EQ(client.Open("", "portforward.k8s.io"), 101);
+  uint32_t error = client.Stream("error", {{"port", port}, {"requestid", "0"}});
+  uint32_t data = client.Stream("data", {{"port", port}, {"requestid", "0"}});
+  client.Send(data, "ping", true);
+  std::set<uint32_t> replied, fins;
+  auto got = client.ReadAll(&replied, &fins, {error, data});
+  echo.join();
+  ::close(listener);
+  EXPECT_EQ(got[data], "ping");
+  EXPECT_EQ(got[error], "");
+  EXPECT_TRUE(fins.count(data) && fins.count(error));
+  // A port nothing listens on: the error stream says so.
+  SpdyClient refused(server_->port(), "/portForward/ns/web");
+  ASSERT_EQ(refused.Open("", "portforward.k8s.io"), 101);
+  error = refused.Stream("error", {{"port", "1"}, {"requestid", "1"}});
+  data = refused.Stream("data", {{"port", "1"}, {"requestid", "1"}});
+  fins.clear();
+  got = refused.ReadAll(&replied, &fins, {error, data});
+  EXPECT_NE(got[error].find("error forwarding port 1 to pod web"), std::string::npos) << got[error];
 }
 
 TEST(PodServerAuthTest, OnlyTheApiServerCertificateOfTheClusterCaIsServed) {

@@ -277,14 +277,15 @@ class Server : public ApiServer {
                              {"verbs", {"get", "patch", "update"}}});
       }
       if (t->group.empty() && t->plural == "pods") {
-        for (const char* sub : {"pods/log", "pods/exec", "pods/attach"}) {
+        for (const char* sub : {"pods/log", "pods/exec", "pods/attach", "pods/portforward"}) {
           const std::string name = sub;
           resources.push_back({{"name", sub},
                                {"singularName", ""},
                                {"namespaced", true},
-                               {"kind", name == "pods/log"    ? "Pod"
-                                        : name == "pods/exec" ? "PodExecOptions"
-                                                              : "PodAttachOptions"},
+                               {"kind", name == "pods/log"      ? "Pod"
+                                        : name == "pods/exec"   ? "PodExecOptions"
+                                        : name == "pods/attach" ? "PodAttachOptions"
+                                                                : "PodPortForwardOptions"},
                                {"verbs", name == "pods/log" ? Json::array({"get"})
                                                             : Json::array({"create", "get"})}});
         }

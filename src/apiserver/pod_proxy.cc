@@ -65,8 +65,9 @@ struct PodTarget {
   AgentAddress agent;
 };
 
+// `container` "" picks the only one; `pod_only` (port forwarding) skips containers.
 Result<PodTarget> FindTarget(Objects& objects, const RequestInfo& info,
-                             const std::string& container) {
+                             const std::string& container, bool pod_only = false) {
   const api::ResourceType* pods = objects.registry().Find("", "v1", "pods");
   const api::ResourceType* nodes = objects.registry().Find("", "v1", "nodes");
   ObjectPtr object = objects.cache().Get(*pods, info.namespace_, info.name);
@@ -74,7 +75,9 @@ Result<PodTarget> FindTarget(Objects& objects, const RequestInfo& info,
   PodTarget t;
   RETURN_IF_ERROR(base::ParseJson(object->json, &t.pod));
   t.container = container;
-  if (t.container.empty()) {
+  if (pod_only) {
+    // No container to check.
+  } else if (t.container.empty()) {
     const Json* cs = base::FindPath(t.pod, {"spec", "containers"});
     std::size_t n = cs && cs->is_array() ? cs->size() : 0;
     if (n == 1) {
@@ -286,10 +289,7 @@ HttpResponse PodProxy::Serve(const HttpRequest& request, const RequestInfo& info
     }
     return Log(request, info);
   }
-  if (info.subresource == "exec" || info.subresource == "attach") return Exec(request, info);
-  return Error(base::BadRequest("fulcrum does not serve pods/portforward yet (docs/agent.md): "
-                                "kubectl port-forward tunnels SPDY, which fulcrum does not speak"),
-               info);
+  return Exec(request, info);  // exec, attach, portforward: upgrades
 }
 
 HttpResponse PodProxy::Log(const HttpRequest& request, const RequestInfo& info) {
@@ -348,14 +348,19 @@ HttpResponse PodProxy::Log(const HttpRequest& request, const RequestInfo& info) 
 }
 
 HttpResponse PodProxy::Exec(const HttpRequest& request, const RequestInfo& info) {
-  auto target = FindTarget(*objects_, info, request.Query("container"));
+  const bool forward = info.subresource == "portforward";
+  auto target = FindTarget(*objects_, info, request.Query("container"), forward);
   if (!target.ok()) return Error(target.status(), info);
   if (!target->scheduled) {
     return Error(base::BadRequest("pod " + info.name + " does not have a host assigned"), info);
   }
   auto agent = std::make_shared<AgentConnection>();
   if (Status s = agent->Connect(target->agent, tls_.get()); !s.ok()) return Error(s, info);
-  std::string upstream = request.method + " " + PathOf(info, info.subresource, target->container) +
+  // The kubelet's paths: /exec/NS/POD/CONTAINER, /attach/…, /portForward/NS/POD.
+  std::string path = forward ? "/portForward/" + client::QueryEscape(info.namespace_) + "/" +
+                                   client::QueryEscape(info.name)
+                             : PathOf(info, info.subresource, target->container);
+  std::string upstream = request.method + " " + path +
                          AgentQuery(request, {"command", "stdin", "stdout", "stderr", "tty"}) +
                          " HTTP/1.1\r\nHost: " + target->agent.host + "\r\n";
   for (const char* name : {"connection", "upgrade", "sec-websocket-key", "sec-websocket-version",

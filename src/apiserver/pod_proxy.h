@@ -1,4 +1,4 @@
-// The API server's pods/log, pods/exec and pods/attach subresources: as kube-apiserver does,
+// The API server's pods/log, exec, attach and portforward subresources: as kube-apiserver does,
 // they find the pod's node and proxy the request to the agent's pod server
 // (agent/pod_server.h) over HTTPS, presenting the API server's certificate as a client
 // certificate.
@@ -34,15 +34,16 @@ class PodProxy {
   // Serves a request IsPodProxyRequest accepted. Errors are Status objects as kube-apiserver
   // writes them: "container c is not valid for pod p" (400), "pod p does not have a host
   // assigned" (400, exec and attach; a log of an unscheduled pod is empty), the agent's own
-  // message (400 for logs it has not, 404 for what it does not know). pods/attach is proxied as
-  // exec is; pods/portforward is refused (400) with the reason.
+  // message (400 for logs it has not, 404 for what it does not know). pods/attach and
+  // pods/portforward are proxied as exec is.
   HttpResponse Serve(const HttpRequest& request, const RequestInfo& info);
 
  private:
   PodProxy(Objects* objects, std::shared_ptr<client::TlsContext> tls)
       : objects_(objects), tls_(std::move(tls)) {}
   HttpResponse Log(const HttpRequest& request, const RequestInfo& info);
-  HttpResponse Exec(const HttpRequest& request, const RequestInfo& info);  // and attach
+  // exec, attach and portforward: upgrades relayed.
+  HttpResponse Exec(const HttpRequest& request, const RequestInfo& info);
 
   Objects* objects_;
   std::shared_ptr<client::TlsContext> tls_;

@@ -166,8 +166,8 @@ TEST_F(PodProxyTest, ErrorsAreKubeApiserversStatuses) {
   auto exec = Call("POST", "/api/v1/namespaces/default/pods/pending/exec?container=app&command=true");
   EXPECT_EQ(exec.status, 400);
   EXPECT_EQ(Message(exec), "pod pending does not have a host assigned");
-  auto forward = Call("POST", "/api/v1/namespaces/default/pods/web/portforward?ports=80");
-  EXPECT_EQ(forward.status, 400);
+  auto forward = Call("POST", "/api/v1/namespaces/default/pods/pending/portforward?ports=80");
+  EXPECT_EQ(Message(forward), "pod pending does not have a host assigned");
 }
 
 TEST_F(PodProxyTest, ExecUpgradeIsRelayedBothWays) {

@@ -9,8 +9,9 @@ container does), the errors kube-apiserver gives (a container the pod does not h
 node, no previous run). Exec with kubectl 1.27 and 1.29 (SPDY/3.1) and 1.30 and 1.33 (WebSocket
 v5): output and exit codes; with 1.27 and 1.33 stdin to its end (the v5 close signal, a SPDY FIN)
 and -it on a terminal with its size. `kubectl attach` (1.27, 1.33) shows what the container writes
-from then on; `attach -i` and `port-forward` are refused with the reason. The agent's pod server
-refuses clients without the API server's certificate.
+from then on, `attach -i` is refused with the reason; `kubectl port-forward` (1.27 over SPDY, 1.33
+falling back to it) reaches an httpd in the pod, and a port nothing listens on gives kubectl the
+agent's error. The agent's pod server refuses clients without the API server's certificate.
 
 Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox.tar \\
      python3 tests/e2e/logs_exec_test.py
@@ -20,6 +21,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import socket
 import ssl
@@ -29,6 +31,7 @@ import sys
 import termios
 import time
 import unittest
+import urllib.request
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +93,16 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %(image)s
+    command: ["sh", "-c", "mkdir -p /www && echo hello from the pod > /www/index.html && exec httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: nowhere}
 spec:
   nodeSelector: {no-such-label: "true"}
@@ -117,7 +130,7 @@ class LogsExecTest(unittest.TestCase):
         e2e.poll(lambda: cls.k("get", "node", NODE)[0] == 0, 60, what="node %s" % NODE)
         rc, out, err = cls.k("apply", "-f", "-", input=PODS)
         assert rc == 0, out + err
-        for pod in ("talker", "ticker"):
+        for pod in ("talker", "ticker", "web"):
             e2e.poll(lambda: cls.phase(pod) == "Running", 120, what="pod %s Running" % pod)
         e2e.poll(lambda: cls.restarted_and_running("crasher"), 120,
                  what="pod crasher restarted once and running")
@@ -297,9 +310,34 @@ class LogsExecTest(unittest.TestCase):
         _, _, err = self.fails("attach", "-i", "talker", "-c", "main")
         self.assertIn("fulcrum attaches to a container's output only", err)
 
-    def test_port_forward_is_refused_with_the_reason(self):
-        _, _, err = self.fails("port-forward", "pod/talker", "18080:80")
-        self.assertIn("does not serve pods/portforward", err)
+    def test_port_forward(self):
+        for v in (SPDY_ONLY[0], NEW):
+            with self.subTest(kubectl=v):
+                forward = self.server.kubectl(v).start("port-forward", "pod/web", ":8080")
+                try:
+                    forward.wait_output(lambda out: "Forwarding from 127.0.0.1:" in out, 30,
+                                        "kubectl port-forward listening")
+                    port = int(re.search(r"Forwarding from 127\.0\.0\.1:(\d+)",
+                                         forward.stdout).group(1))
+                    for _ in range(2):  # a connection each
+                        with urllib.request.urlopen("http://127.0.0.1:%d/" % port,
+                                                    timeout=30) as r:
+                            self.assertEqual(r.read(), b"hello from the pod\n")
+                finally:
+                    forward.stop()
+        # Nothing listens on port 9: kubectl reports the agent's error for the connection.
+        forward = self.k.start("port-forward", "pod/web", ":9")
+        try:
+            forward.wait_output(lambda out: "Forwarding from 127.0.0.1:" in out, 30,
+                                "kubectl port-forward listening")
+            port = int(re.search(r"Forwarding from 127\.0\.0\.1:(\d+)",
+                                 forward.stdout).group(1))
+            with self.assertRaises(Exception):
+                urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=30).read()
+            e2e.poll(lambda: "error forwarding port 9 to pod web" in forward.stderr, 30,
+                     what="the forwarding error on kubectl's stderr")
+        finally:
+            forward.stop()
 
     # --- the agent's pod server ------------------------------------------------------------------
 
