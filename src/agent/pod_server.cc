@@ -866,81 +866,53 @@ class Server : public PodServer {
         write(spdy::DataFrame(f.error, "", true));
       });
     };
-    spdy::FrameReader reader;
-    spdy::HeaderDecompressor decompressor;
-    std::string buf(16 * 1024, '\0');
-    for (bool reading = true; reading;) {
-      long n = conn.Read(buf.data(), buf.size(), std::chrono::seconds(1));
-      if (n < 0) continue;
-      if (n == 0) break;
-      reader.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      spdy::Frame frame;
-      for (;;) {
-        auto next = reader.Next(&frame);
-        if (!next.ok() || !*next) {
-          reading = reading && next.ok();
-          break;
-        }
-        if (frame.control && frame.type == spdy::kSynStream && frame.payload.size() >= 10) {
-          auto headers = decompressor.Decompress(std::string_view(frame.payload).substr(10));
-          if (!headers.ok()) {
-            reading = false;
-            break;
-          }
-          std::string type, port, request_id;
-          for (const auto& [name, value] : *headers) {
-            if (name == "streamtype") type = value;
-            if (name == "port") port = value;
-            if (name == "requestid") request_id = value;
-          }
-          Forward ready;
-          {
-            std::lock_guard lock(mu);
-            conn.Write(spdy::SynReply(frame.stream_id, compressor.Compress({}), false));
-            Forward& f = forwards[request_id];
-            (type == "error" ? f.error : f.data) = frame.stream_id;
-            f.port = std::atoi(port.c_str());
-            if (f.error != 0 && f.data != 0 && !f.started) {
-              f.started = true;
-              ready = f;
-            }
-          }
-          if (ready.started) {
-            if (ready.port <= 0 || ready.port > 65535) {
-              write(spdy::DataFrame(ready.error, "invalid port \"" + port + "\"", true));
-              write(spdy::DataFrame(ready.data, "", true));
-            } else {
-              start(ready);
-            }
-          }
-        } else if (frame.control && frame.type == spdy::kPing) {
-          write(spdy::ControlFrame(spdy::kPing, 0, frame.payload));
-        } else if (frame.control && frame.type == spdy::kGoAway) {
-          reading = false;
-          break;
-        } else if (frame.control && frame.type == spdy::kRstStream) {
+    ReadSpdyFrames(conn, write, [&](const spdy::Frame& frame, const spdy::Headers& headers) {
+      if (frame.control && frame.type == spdy::kSynStream) {
+        const std::string port = HeaderOf(headers, "port");
+        Forward ready;
+        {
           std::lock_guard lock(mu);
-          if (auto it = sockets.find(frame.stream_id); it != sockets.end()) {
-            ::shutdown(it->second, SHUT_RDWR);
+          conn.Write(spdy::SynReply(frame.stream_id, compressor.Compress({}), false));
+          Forward& f = forwards[HeaderOf(headers, "requestid")];
+          (HeaderOf(headers, "streamtype") == "error" ? f.error : f.data) = frame.stream_id;
+          f.port = std::atoi(port.c_str());
+          if (f.error != 0 && f.data != 0 && !f.started) {
+            f.started = true;
+            ready = f;
           }
-        } else if (!frame.control) {
-          int fd = -1;
-          {
-            std::lock_guard lock(mu);
-            if (auto it = sockets.find(frame.stream_id); it != sockets.end()) fd = it->second;
-          }
-          if (fd < 0) continue;
-          std::string_view data = frame.payload;
-          while (!data.empty()) {
-            ssize_t w = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) break;
-            data.remove_prefix(static_cast<std::size_t>(w));
-          }
-          if (frame.flags & spdy::kFlagFin) ::shutdown(fd, SHUT_WR);
         }
+        if (!ready.started) return true;
+        if (ready.port <= 0 || ready.port > 65535) {
+          write(spdy::DataFrame(ready.error, "invalid port \"" + port + "\"", true));
+          write(spdy::DataFrame(ready.data, "", true));
+        } else {
+          start(ready);
+        }
+      } else if (frame.control && frame.type == spdy::kGoAway) {
+        return false;
+      } else if (frame.control && frame.type == spdy::kRstStream) {
+        std::lock_guard lock(mu);
+        if (auto it = sockets.find(frame.stream_id); it != sockets.end()) {
+          ::shutdown(it->second, SHUT_RDWR);
+        }
+      } else if (!frame.control) {
+        int fd = -1;
+        {
+          std::lock_guard lock(mu);
+          if (auto it = sockets.find(frame.stream_id); it != sockets.end()) fd = it->second;
+        }
+        if (fd < 0) return true;
+        std::string_view data = frame.payload;
+        while (!data.empty()) {
+          ssize_t w = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) break;
+          data.remove_prefix(static_cast<std::size_t>(w));
+        }
+        if (frame.flags & spdy::kFlagFin) ::shutdown(fd, SHUT_WR);
       }
-    }
+      return true;
+    });
     {
       std::lock_guard lock(mu);
       for (auto& [id, fd] : sockets) ::shutdown(fd, SHUT_RDWR);
@@ -1001,6 +973,71 @@ class Server : public PodServer {
     return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Accept: " + websocket::AcceptKey(request.Header("sec-websocket-key")) +
            "\r\nSec-WebSocket-Protocol: " + protocol + "\r\n\r\n";
+  }
+
+  // Reads SPDY frames until the connection ends, a protocol error, or `on_frame` returns false.
+  // A SYN_STREAM's header block is decompressed for on_frame; PINGs are answered with `write`.
+  template <typename Write, typename OnFrame>
+  static void ReadSpdyFrames(TakenConnection& conn, Write& write, OnFrame on_frame) {
+    spdy::FrameReader reader;
+    spdy::HeaderDecompressor decompressor;
+    std::string buf(16 * 1024, '\0');
+    for (;;) {
+      long n = conn.Read(buf.data(), buf.size(), std::chrono::seconds(1));
+      if (n < 0) continue;
+      if (n == 0) return;
+      reader.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      spdy::Frame frame;
+      for (;;) {
+        auto next = reader.Next(&frame);
+        if (!next.ok()) {
+          LOG_WARNING << "SPDY: " << next.status().ToString();
+          return;
+        }
+        if (!*next) break;
+        spdy::Headers headers;
+        if (frame.control && frame.type == spdy::kSynStream) {
+          auto block = frame.payload.size() >= 10
+                           ? decompressor.Decompress(std::string_view(frame.payload).substr(10))
+                           : base::Result<spdy::Headers>(base::BadRequest("short SYN_STREAM"));
+          if (!block.ok()) {
+            LOG_WARNING << "SPDY: " << block.status().ToString();
+            return;
+          }
+          headers = std::move(*block);
+        } else if (frame.control && frame.type == spdy::kPing) {
+          write(spdy::ControlFrame(spdy::kPing, 0, frame.payload));
+          continue;
+        }
+        if (!on_frame(frame, headers)) return;
+      }
+    }
+  }
+
+  static std::string HeaderOf(const spdy::Headers& headers, const std::string& name) {
+    for (const auto& [n, v] : headers) {
+      if (n == name) return v;
+    }
+    return "";
+  }
+
+  // Stdin bytes for the process (dropped when it takes no input).
+  static void WriteInput(ExecProcess& process, std::string_view data) {
+    while (!data.empty() && process.stdin_fd() >= 0) {
+      ssize_t w = ::write(process.stdin_fd(), data.data(), data.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      data.remove_prefix(static_cast<std::size_t>(w));
+    }
+  }
+
+  // A resize message: {"Width":W,"Height":H}.
+  static void Resize(ExecProcess& process, std::string_view json) {
+    Json size;
+    if (base::ParseJson(json, &size).ok() && size.is_object()) {
+      process.Resize(static_cast<uint16_t>(size.value("Width", 0)),
+                     static_cast<uint16_t>(size.value("Height", 0)));
+    }
   }
 
   // Sends the process's stdout and stderr (channels 1 and 2) until both end or `stop` is set.
@@ -1092,65 +1129,28 @@ class Server : public PodServer {
       }
       conn.Close();
     });
-    spdy::FrameReader reader;
-    spdy::HeaderDecompressor decompressor;
     std::string resize;
-    std::string buf(16 * 1024, '\0');
-    for (bool reading = true; reading;) {
-      long n = conn.Read(buf.data(), buf.size(), std::chrono::seconds(1));
-      if (n < 0) continue;
-      if (n == 0) break;
-      reader.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      spdy::Frame frame;
-      for (;;) {
-        auto next = reader.Next(&frame);
-        if (!next.ok() || !*next) {
-          if (!next.ok()) LOG_WARNING << "exec: " << next.status().ToString();
-          reading = reading && next.ok();
-          break;
-        }
-        if (frame.control && frame.type == spdy::kSynStream && frame.payload.size() >= 10) {
-          auto headers = decompressor.Decompress(std::string_view(frame.payload).substr(10));
-          if (!headers.ok()) {
-            reading = false;
-            break;
-          }
-          std::string type;
-          for (const auto& [name, value] : *headers) {
-            if (name == "streamtype") type = value;
-          }
-          std::lock_guard lock(mu);
-          conn.Write(spdy::SynReply(frame.stream_id, compressor.Compress({}), false));
-          streams[type] = frame.stream_id;
-          streams_changed.notify_all();
-        } else if (frame.control && frame.type == spdy::kPing) {
-          write(spdy::ControlFrame(spdy::kPing, 0, frame.payload));
-        } else if (frame.control &&
-                   (frame.type == spdy::kRstStream || frame.type == spdy::kGoAway)) {
-          reading = false;
-          break;
-        } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("stdin")) {
-          std::string_view data = frame.payload;
-          while (!data.empty() && process.stdin_fd() >= 0) {
-            ssize_t w = ::write(process.stdin_fd(), data.data(), data.size());
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) break;
-            data.remove_prefix(static_cast<std::size_t>(w));
-          }
-          if (frame.flags & spdy::kFlagFin) process.CloseStdin();
-        } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("resize")) {
-          resize += frame.payload;  // JSON objects, one a line
-          for (std::size_t nl; (nl = resize.find('\n')) != std::string::npos;) {
-            Json size;
-            if (base::ParseJson(resize.substr(0, nl), &size).ok() && size.is_object()) {
-              process.Resize(static_cast<uint16_t>(size.value("Width", 0)),
-                             static_cast<uint16_t>(size.value("Height", 0)));
-            }
-            resize.erase(0, nl + 1);
-          }
+    ReadSpdyFrames(conn, write, [&](const spdy::Frame& frame, const spdy::Headers& headers) {
+      if (frame.control && frame.type == spdy::kSynStream) {
+        std::lock_guard lock(mu);
+        conn.Write(spdy::SynReply(frame.stream_id, compressor.Compress({}), false));
+        streams[HeaderOf(headers, "streamtype")] = frame.stream_id;
+        streams_changed.notify_all();
+      } else if (frame.control &&
+                 (frame.type == spdy::kRstStream || frame.type == spdy::kGoAway)) {
+        return false;
+      } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("stdin")) {
+        WriteInput(process, frame.payload);
+        if (frame.flags & spdy::kFlagFin) process.CloseStdin();
+      } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("resize")) {
+        resize += frame.payload;  // JSON objects, one a line
+        for (std::size_t nl; (nl = resize.find('\n')) != std::string::npos;) {
+          Resize(process, std::string_view(resize).substr(0, nl));
+          resize.erase(0, nl + 1);
         }
       }
-    }
+      return true;
+    });
     client_gone = true;
     {
       std::lock_guard lock(mu);
@@ -1211,19 +1211,10 @@ class Server : public PodServer {
         } else if ((op == websocket::kBinary || op == websocket::kText) && !message.empty()) {
           auto channel = static_cast<uint8_t>(message[0]);
           std::string_view data = std::string_view(message).substr(1);
-          if (channel == kStdinChannel && process.stdin_fd() >= 0) {
-            while (!data.empty()) {
-              ssize_t w = ::write(process.stdin_fd(), data.data(), data.size());
-              if (w < 0 && errno == EINTR) continue;
-              if (w <= 0) break;
-              data.remove_prefix(static_cast<std::size_t>(w));
-            }
+          if (channel == kStdinChannel) {
+            WriteInput(process, data);
           } else if (channel == kResizeChannel) {
-            Json size;
-            if (base::ParseJson(data, &size).ok() && size.is_object()) {
-              process.Resize(static_cast<uint16_t>(size.value("Width", 0)),
-                             static_cast<uint16_t>(size.value("Height", 0)));
-            }
+            Resize(process, data);
           } else if (v5 && channel == kCloseChannel && !data.empty() &&
                      static_cast<uint8_t>(data[0]) == kStdinChannel) {
             process.CloseStdin();
