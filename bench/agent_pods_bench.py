@@ -47,6 +47,8 @@ def main():
     parser.add_argument("--image", required=True)
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--verbose", action="store_true",
+                        help="run the agent with -v (its log stays with FULCRUM_E2E_KEEP=1)")
     args = parser.parse_args(e2e.parse_argv()[1:])
     if os.geteuid() != 0:
         sys.exit("agent_pods_bench: needs root")
@@ -59,7 +61,8 @@ def main():
     log = open(os.path.join(server.root, "agent.log"), "wb")
     agent = subprocess.Popen(e2e._with_pdeathsig(
         [e2e.fulcrum_bin(), "agent", "--kubeconfig", server.kubeconfig_path, "--node-name", "bench",
-         "--root", root, "--pod-cidr", "10.254.0.0/16", "--bridge", bridge]),
+         "--root", root, "--pod-cidr", "10.254.0.0/16", "--bridge", bridge]
+        + (["-v"] if args.verbose else [])),
         stdout=log, stderr=subprocess.STDOUT)
     e2e._track(agent)
     client = server.client
@@ -102,6 +105,7 @@ def main():
     threading.Thread(target=watch, daemon=True).start()
     e2e.poll(lambda: client.get("/api/v1/nodes/bench").status == 200, 30, what="node registered")
     time.sleep(0.5)
+    start_cpu = (cpu_seconds(agent.pid), cpu_seconds(server.proc.pid))
     for i in range(args.pods):
         name = "p%03d" % i
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -119,6 +123,9 @@ def main():
         time.sleep(0.1)
     with lock:
         latencies = [running_at[n] - created_at[n] for n in created_at if n in running_at]
+    # CPU spent starting them: the agent with the runc and CNI processes it ran, and the server.
+    agent_start_cpu = cpu_seconds(agent.pid) - start_cpu[0]
+    server_start_cpu = cpu_seconds(server.proc.pid) - start_cpu[1]
     cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
     time.sleep(3)  # a few housekeeping rounds with everything running
     steady_cores = (cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - t0)
@@ -128,6 +135,8 @@ def main():
               "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
               "max_s": round(max(latencies), 3) if latencies else None,
               "agent_rss_mib": round(rss / 1024, 1),
+              "start_cpu_ms_per_pod": {"agent": round(1000 * agent_start_cpu / args.pods, 1),
+                                       "server": round(1000 * server_start_cpu / args.pods, 1)},
               # CPU of the agent and the processes it ran, with all pods running (resyncs only)
               "steady_cpu_cores": round(steady_cores, 3),
               "loadavg_1m": os.getloadavg()[0]}

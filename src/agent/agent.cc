@@ -1386,11 +1386,12 @@ class NodeAgent::Impl {
       return;
     }
     ContainerBundle bundle{*spec, image->layer_dirs, pipes->stdout_path, pipes->stderr_path};
-    Status created = runtime_->Create(id, bundle);
-    if (!created.ok()) {
+    // Created and started by one runtime call (`runc run --detach`): a runc process less.
+    Status ran = runtime_->Run(id, bundle);
+    if (!ran.ok()) {
       capture_->Detach(id);
       cr.id = id;
-      fail("CreateContainerError", created.message());
+      fail("CreateContainerError", ran.message());
       return;
     }
     if (restarting) {
@@ -1401,11 +1402,6 @@ class NodeAgent::Impl {
     Event(pod, "Normal", "Created",
           reuse ? "Reused container " + name + " (" + id + ") on its writable layer"
                 : "Created container " + name);
-    Status started = runtime_->Start(id);
-    if (!started.ok()) {
-      fail("RunContainerError", started.message());
-      return;
-    }
     Event(pod, "Normal", "Started", "Started container " + name);
     auto state = runtime_->State(id);
     cr.pid = state.ok() ? state->pid : 0;

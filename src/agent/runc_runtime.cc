@@ -323,6 +323,15 @@ class RuncRuntime : public ContainerRuntime {
 
   // ContainerRuntime
   Status Create(const std::string& id, const ContainerBundle& bundle) override {
+    return CreateWith("create", id, bundle);
+  }
+
+  Status Run(const std::string& id, const ContainerBundle& bundle) override {
+    return CreateWith("run", id, bundle);
+  }
+
+  // `runc create` (the process waits for `runc start`) or `runc run --detach` (it runs at once).
+  Status CreateWith(const std::string& verb, const std::string& id, const ContainerBundle& bundle) {
     if (!ValidContainerId(id)) return base::Invalid("invalid container id \"" + id + "\"");
     if (bundle.layer_dirs.empty()) return base::Invalid("container " + id + ": no image layers");
     if (bundle.stdout_path.empty() || bundle.stderr_path.empty()) {
@@ -381,7 +390,11 @@ class RuncRuntime : public ContainerRuntime {
 
     ProcessSpec ps;
     ps.argv = {options_.runc, "--root", runc_root_, "--log", dir + "/runc.log", "--log-format",
-               "json", "create", "--bundle", dir,  "--pid-file", dir + "/pid", id};
+               "json", verb};
+    if (verb == "run") ps.argv.push_back("--detach");
+    for (const std::string& a : {std::string("--bundle"), dir, std::string("--pid-file"), dir + "/pid", id}) {
+      ps.argv.push_back(a);
+    }
     ps.stdout_fd = out.get();
     ps.stderr_fd = err.get();
     ps.timeout = options_.timeout;
@@ -391,7 +404,7 @@ class RuncRuntime : public ContainerRuntime {
                                                                 : "";
       (void)Runc({"delete", "--force", id});
       std::string why = !run.ok() ? run.status().message() : LastError(log);
-      return fail(base::Internal("runc create " + id + " failed: " + why));
+      return fail(base::Internal("runc " + verb + " " + id + " failed: " + why));
     }
     return Status::Ok();
   }

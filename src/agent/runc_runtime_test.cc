@@ -196,10 +196,10 @@ TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
   EXPECT_EQ(runtime_->Kill(id_, SIGKILL).code(), base::Code::kConflict);
   EXPECT_EQ(runtime_->Start(id_).code(), base::Code::kConflict);
 
-  // Reuse: the same container again, on the same writable layer.
-  created = runtime_->Create(id_, bundle);
+  // Reuse: the same container again, on the same writable layer, created and started in one
+  // step (`runc run --detach`, as the agent starts containers).
+  created = runtime_->Run(id_, bundle);
   ASSERT_TRUE(created.ok()) << created.ToString() << "\nstderr: " << ReadOr(bundle.stderr_path);
-  ASSERT_TRUE(runtime_->Start(id_).ok());
   EXPECT_TRUE(WaitFor([&] { return ReadOr(bundle.stdout_path) == "missing\nhello\nrt-test\ndata\nhello\nrt-test\n"; },
                       10s))
       << "stdout: " << ReadOr(bundle.stdout_path) << "\nstderr: " << ReadOr(bundle.stderr_path);
@@ -267,6 +267,14 @@ TEST_F(RuncRuntimeTest, FailedCreateLeavesNothing) {
   EXPECT_EQ(runtime_->State(id_).status().code(), base::Code::kNotFound);
   EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
   EXPECT_TRUE(runtime_->Delete(id_).ok());
+
+  base::Status ran = runtime_->Run(id_, bundle);
+  ASSERT_FALSE(ran.ok());
+  EXPECT_NE(ran.message().find("runc run " + id_ + " failed: "), std::string::npos) << ran.ToString();
+  EXPECT_NE(ran.message().find("/no/such/binary: no such file or directory"), std::string::npos)
+      << ran.ToString();
+  EXPECT_EQ(runtime_->State(id_).status().code(), base::Code::kNotFound);
+  EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
 }
 
 TEST_F(RuncRuntimeTest, OutputThroughLogCaptureAndAGivenNetworkNamespace) {

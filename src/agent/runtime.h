@@ -51,6 +51,14 @@ class ContainerRuntime {
   // is not in the created state.
   virtual base::Status Start(const std::string& id) = 0;
 
+  // Create then Start, in one step where the runtime can (`runc run --detach`: one runc process
+  // instead of two). Errors as Create's; a failure to start leaves the container created or
+  // gone, never half-running.
+  virtual base::Status Run(const std::string& id, const ContainerBundle& bundle) {
+    RETURN_IF_ERROR(Create(id, bundle));
+    return Start(id);
+  }
+
   // NotFound if there is no such container.
   virtual base::Result<ContainerState> State(const std::string& id) = 0;
 
