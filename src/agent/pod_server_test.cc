@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -17,6 +18,7 @@
 #include "apiserver/pki.h"
 #include "base/json.h"
 #include "client/http_client.h"
+#include "client/test_server.h"
 
 namespace fulcrum::agent {
 namespace {
@@ -216,6 +218,29 @@ class ExecClient {
     ASSERT_TRUE(transport_.WriteAll(websocket::EncodeFrame(websocket::kBinary, payload, 0x5a5a5a5a)).ok());
   }
 
+  // Reads messages until `channel` has carried `marker`; returns what it carried.
+  std::string ReadUntil(uint8_t channel, const std::string& marker) {
+    std::string got;
+    while (got.find(marker) == std::string::npos) {
+      websocket::Opcode op;
+      std::string payload;
+      auto next = decoder_.Next(&op, &payload);
+      if (!next.ok()) return got;
+      if (*next) {
+        if (op == websocket::kBinary && !payload.empty() &&
+            static_cast<uint8_t>(payload[0]) == channel) {
+          got += payload.substr(1);
+        }
+        continue;
+      }
+      char buf[4096];
+      long n = transport_.Read(buf, sizeof buf);
+      if (n <= 0) return got;
+      decoder_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+    return got;
+  }
+
   // Reads messages until the server closes; returns what each channel carried.
   std::map<int, std::string> ReadAll() {
     std::map<int, std::string> out;
@@ -273,6 +298,20 @@ TEST_F(PodServerTest, ExecStdinEndsWithTheV5CloseSignal) {
   auto got = client.ReadAll();
   EXPECT_EQ(got[kStdoutChannel], "typed\n");
   EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
+}
+
+TEST_F(PodServerTest, ExecCommandIsKilledWhenTheClientGoesAway) {
+  int pid = 0;
+  {
+    ExecClient client(server_->port());
+    ASSERT_EQ(client.Open("command=/bin/sh&command=-c&command=echo%20%24%24%3B%20exec%20sleep%201000"
+                          "&stdout=true"),
+              101);
+    std::string out = client.ReadUntil(kStdoutChannel, "\n");
+    pid = std::atoi(out.c_str());
+    ASSERT_GT(pid, 0) << out;
+  }  // the connection closes
+  EXPECT_TRUE(client::Eventually([pid] { return ::kill(pid, 0) != 0; }));
 }
 
 TEST_F(PodServerTest, ExecWithATerminalTakesItsSize) {
