@@ -1703,6 +1703,9 @@ int RunAgent(const AgentOptions& options) {
     if (!started.ok()) return fail(started.status());
     pod_server = std::move(*started);
     served.kubelet_port = pod_server->port();
+    std::fprintf(stderr,
+                 "fulcrum agent: pod server (logs, exec, attach, port-forward) on %s, port %d\n",
+                 options.server_listen.c_str(), served.kubelet_port);
   }
   NodeAgent agent(served, deps);
   directory.agent = &agent;

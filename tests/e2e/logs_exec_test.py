@@ -40,6 +40,7 @@ import fulcrum_e2e as e2e  # noqa: E402
 e2e.parse_argv()
 
 NODE = "e2e-logs"
+BRIDGE = "fup93"
 IMAGE = "fulcrum.dev/busybox:demo"
 NEW = "1.33"
 ALL_VERSIONS = ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"]
@@ -118,7 +119,7 @@ class LogsExecTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = e2e.Server(command="up", extra_args=[
-            "--node-name", NODE, "--pod-cidr", "10.244.93.0/24", "--bridge", "fup93"])
+            "--node-name", NODE, "--pod-cidr", "10.244.93.0/24", "--bridge", BRIDGE])
         root = os.path.join(cls.server.data_dir, "agent")
         os.makedirs(root, exist_ok=True)
         out = subprocess.run([e2e.fulcrum_bin(), "image", "import",
@@ -140,6 +141,7 @@ class LogsExecTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.k("delete", "pods", "--all", "--wait=true", "--grace-period=1", timeout=120)
         rc, killed = cls.server.stop(timeout=60)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)  # the CNI bridge
         assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
 
     @classmethod
