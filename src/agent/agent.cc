@@ -1694,7 +1694,7 @@ int RunAgent(const AgentOptions& options) {
       return a->PodNetworkNamespace(ns, pod);
     }
   } directory;
-  auto exec = NewRuncExecRunner(options.runc, options.root + "/runc");
+  auto exec = NewRuncExecRunner(options.runc, options.root);
   std::unique_ptr<PodServer> pod_server;
   AgentOptions served = options;
   if (!options.server_listen.empty()) {

@@ -346,13 +346,13 @@ class SpawnedProcess : public ExecProcess {
 
 class RuncExecRunner : public ExecRunner {
  public:
-  RuncExecRunner(std::string runc, std::string runc_root)
-      : runc_(std::move(runc)), runc_root_(std::move(runc_root)) {}
+  RuncExecRunner(std::string runc, const std::string& root)
+      : runc_(std::move(runc)), runc_root_(root + "/runc"), containers_(root + "/containers") {}
 
   Result<std::unique_ptr<ExecProcess>> Start(const std::string& container_id,
                                              const std::vector<std::string>& argv, bool tty,
                                              bool stdin) override {
-    std::string pid_file = runc_root_ + "/" + container_id + "/stream-exec-" +
+    std::string pid_file = containers_ + "/" + container_id + "/stream-exec-" +
                            std::to_string(::getpid()) + "-" + std::to_string(serial_++) + ".pid";
     std::vector<std::string> full = {runc_, "--root", runc_root_, "exec", "--pid-file", pid_file};
     if (tty) full.push_back("--tty");
@@ -363,7 +363,7 @@ class RuncExecRunner : public ExecRunner {
   }
 
  private:
-  const std::string runc_, runc_root_;
+  const std::string runc_, runc_root_, containers_;
   std::atomic<uint64_t> serial_{0};
 };
 
@@ -1235,8 +1235,8 @@ class Server : public PodServer {
 
 }  // namespace
 
-std::unique_ptr<ExecRunner> NewRuncExecRunner(std::string runc, std::string runc_root) {
-  return std::make_unique<RuncExecRunner>(std::move(runc), std::move(runc_root));
+std::unique_ptr<ExecRunner> NewRuncExecRunner(std::string runc, const std::string& root) {
+  return std::make_unique<RuncExecRunner>(std::move(runc), root);
 }
 
 std::unique_ptr<ExecRunner> NewHostExecRunner() { return std::make_unique<HostExecRunner>(); }

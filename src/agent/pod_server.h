@@ -72,10 +72,11 @@ class ExecRunner {
                                                            bool tty, bool stdin) = 0;
 };
 
-// `runc --root RUNC_ROOT exec [--tty] ID ARGV...`; runc's exit code is the command's. With a
-// terminal, runc gets one of ours as its controlling terminal, copies it to the container's and
-// passes on its size when we change it (SIGWINCH).
-std::unique_ptr<ExecRunner> NewRuncExecRunner(std::string runc, std::string runc_root);
+// `runc --root ROOT/runc exec [--tty] --pid-file ROOT/containers/ID/… ID ARGV...` for the agent
+// root ROOT (runc_runtime.h's layout); runc's exit code is the command's. With a terminal, runc
+// gets one of ours as its controlling terminal, copies it to the container's and passes on its
+// size when we change it (SIGWINCH).
+std::unique_ptr<ExecRunner> NewRuncExecRunner(std::string runc, const std::string& root);
 // Runs `argv` on this host, ignoring the container: for tests of the protocol.
 std::unique_ptr<ExecRunner> NewHostExecRunner();
 
