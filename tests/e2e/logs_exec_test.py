@@ -40,7 +40,7 @@ import fulcrum_e2e as e2e  # noqa: E402
 e2e.parse_argv()
 
 NODE = "e2e-logs"
-BRIDGE = "fup93"
+POD_CIDR, BRIDGE = "10.244.95.0/24", "fup95"  # no other suite's, so that they run side by side
 IMAGE = "fulcrum.dev/busybox:demo"
 NEW = "1.33"
 ALL_VERSIONS = ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"]
@@ -118,15 +118,7 @@ spec:
 class LogsExecTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = e2e.Server(command="up", extra_args=[
-            "--node-name", NODE, "--pod-cidr", "10.244.93.0/24", "--bridge", BRIDGE])
-        root = os.path.join(cls.server.data_dir, "agent")
-        os.makedirs(root, exist_ok=True)
-        out = subprocess.run([e2e.fulcrum_bin(), "image", "import",
-                              os.environ["FULCRUM_DEMO_IMAGE"], "--root", root],
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout + out.stderr
-        cls.server.start()
+        cls.server = e2e.start_all_in_one(NODE, POD_CIDR, BRIDGE)
         cls.k = cls.server.kubectl(NEW)
         e2e.poll(lambda: cls.k("get", "node", NODE)[0] == 0, 60, what="node %s" % NODE)
         rc, out, err = cls.k("apply", "-f", "-", input=PODS)
