@@ -765,29 +765,88 @@ class Server : public PodServer {
 
   static constexpr const char* kV5 = "v5.channel.k8s.io";
 
-  // `kubectl port-forward`: SPDY/3.1 with portforward.k8s.io. Over WebSocket (kubectl 1.31+
-  // tunnels SPDY in it) it is refused, and kubectl falls back to SPDY.
+  // `kubectl port-forward`: SPDY/3.1 with portforward.k8s.io, or (kubectl 1.31+) the same SPDY
+  // tunnelled in a WebSocket, subprotocol SPDY/3.1+portforward.k8s.io.
   HttpResponse PortForward(const HttpRequest& request, const std::string& ns,
                            const std::string& pod) {
     auto netns = containers_->NetworkNamespace(ns, pod);
     if (!netns.ok()) return apiserver::StatusResponse(netns.status());
     std::string upgrade = request.Header("upgrade");
     for (char& c : upgrade) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (upgrade != "spdy/3.1" ||
-        request.Header("x-stream-protocol-version").find("portforward.k8s.io") ==
+    std::string head;
+    bool tunnel = false;
+    if (upgrade == "spdy/3.1" &&
+        request.Header("x-stream-protocol-version").find("portforward.k8s.io") !=
             std::string::npos) {
+      head = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+             "X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n";
+    } else if (upgrade == "websocket" && !request.Header("sec-websocket-key").empty() &&
+               request.Header("sec-websocket-protocol").find(kTunnelledPortForward) !=
+                   std::string::npos) {
+      head = SwitchingProtocols(request, kTunnelledPortForward);
+      tunnel = true;
+    } else {
       return apiserver::StatusResponse(base::BadRequest(
-          "fulcrum serves port forwarding over SPDY/3.1 (portforward.k8s.io) only"));
+          "fulcrum serves port forwarding over SPDY/3.1 (portforward.k8s.io), alone or in a "
+          "WebSocket (SPDY/3.1+portforward.k8s.io)"));
     }
     HttpResponse response;
-    response.takeover = [netns = *netns, pod](TakenConnection& conn) {
-      if (conn.Write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-                     "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")) {
+    response.takeover = [netns = *netns, pod, head, tunnel](TakenConnection& conn) {
+      if (!conn.Write(head)) return;
+      if (tunnel) {
+        WebSocketTunnel inner(conn);
+        RunPortForwardSession(inner, netns, pod);
+      } else {
         RunPortForwardSession(conn, netns, pod);
       }
     };
     return response;
   }
+
+  static constexpr const char* kTunnelledPortForward = "SPDY/3.1+portforward.k8s.io";
+
+  // A byte stream carried in WebSocket binary messages (client-go's TunnelingConnection): Read
+  // returns the messages' payloads, Write sends one message; pings are answered.
+  class WebSocketTunnel : public TakenConnection {
+   public:
+    explicit WebSocketTunnel(TakenConnection& conn) : conn_(conn) {}
+    long Read(char* buf, std::size_t n, std::chrono::milliseconds timeout) override {
+      while (pending_.empty()) {
+        websocket::Opcode op;
+        std::string payload;
+        auto next = decoder_.Next(&op, &payload);
+        if (!next.ok()) return 0;
+        if (*next) {
+          if (op == websocket::kClose) return 0;
+          if (op == websocket::kPing) SendFrame(websocket::EncodeFrame(websocket::kPong, payload));
+          if (op == websocket::kBinary || op == websocket::kText) pending_ = std::move(payload);
+          continue;
+        }
+        char raw[16 * 1024];
+        long got = conn_.Read(raw, sizeof raw, timeout);
+        if (got <= 0) return got;
+        decoder_.Feed(std::string_view(raw, static_cast<std::size_t>(got)));
+      }
+      std::size_t k = std::min(n, pending_.size());
+      std::memcpy(buf, pending_.data(), k);
+      pending_.erase(0, k);
+      return static_cast<long>(k);
+    }
+    bool Write(std::string_view data) override {
+      return SendFrame(websocket::EncodeFrame(websocket::kBinary, data));
+    }
+    void Close() override { conn_.Close(); }
+
+   private:
+    bool SendFrame(const std::string& frame) {
+      std::lock_guard lock(write_mu_);
+      return conn_.Write(frame);
+    }
+    TakenConnection& conn_;
+    websocket::Decoder decoder_;
+    std::string pending_;
+    std::mutex write_mu_;
+  };
 
   // A TCP connection to 127.0.0.1:`port` in the network namespace at `netns` ("" here): a thread
   // enters the namespace, and the socket stays in it. -1 with *error set on failure.

@@ -3,7 +3,7 @@
 // /attach/NS/POD/CONTAINER as WebSockets (RFC 6455) carrying Kubernetes' channel protocol
 // v4/v5.channel.k8s.io, or SPDY/3.1 streams (spdy.h) with v4 for kubectl before 1.30; attach
 // gives the container's output from then on (no stdin). /portForward/NS/POD: SPDY streams to
-// ports of the pod's network namespace (portforward.k8s.io).
+// ports of the pod's network namespace (portforward.k8s.io), alone or tunnelled in a WebSocket.
 // HTTPS with client certificates of the cluster CA only. Behaviour: docs/agent.md.
 #pragma once
 

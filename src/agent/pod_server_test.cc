@@ -174,14 +174,14 @@ TEST_F(PodServerTest, LogErrorsAreTheKubeletsPlainText) {
 // A WebSocket client speaking the remote command protocol, as kubectl does.
 class ExecClient {
  public:
-  explicit ExecClient(uint16_t port, std::string what = "exec")
-      : port_(port), what_(std::move(what)) {}
+  explicit ExecClient(uint16_t port, std::string path = "/exec/ns/web/app")
+      : port_(port), path_(std::move(path)) {}
 
   // Sends the upgrade request; returns the response status and keeps the connection.
   int Open(const std::string& query, const std::string& protocols = "v5.channel.k8s.io",
            const std::string& upgrade = "websocket") {
     EXPECT_TRUE(transport_.Connect(client::Url{false, "127.0.0.1", port_}, nullptr).ok());
-    std::string request = "GET /" + what_ + "/ns/web/app?" + query +
+    std::string request = "GET " + path_ + "?" + query +
                           " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + upgrade +
                           "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
                           "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: " +
@@ -211,6 +211,28 @@ class ExecClient {
     return status;
   }
   const std::string& head() const { return head_; }
+
+  // One binary message, as it is.
+  void SendMessage(std::string_view payload) {
+    ASSERT_TRUE(transport_.WriteAll(websocket::EncodeFrame(websocket::kBinary, payload, 0x5a5a5a5a)).ok());
+  }
+  // The next binary message's payload ("" once the connection ends).
+  std::string NextMessage() {
+    for (;;) {
+      websocket::Opcode op;
+      std::string payload;
+      auto next = decoder_.Next(&op, &payload);
+      if (!next.ok()) return "";
+      if (*next) {
+        if (op == websocket::kBinary) return payload;
+        continue;
+      }
+      char buf[4096];
+      long n = transport_.Read(buf, sizeof buf);
+      if (n <= 0) return "";
+      decoder_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+  }
 
   void Send(uint8_t channel, std::string_view data) {
     std::string payload(1, static_cast<char>(channel));
@@ -266,7 +288,7 @@ class ExecClient {
 
  private:
   uint16_t port_;
-  std::string what_;
+  std::string path_;
   client::Transport transport_;
   std::string head_;
   websocket::Decoder decoder_;
@@ -329,7 +351,7 @@ TEST_F(PodServerTest, ExecWithATerminalTakesItsSize) {
 
 TEST_F(PodServerTest, AttachSendsWhatTheContainerWritesUntilItStops) {
   WriteLog({"before"});
-  ExecClient client(server_->port(), "attach");
+  ExecClient client(server_->port(), "/attach/ns/web/app");
   ASSERT_EQ(client.Open("stdout=true&stderr=true"), 101) << client.head();
   {
     base::FakeClock clock;
@@ -346,7 +368,7 @@ TEST_F(PodServerTest, AttachSendsWhatTheContainerWritesUntilItStops) {
   EXPECT_EQ(got[kStdoutChannel], "after\n");
   EXPECT_EQ(got[kStderrChannel], "oops\n");
   EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
-  ExecClient with_stdin(server_->port(), "attach");
+  ExecClient with_stdin(server_->port(), "/attach/ns/web/app");
   EXPECT_EQ(with_stdin.Open("stdin=true&stdout=true"), 400);
 }
 
@@ -522,6 +544,47 @@ TEST_F(PodServerTest, PortForwardConnectsToThePortInThePod) {
   fins.clear();
   got = refused.ReadAll(&replied, &fins, {error, data});
   EXPECT_NE(got[error].find("error forwarding port 1 to pod web"), std::string::npos) << got[error];
+}
+
+TEST_F(PodServerTest, PortForwardTunnelledInAWebSocketForKubectl131) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  std::thread server([listener] {
+    int c = ::accept(listener, nullptr, nullptr);
+    ::send(c, "hi", 2, 0);
+    ::close(c);
+  });
+  ExecClient client(server_->port(), "/portForward/ns/web");
+  ASSERT_EQ(client.Open("", "SPDY/3.1+portforward.k8s.io"), 101) << client.head();
+  spdy::HeaderCompressor compressor;
+  client.SendMessage(spdy::SynStream(
+      1, compressor.Compress({{"streamtype", "error"}, {"port", port}, {"requestid", "0"}}), false));
+  client.SendMessage(spdy::SynStream(
+      3, compressor.Compress({{"streamtype", "data"}, {"port", port}, {"requestid", "0"}}), false));
+  spdy::FrameReader reader;
+  std::string data;
+  std::set<uint32_t> fins;
+  while (!(fins.count(1) && fins.count(3))) {
+    std::string message = client.NextMessage();
+    ASSERT_FALSE(message.empty());
+    reader.Feed(message);
+    spdy::Frame frame;
+    while (*reader.Next(&frame)) {
+      if (frame.control) continue;
+      if (frame.stream_id == 3) data += frame.payload;
+      if (frame.flags & spdy::kFlagFin) fins.insert(frame.stream_id);
+    }
+  }
+  server.join();
+  ::close(listener);
+  EXPECT_EQ(data, "hi");
 }
 
 TEST(PodServerAuthTest, OnlyTheApiServerCertificateOfTheClusterCaIsServed) {
