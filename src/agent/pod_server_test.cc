@@ -171,6 +171,17 @@ TEST_F(PodServerTest, LogErrorsAreTheKubeletsPlainText) {
   EXPECT_EQ(Get("/containerLogs/ns/web/app?tailLines=x").status, 400);
 }
 
+// Reads what the connection has into `decoder` (a websocket::Decoder or spdy::FrameReader);
+// false once it ends.
+template <typename Decoder>
+bool ReadMore(client::Transport& transport, Decoder& decoder) {
+  char buf[4096];
+  long n = transport.Read(buf, sizeof buf);
+  if (n <= 0) return false;
+  decoder.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+  return true;
+}
+
 // A WebSocket client speaking the remote command protocol, as kubectl does.
 class ExecClient {
  public:
@@ -218,20 +229,12 @@ class ExecClient {
   }
   // The next binary message's payload ("" once the connection ends).
   std::string NextMessage() {
-    for (;;) {
-      websocket::Opcode op;
-      std::string payload;
-      auto next = decoder_.Next(&op, &payload);
-      if (!next.ok()) return "";
-      if (*next) {
-        if (op == websocket::kBinary) return payload;
-        continue;
-      }
-      char buf[4096];
-      long n = transport_.Read(buf, sizeof buf);
-      if (n <= 0) return "";
-      decoder_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    websocket::Opcode op;
+    std::string payload;
+    while (Next(&op, &payload)) {
+      if (op == websocket::kBinary) return payload;
     }
+    return "";
   }
 
   void Send(uint8_t channel, std::string_view data) {
@@ -243,22 +246,13 @@ class ExecClient {
   // Reads messages until `channel` has carried `marker`; returns what it carried.
   std::string ReadUntil(uint8_t channel, const std::string& marker) {
     std::string got;
-    while (got.find(marker) == std::string::npos) {
-      websocket::Opcode op;
-      std::string payload;
-      auto next = decoder_.Next(&op, &payload);
-      if (!next.ok()) return got;
-      if (*next) {
-        if (op == websocket::kBinary && !payload.empty() &&
-            static_cast<uint8_t>(payload[0]) == channel) {
-          got += payload.substr(1);
-        }
-        continue;
+    websocket::Opcode op;
+    std::string payload;
+    while (got.find(marker) == std::string::npos && Next(&op, &payload)) {
+      if (op == websocket::kBinary && !payload.empty() &&
+          static_cast<uint8_t>(payload[0]) == channel) {
+        got += payload.substr(1);
       }
-      char buf[4096];
-      long n = transport_.Read(buf, sizeof buf);
-      if (n <= 0) return got;
-      decoder_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
     }
     return got;
   }
@@ -266,27 +260,28 @@ class ExecClient {
   // Reads messages until the server closes; returns what each channel carried.
   std::map<int, std::string> ReadAll() {
     std::map<int, std::string> out;
-    for (;;) {
-      websocket::Opcode op;
-      std::string payload;
-      auto next = decoder_.Next(&op, &payload);
-      EXPECT_TRUE(next.ok());
-      if (!next.ok()) return out;
-      if (*next) {
-        if (op == websocket::kClose) return out;
-        if (op == websocket::kBinary && !payload.empty()) {
-          out[static_cast<uint8_t>(payload[0])] += payload.substr(1);
-        }
-        continue;
+    websocket::Opcode op;
+    std::string payload;
+    while (Next(&op, &payload)) {
+      if (op == websocket::kBinary && !payload.empty()) {
+        out[static_cast<uint8_t>(payload[0])] += payload.substr(1);
       }
-      char buf[4096];
-      long n = transport_.Read(buf, sizeof buf);
-      if (n <= 0) return out;
-      decoder_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
     }
+    return out;
   }
 
  private:
+  // The next message; false once the connection ends or the server closes it.
+  bool Next(websocket::Opcode* op, std::string* payload) {
+    for (;;) {
+      auto next = decoder_.Next(op, payload);
+      EXPECT_TRUE(next.ok());
+      if (!next.ok()) return false;
+      if (*next) return *op != websocket::kClose;
+      if (!ReadMore(transport_, decoder_)) return false;
+    }
+  }
+
   uint16_t port_;
   std::string path_;
   client::Transport transport_;
@@ -470,10 +465,7 @@ class SpdyClient {
         }
         continue;
       }
-      char buf[4096];
-      long n = transport_.Read(buf, sizeof buf);
-      if (n <= 0) return out;
-      reader_.Feed(std::string_view(buf, static_cast<std::size_t>(n)));
+      if (!ReadMore(transport_, reader_)) return out;
     }
   }
 

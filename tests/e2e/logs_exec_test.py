@@ -114,6 +114,15 @@ spec:
 """ % {"image": IMAGE}
 
 
+def wait_for_new_ticks(kubectl):
+    """Waits until a background kubectl showing the ticker's output has shown a tick, then ticks
+    written after it."""
+    kubectl.wait_output(lambda out: "tick" in out, 30, "a first tick")
+    seen = max(int(w) for w in kubectl.stdout.split() if w.isdigit())
+    kubectl.wait_output(lambda out: ("tick %d\n" % (seen + 3)) in out, 30,
+                        "ticks after tick %d" % seen)
+
+
 @unittest.skipIf(e2e.containers_skip_reason(), e2e.containers_skip_reason())
 class LogsExecTest(unittest.TestCase):
     @classmethod
@@ -209,10 +218,7 @@ class LogsExecTest(unittest.TestCase):
     def test_logs_follow_gets_new_lines_and_ends_with_the_container(self):
         follow = self.k.start("logs", "-f", "ticker")
         try:
-            follow.wait_output(lambda out: "tick" in out, 30, "a first tick")
-            seen = max(int(w) for w in follow.stdout.split() if w.isdigit())
-            follow.wait_output(lambda out: ("tick %d\n" % (seen + 3)) in out, 30,
-                               "ticks after tick %d" % seen)
+            wait_for_new_ticks(follow)
         finally:
             follow.stop()
         # The container has exited: the followed log is what it wrote, and kubectl returns.
@@ -294,10 +300,7 @@ class LogsExecTest(unittest.TestCase):
             with self.subTest(kubectl=v):
                 attach = self.server.kubectl(v).start("attach", "ticker")
                 try:
-                    attach.wait_output(lambda out: "tick" in out, 30, "a first tick")
-                    seen = max(int(w) for w in attach.stdout.split() if w.isdigit())
-                    attach.wait_output(lambda out: ("tick %d\n" % (seen + 2)) in out, 30,
-                                       "ticks after tick %d" % seen)
+                    wait_for_new_ticks(attach)
                 finally:
                     attach.stop()
         # Output only: the container's stdin is not offered.
