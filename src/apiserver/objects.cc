@@ -102,6 +102,9 @@ Status Objects::AdmitPodPriority(Json& pod) {
     }
   } else {
     for (const auto& item : cache_->List(*classes, "", nullptr, "", 0).items) {
+      // Stored JSON is compact: only a class that says so can be the default; the rest are not
+      // parsed (this runs for every pod created).
+      if (item->json.find("\"globalDefault\":true") == std::string::npos) continue;
       Json c;
       if (base::ParseJson(item->json, &c).ok() && c.value("globalDefault", false)) chosen = std::move(c);
     }
@@ -242,8 +245,8 @@ Result<ObjectPtr> Objects::Create(const api::ResourceType& type, const std::stri
   ASSIGN_OR_RETURN(auto prepared, WatchCache::Prepare(type, obj, base::DumpJson(obj)));
   cache_->Expect(key, prepared);
   auto kv = store_->Create(key, prepared->json);
-  cache_->Unexpect(key, prepared.get());
   if (!kv.ok()) {
+    cache_->Unexpect(key, prepared.get());
     if (kv.status().IsAlreadyExists()) {
       return base::AlreadyExists(Qualified(type) + " \"" + name + "\" already exists");
     }
@@ -311,8 +314,8 @@ Result<ObjectPtr> Objects::Write(const api::ResourceType& type, const std::strin
   ASSIGN_OR_RETURN(auto prepared, WatchCache::Prepare(type, obj, base::DumpJson(obj)));
   cache_->Expect(key, prepared);
   auto kv = store_->Update(key, prepared->json, expected_rv);
-  cache_->Unexpect(key, prepared.get());
   if (!kv.ok()) {
+    cache_->Unexpect(key, prepared.get());
     if (kv.status().IsConflict()) {
       return base::Conflict("Operation cannot be fulfilled on " + Qualified(type) + " \"" + name +
                             "\": the object has been modified; please apply your changes to the "

@@ -186,8 +186,11 @@ class WatchCache {
 
   // Announces that this server is about to write `prepared` (from Prepare) under `store_key`: when
   // the store's event for that key carries exactly those bytes, the cache takes the prepared object
-  // instead of parsing the value again. Unexpect withdraws the announcement once the write is
-  // done (a no-op if the event already took it). Thread-safe.
+  // instead of parsing the value again. Unexpect withdraws the announcement of a write that
+  // failed (a no-op if another write replaced it). After a successful write the announcement
+  // stays until the event takes it: the store acknowledges a write before its event reaches the
+  // cache, so withdrawing it then would make the cache parse the value after all. At most one
+  // announcement per key is kept. Thread-safe.
   void Expect(const std::string& store_key, std::shared_ptr<const CachedObject> prepared);
   void Unexpect(const std::string& store_key, const CachedObject* prepared);
 
