@@ -14,7 +14,6 @@ Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox
 
 import json
 import os
-import subprocess
 import sys
 import unittest
 
@@ -56,18 +55,9 @@ spec:
 class ClusterTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = e2e.Server(command="up", extra_args=[
-            "--node-name", NODE, "--pod-cidr", "10.244.91.0/24", "--bridge", "fup91"])
-        # The image goes into the agent's store before any pod needs it.
-        root = os.path.join(cls.server.data_dir, "agent")
-        os.makedirs(root, exist_ok=True)
-        out = subprocess.run([e2e.fulcrum_bin(), "image", "import",
-                              os.environ["FULCRUM_DEMO_IMAGE"], "--root", root],
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout + out.stderr
-        cls.server.start()
+        cls.server = e2e.start_all_in_one(NODE, "10.244.91.0/24", "fup91")
         cls.k = cls.server.kubectl(KUBECTL)
-        e2e.poll(lambda: cls.node_ready(), 60, what="node %s Ready" % NODE)
+        e2e.poll(lambda: e2e.node_ready(cls.k, NODE), 60, what="node %s Ready" % NODE)
 
     @classmethod
     def tearDownClass(cls):
@@ -75,16 +65,6 @@ class ClusterTest(unittest.TestCase):
         cls.k("delete", "pods", "--all", "--wait=true", timeout=120)
         rc, killed = cls.server.stop(timeout=60)
         assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
-
-    @classmethod
-    def node_ready(cls):
-        rc, out, _ = cls.k("get", "node", NODE, "-o", "json")
-        if rc != 0:
-            return False
-        for c in json.loads(out)["status"].get("conditions", []):
-            if c["type"] == "Ready":
-                return c["status"] == "True"
-        return False
 
     def kubectl(self, *args, timeout=e2e.KUBECTL_TIMEOUT, input=None):
         rc, out, err = self.k(*args, timeout=timeout, input=input)
