@@ -1,7 +1,10 @@
 #include "scheduler/framework.h"
 
+#include "scheduler/fit_index.h"
+
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <charconv>
 #include <cmath>
 
@@ -133,8 +136,8 @@ struct ReasonCounts {
   std::vector<std::pair<const Taint*, int>> taints;
 
   void Add(uint32_t reasons, const Taint* taint) {
-    for (int bit = 0; bit < 32; ++bit) {
-      if (!(reasons & (1u << bit))) continue;
+    for (; reasons; reasons &= reasons - 1) {
+      int bit = std::countr_zero(reasons);
       if ((1u << bit) == kUntoleratedTaint && taint) {
         auto it = std::find_if(taints.begin(), taints.end(), [&](const auto& e) {
           return e.first->key == taint->key && e.first->value == taint->value;
@@ -433,18 +436,42 @@ Decision Schedule(const PodInfo& pod, std::span<const NodeInfo> nodes, Policy& p
     to_find = std::min(n, std::max<size_t>(100, n * pct / 100));
   }
   size_t start = next_start_index ? *next_start_index % n : 0;
+  // Reasons are counted as the scan goes (nothing per node is allocated: a pod that fits costs
+  // only the nodes scanned); preemption alone needs them per node.
   std::vector<uint32_t> reasons;
-  const bool keep_reasons = true;
-  if (keep_reasons) reasons.assign(n, kFits);
-  std::vector<const Taint*> taints(n, nullptr);
+  if (options.preemption) reasons.assign(n, kFits);
+  ReasonCounts counts;
   size_t found = 0, scanned = 0;
   double best = -1;
+  const FreeCpuIndex* index =
+      pod.qos == Qos::kBatch && !options.preemption && options.batch_headroom &&
+              options.batch_headroom->size() == n
+          ? options.batch_headroom
+          : nullptr;
+  const double need = static_cast<double>(pod.requests.cpu_milli);
   for (; scanned < n && found < to_find; ++scanned) {
     size_t i = start + scanned;
     if (i >= n) i -= n;
-    uint32_t r = RunFilters(pod, nodes[i], policy, &taints[i]);
-    reasons[i] = r;
-    if (r != kFits) continue;
+    if (index) {
+      // The next candidate before the scan wraps (or ends); the nodes jumped over count as
+      // scanned and as short of batch cpu.
+      size_t end = i < start ? start : n;
+      size_t next = index->FindFirst(i, end, need);
+      size_t skip = (next == FreeCpuIndex::kNone ? end : next) - i;
+      if (skip > 0) {
+        counts.count[std::countr_zero(static_cast<uint32_t>(kInsufficientBatchCpu))] +=
+            static_cast<int>(skip);
+        scanned += skip - 1;  // the loop's ++scanned adds the last one
+        continue;
+      }
+    }
+    const Taint* taint = nullptr;
+    uint32_t r = RunFilters(pod, nodes[i], policy, &taint);
+    if (r != kFits) {
+      counts.Add(r, taint);
+      if (options.preemption) reasons[i] = r;
+      continue;
+    }
     ++found;
     double s = policy.Score(pod, nodes[i]);
     if (s > best) {
@@ -458,8 +485,6 @@ Decision Schedule(const PodInfo& pod, std::span<const NodeInfo> nodes, Policy& p
     decision.score = best;
     return decision;
   }
-  ReasonCounts counts;
-  for (size_t i = 0; i < n; ++i) counts.Add(reasons[i], taints[i]);
   decision.message = counts.Message(n);
   if (options.preemption) FindVictims(pod, nodes, reasons, &decision);
   return decision;

@@ -21,6 +21,7 @@
 namespace fulcrum::scheduler {
 
 class ProfileStore;  // profile.h
+class FreeCpuIndex;  // fit_index.h
 
 using Labels = std::map<std::string, std::string, std::less<>>;
 
@@ -199,6 +200,12 @@ class Policy {
   virtual bool ReclaimsForBatch() const { return false; }
   // The capacity batch pods may request on this node (cpu, memory); only when ReclaimsForBatch.
   virtual Resources BatchAllocatable(const NodeInfo& node) { return node.allocatable; }
+  // At least BatchAllocatable(nodes[i]).cpu_milli for any batch pod at the policy's clock now,
+  // between Schedule calls on `nodes` (for FreeCpuIndex, fit_index.h); policies whose batch capacity depends on the
+  // pod override it. Only when ReclaimsForBatch.
+  virtual double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i) {
+    return static_cast<double>(BatchAllocatable(nodes[i]).cpu_milli);
+  }
 
   // Called once per Schedule call before any Filter/Score; `nodes` is the span the following
   // calls' nodes belong to (so a policy can index per-node caches by position).
@@ -240,6 +247,12 @@ struct ScheduleOptions {
   // stopped (state kept in `next_start_index`).
   int percentage_of_nodes_to_score = 100;
   bool preemption = true;
+  // Batch pods, without preemption: nodes the index says have less CPU headroom than the pod
+  // requests are skipped without running any filter. They still count as scanned (the sample and
+  // the rotating start are those of a scan without the index, and so is the decision); the
+  // message counts them as Insufficient kubernetes.io/batch-cpu whatever else they lack. The index
+  // must cover the same nodes, in the same order, and hold upper bounds (fit_index.h).
+  const FreeCpuIndex* batch_headroom = nullptr;
 };
 
 struct Victim {

@@ -84,6 +84,22 @@ class ArchimedesPolicy : public Policy {
     return last_batch_;
   }
 
+  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i) override {
+    // BatchAllocatable's window of one slot (the prefix table is not increasing), plus a milli
+    // for the table's float rounding against the exact computation of longer windows.
+    base_ = nodes.data();
+    if (cache_.size() < nodes.size()) cache_.resize(nodes.size());
+    now_ = UnixNow(options_.clock);
+    now_slot_ = now_ / slot_seconds_;
+    const NodeInfo& node = nodes[i];
+    double cpu = static_cast<double>(Entry(node).prefix[0]) + 1;
+    if (node.online_cpu_usage_milli >= 0) {
+      cpu = std::min(cpu, node.allocatable.cpu_milli * (1 - options_.safety_margin) -
+                              node.system_cpu_usage_milli - node.online_cpu_usage_milli);
+    }
+    return std::max(0.0, cpu);
+  }
+
   uint32_t Filter(const PodInfo& pod, const NodeInfo& node) override {
     if (pod.qos != Qos::kOnline) return kFits;
     last_node_ = &node;
@@ -183,6 +199,22 @@ class OraclePolicy : public Policy {
       }
     }
     return WithCpu(node, capacity - peak);
+  }
+
+  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i) override {
+    // BatchAllocatable's peak over its first slot only.
+    now_ = UnixNow(options_.clock);
+    const NodeInfo& node = nodes[i];
+    const UsageForecast& f = node.online_forecast;
+    double capacity = static_cast<double>(node.allocatable.cpu_milli) - node.system_cpu_usage_milli;
+    double peak = std::max(0.0, node.online_cpu_usage_milli);
+    if (f.slot_seconds > 0 && now_ >= f.start_unix_seconds) {
+      int64_t first = (now_ - f.start_unix_seconds) / f.slot_seconds;
+      if (first < static_cast<int64_t>(f.cpu_milli.size())) {
+        peak = std::max(peak, static_cast<double>(f.cpu_milli[first]));
+      }
+    }
+    return std::max(0.0, capacity - peak);
   }
 
   double Score(const PodInfo& pod, const NodeInfo& node) override {

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "scheduler/fit_index.h"
 #include "scheduler/framework.h"
 #include "scheduler/profile.h"
 
@@ -71,6 +72,41 @@ struct RunningBatch {
   double remaining_seconds;  // of full-speed runtime
   double work_cpu_minutes;   // milli-minutes of work done so far
   int attempt;
+};
+
+// Every replica's usage minute after minute, without a division per replica and minute: the
+// position of each in its shape, advanced one step a minute.
+class UsageCursor {
+ public:
+  UsageCursor(const Workload& w, int64_t t) : w_(w), pos_(w.replicas.size()), now_(pos_.size()) {
+    for (size_t i = 0; i < pos_.size(); ++i) {
+      const OnlineReplica& r = w.replicas[i];
+      int64_t n = static_cast<int64_t>(w.shapes[r.shape].values.size());
+      int64_t k = (t + r.shift_minutes) % n;
+      pos_[i] = static_cast<uint32_t>(k < 0 ? k + n : k);
+    }
+    Fill();
+  }
+  // Usage of every replica at the current minute (Workload::Usage, the same floats).
+  const std::vector<float>& now() const { return now_; }
+  void Advance() {
+    for (size_t i = 0; i < pos_.size(); ++i) {
+      const std::vector<float>& v = w_.shapes[w_.replicas[i].shape].values;
+      if (++pos_[i] == v.size()) pos_[i] = 0;
+    }
+    Fill();
+  }
+
+ private:
+  void Fill() {
+    for (size_t i = 0; i < pos_.size(); ++i) {
+      const OnlineReplica& r = w_.replicas[i];
+      now_[i] = r.peak_milli * w_.shapes[r.shape].values[pos_[i]];
+    }
+  }
+  const Workload& w_;
+  std::vector<uint32_t> pos_;
+  std::vector<float> now_;
 };
 
 struct NodeState {
@@ -215,19 +251,19 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
 
   // Replicas are generated application by application: one profile lookup per application.
   std::vector<double> values;
-  auto observe = [&](int64_t t) {
+  auto observe = [&](int64_t t, const std::vector<float>* usage) {
     for (size_t i = 0; i < w.replicas.size();) {
       int app = w.replicas[i].app;
       values.clear();
       for (; i < w.replicas.size() && w.replicas[i].app == app; ++i) {
-        values.push_back(w.Usage(w.replicas[i], t));
+        values.push_back(usage ? (*usage)[i] : w.Usage(w.replicas[i], t));
       }
       profiles.Observe(app_keys[app], w.start_unix + t * 60, values);
     }
   };
   if (learns) {
     for (int64_t t = -o.history_days * 1440; t < 0; t += kObserveEveryMinutes) {
-      observe(t);
+      observe(t, nullptr);
       if ((t + o.history_days * 1440) % 60 == 55) profiles.Commit();
     }
     profiles.Commit();
@@ -281,10 +317,12 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       n.online_forecast.cpu_milli.assign(slots, 0);
     }
     std::vector<float> demand(o.nodes);
+    UsageCursor cursor(w, 0);
     for (int64_t t = 0; t < w.minutes; ++t) {
+      if (t > 0) cursor.Advance();
       std::fill(demand.begin(), demand.end(), 0.f);
       for (size_t i = 0; i < w.replicas.size(); ++i) {
-        if (replica_node[i] >= 0) demand[replica_node[i]] += w.Usage(w.replicas[i], t);
+        if (replica_node[i] >= 0) demand[replica_node[i]] += cursor.now()[i];
       }
       for (int n = 0; n < o.nodes; ++n) {
         float& peak = nodes[n].online_forecast.cpu_milli[t / kForecastSlotMinutes];
@@ -302,13 +340,19 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   std::vector<double> util(w.minutes);
   double hour_util = 0, hour_contention = 0;
 
+  // Batch CPU headroom per node (an upper bound), so that a scan skips the full nodes: rebuilt
+  // every minute after the agent, and for a node after each bind.
+  scheduler::FreeCpuIndex headroom;
+  std::vector<double> headroom_values(o.nodes);
+  UsageCursor usage(w, 0);
   for (int64_t t = 0; t < w.minutes; ++t) {
     clock.Set(base::WallTime(std::chrono::seconds(w.start_unix + t * 60)));
-    if (learns && t % kObserveEveryMinutes == 0) observe(t);
+    if (t > 0) usage.Advance();
+    if (learns && t % kObserveEveryMinutes == 0) observe(t, &usage.now());
     if (learns && t % 60 == 59) profiles.Commit();
     for (NodeState& s : state) s.online_demand = 0;
     for (size_t i = 0; i < w.replicas.size(); ++i) {
-      if (replica_node[i] >= 0) state[replica_node[i]].online_demand += w.Usage(w.replicas[i], t);
+      if (replica_node[i] >= 0) state[replica_node[i]].online_demand += usage.now()[i];
     }
     while (next_arrival < w.batch.size() && w.batch[next_arrival].arrival_minute <= t) {
       queue.emplace_back(static_cast<int>(next_arrival++), 0);
@@ -380,6 +424,12 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       hour_util = hour_contention = 0;
     }
 
+    for (int n = 0; n < o.nodes; ++n) {
+      headroom_values[n] = scheduler::BatchCpuHeadroom(*policy, nodes, n);
+    }
+    headroom.Assign(headroom_values);
+    schedule_options.batch_headroom = &headroom;
+
     // Schedule queued batch pods: FIFO; once a pod fails, pods asking at least as much CPU and
     // memory are not tried again this minute.
     std::vector<std::pair<int64_t, int64_t>> failed;
@@ -414,6 +464,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       s.batch.push_back(
           {it->first, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->second});
       s.batch_cpu_milli += bp.cpu_milli;
+      headroom.Set(*node, scheduler::BatchCpuHeadroom(*policy, nodes, *node));
       it = queue.erase(it);
     }
   }

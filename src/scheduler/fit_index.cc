@@ -1,0 +1,63 @@
+#include "scheduler/fit_index.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fulcrum::scheduler {
+
+void FreeCpuIndex::Reset(size_t n) {
+  n_ = n;
+  leaves_ = 1;
+  while (leaves_ < n) leaves_ <<= 1;
+  tree_.assign(2 * leaves_, -HUGE_VAL);
+}
+
+void FreeCpuIndex::Set(size_t i, double free_cpu_milli) {
+  size_t k = leaves_ + i;
+  tree_[k] = free_cpu_milli;
+  for (k >>= 1; k >= 1; k >>= 1) {
+    double v = std::max(tree_[2 * k], tree_[2 * k + 1]);
+    if (tree_[k] == v) break;
+    tree_[k] = v;
+  }
+}
+
+void FreeCpuIndex::Assign(std::span<const double> free_cpu_milli) {
+  if (free_cpu_milli.size() != n_) Reset(free_cpu_milli.size());
+  std::copy(free_cpu_milli.begin(), free_cpu_milli.end(), tree_.begin() + leaves_);
+  for (size_t k = leaves_ - 1; k >= 1; --k) tree_[k] = std::max(tree_[2 * k], tree_[2 * k + 1]);
+}
+
+size_t FreeCpuIndex::FindFirst(size_t from, size_t to, double need) const {
+  to = std::min(to, n_);
+  if (from >= to) return kNone;
+  size_t k = leaves_ + from;
+  if (!(tree_[k] >= need)) {
+    // Up to the first subtree to the right that holds a value >= need, then down to its first
+    // such leaf.
+    for (;;) {
+      while (k & 1) k >>= 1;  // a right child (or the root): its parent's range ends here too
+      if (k == 0) return kNone;
+      ++k;
+      if (tree_[k] >= need) break;
+    }
+    while (k < leaves_) {
+      k *= 2;
+      if (!(tree_[k] >= need)) ++k;
+    }
+  }
+  size_t i = k - leaves_;
+  return i < to ? i : kNone;
+}
+
+double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i) {
+  const NodeInfo& node = nodes[i];
+  if (node.requested.pods + 1 > node.allocatable.pods) return -1;
+  if (!policy.ReclaimsForBatch()) {
+    return static_cast<double>(node.allocatable.cpu_milli - node.requested.cpu_milli);
+  }
+  return policy.BatchCpuBound(nodes, i) -
+         static_cast<double>(node.requested.cpu_milli - node.online_requested.cpu_milli);
+}
+
+}  // namespace fulcrum::scheduler

@@ -1,0 +1,51 @@
+#pragma once
+
+// An index over a span of nodes of how much CPU a batch pod could still request on each (an upper
+// bound), so that Schedule() skips the nodes it rules out without running their filters: a
+// cluster full of batch work answers "fits nowhere" in O(log n) instead of a scan of every node,
+// and a pod that fits finds its candidates without visiting every full node on the way.
+//
+// Exactness is the caller's contract: a node's value must never be below what its filters would
+// accept (BatchCpuHeadroom() computes such a value). Set it again whenever the node's pods, its
+// usage, the policy's view (profiles, clock) or the clock change; the simulator rebuilds it once a
+// minute and updates a node after each bind. Not thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "scheduler/framework.h"
+
+namespace fulcrum::scheduler {
+
+class FreeCpuIndex {
+ public:
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+
+  // n nodes, each with nothing free (no pod fits).
+  void Reset(size_t n);
+  size_t size() const { return n_; }
+
+  // One node's value; O(log n).
+  void Set(size_t i, double free_cpu_milli);
+  double Get(size_t i) const { return tree_[leaves_ + i]; }
+  // Sets every node's value, then builds the tree once; O(n).
+  void Assign(std::span<const double> free_cpu_milli);
+
+  // The first node in [from, to) whose value is at least `need`; kNone when there is none.
+  size_t FindFirst(size_t from, size_t to, double need) const;
+
+ private:
+  size_t n_ = 0;
+  size_t leaves_ = 1;          // a power of two >= n_
+  std::vector<double> tree_;   // max-tree: tree_[1] is the root, leaves at [leaves_, 2 leaves_)
+};
+
+// An upper bound of the CPU (millicores) one more batch pod may request on nodes[i] under `policy`
+// now, whatever its expected runtime: negative when the node has no room for another pod. For a
+// policy that does not reclaim, allocatable minus requested CPU; otherwise
+// Policy::BatchCpuBound() minus the batch pods' requests.
+double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i);
+
+}  // namespace fulcrum::scheduler
