@@ -10,13 +10,18 @@ double NormalTail(double z) { return 0.5 * std::erfc(z / std::sqrt(2.0)); }
 
 double NormalTailInverse(double p) {
   p = std::clamp(p, 1e-12, 1 - 1e-12);
-  // Bisection on the monotone tail: exact enough and called once per policy.
+  // Bisection on the monotone tail (200 erfc calls); callers ask for one risk bound over and over
+  // (every node's reclaimable-cpu table), so the last answer of the thread is kept.
+  thread_local double last_p = -1, last_z = 0;
+  if (p == last_p) return last_z;
   double lo = -40, hi = 40;
   for (int i = 0; i < 200; ++i) {
     double mid = (lo + hi) / 2;
     (NormalTail(mid) > p ? lo : hi) = mid;
   }
-  return (lo + hi) / 2;
+  last_p = p;
+  last_z = (lo + hi) / 2;
+  return last_z;
 }
 
 uint64_t AppHash(std::string_view app) { return std::hash<std::string_view>{}(app); }

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <deque>
 #include <map>
 #include <random>
 #include <sstream>
@@ -107,6 +106,46 @@ class UsageCursor {
   const Workload& w_;
   std::vector<uint32_t> pos_;
   std::vector<float> now_;
+};
+
+// The batch queue, FIFO: a pod placed from the middle leaves a hole instead of shifting the pods
+// behind it (the queue holds millions at 10,000 nodes); holes are dropped once they outnumber the
+// pods.
+class BatchQueue {
+ public:
+  struct Entry {
+    int pod;  // index into workload.batch; -1: a hole
+    int attempt;
+  };
+  void Push(int pod, int attempt) {
+    entries_.push_back({pod, attempt});
+    ++live_;
+  }
+  size_t size() const { return live_; }
+  // Positions from first() to end(); a hole has pod -1. Push and Compact move them.
+  size_t first() const { return head_; }
+  size_t end() const { return entries_.size(); }
+  const Entry& at(size_t i) const { return entries_[i]; }
+  void Remove(size_t i) {
+    entries_[i].pod = -1;
+    --live_;
+  }
+  void Compact() {
+    while (head_ < entries_.size() && entries_[head_].pod < 0) ++head_;
+    if (entries_.size() - head_ <= 2 * live_ + 4096) return;
+    std::vector<Entry> kept;
+    kept.reserve(live_);
+    for (size_t i = head_; i < entries_.size(); ++i) {
+      if (entries_[i].pod >= 0) kept.push_back(entries_[i]);
+    }
+    entries_ = std::move(kept);
+    head_ = 0;
+  }
+
+ private:
+  std::vector<Entry> entries_;
+  size_t head_ = 0;
+  size_t live_ = 0;
 };
 
 struct NodeState {
@@ -332,7 +371,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   }
 
   // Batch queue: pod indices, with the attempt number for names.
-  std::deque<std::pair<int, int>> queue;
+  BatchQueue queue;
   std::vector<int> job_left = w.job_pods;
   size_t next_arrival = 0;
   double unmet_alone = 0;  // online demand above capacity with no batch work at all
@@ -355,7 +394,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       if (replica_node[i] >= 0) state[replica_node[i]].online_demand += usage.now()[i];
     }
     while (next_arrival < w.batch.size() && w.batch[next_arrival].arrival_minute <= t) {
-      queue.emplace_back(static_cast<int>(next_arrival++), 0);
+      queue.Push(static_cast<int>(next_arrival++), 0);
     }
 
     // The agent on every node: throttle, account, then evict for the next minute.
@@ -405,7 +444,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
         ++report.evictions;
         node.RemovePod("batch", rb.name);
         s.batch_cpu_milli -= pod.cpu_milli;
-        queue.emplace_back(rb.pod, rb.attempt + 1);
+        queue.Push(rb.pod, rb.attempt + 1);
         s.batch.pop_back();
       }
       node.cpu_usage_milli = online + batch_used;
@@ -434,20 +473,22 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
     // memory are not tried again this minute.
     std::vector<std::pair<int64_t, int64_t>> failed;
     int failures = 0, attempts = 0;
-    for (auto it = queue.begin();
-         it != queue.end() && attempts < o.max_batch_attempts_per_minute &&
-         failures < kMaxFailedScansPerMinute;) {
-      const BatchPod& bp = w.batch[it->first];
+    for (size_t q = queue.first(); q < queue.end() &&
+                                   attempts < o.max_batch_attempts_per_minute &&
+                                   failures < kMaxFailedScansPerMinute;
+         ++q) {
+      const BatchQueue::Entry* it = &queue.at(q);
+      if (it->pod < 0) continue;
+      const BatchPod& bp = w.batch[it->pod];
       if (std::any_of(failed.begin(), failed.end(), [&](const auto& f) {
             return bp.cpu_milli >= f.first && bp.memory_bytes >= f.second;
           })) {
-        ++it;
         continue;
       }
       ++attempts;
       PodInfo pod;
       pod.ns = "batch";
-      pod.name = "b" + std::to_string(it->first) + "-" + std::to_string(it->second);
+      pod.name = "b" + std::to_string(it->pod) + "-" + std::to_string(it->attempt);
       pod.app = "batch/Job/j" + std::to_string(bp.job);
       pod.qos = scheduler::Qos::kBatch;
       pod.requests = {bp.cpu_milli, bp.memory_bytes, 1};
@@ -456,17 +497,17 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       if (!node) {
         failed.emplace_back(bp.cpu_milli, bp.memory_bytes);
         ++failures;
-        ++it;
         continue;
       }
       nodes[*node].AddPod(pod);
       NodeState& s = state[*node];
       s.batch.push_back(
-          {it->first, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->second});
+          {it->pod, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->attempt});
       s.batch_cpu_milli += bp.cpu_milli;
       headroom.Set(*node, scheduler::BatchCpuHeadroom(*policy, nodes, *node));
-      it = queue.erase(it);
+      queue.Remove(q);
     }
+    queue.Compact();
   }
 
   double util_sum = 0;
