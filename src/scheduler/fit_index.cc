@@ -31,7 +31,14 @@ void FreeCpuIndex::Assign(std::span<const double> free_cpu_milli) {
 size_t FreeCpuIndex::FindFirst(size_t from, size_t to, double need) const {
   to = std::min(to, n_);
   if (from >= to) return kNone;
-  size_t k = leaves_ + from;
+  // The next few nodes one after the other first (a scan's next candidate is often near).
+  constexpr size_t kProbe = 8;
+  size_t probe_end = std::min(to, from + kProbe);
+  for (size_t i = from; i < probe_end; ++i) {
+    if (tree_[leaves_ + i] >= need) return i;
+  }
+  if (probe_end == to) return kNone;
+  size_t k = leaves_ + probe_end;
   if (!(tree_[k] >= need)) {
     // Up to the first subtree to the right that holds a value >= need, then down to its first
     // such leaf.
@@ -50,13 +57,14 @@ size_t FreeCpuIndex::FindFirst(size_t from, size_t to, double need) const {
   return i < to ? i : kNone;
 }
 
-double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i) {
+double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i,
+                        int64_t min_runtime_seconds) {
   const NodeInfo& node = nodes[i];
   if (node.requested.pods + 1 > node.allocatable.pods) return -1;
   if (!policy.ReclaimsForBatch()) {
     return static_cast<double>(node.allocatable.cpu_milli - node.requested.cpu_milli);
   }
-  return policy.BatchCpuBound(nodes, i) -
+  return policy.BatchCpuBound(nodes, i, min_runtime_seconds) -
          static_cast<double>(node.requested.cpu_milli - node.online_requested.cpu_milli);
 }
 

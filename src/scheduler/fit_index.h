@@ -43,9 +43,11 @@ class FreeCpuIndex {
 };
 
 // An upper bound of the CPU (millicores) one more batch pod may request on nodes[i] under `policy`
-// now, whatever its expected runtime: negative when the node has no room for another pod. For a
-// policy that does not reclaim, allocatable minus requested CPU; otherwise
-// Policy::BatchCpuBound() minus the batch pods' requests.
-double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i);
+// now, for a pod expected to run at least `min_runtime_seconds` (0: any pod; a longer runtime can
+// only lower the bound): negative when the node has no room for another pod. For a policy that
+// does not reclaim, allocatable minus requested CPU; otherwise Policy::BatchCpuBound() minus the
+// batch pods' requests.
+double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i,
+                        int64_t min_runtime_seconds = 0);
 
 }  // namespace fulcrum::scheduler

@@ -96,15 +96,17 @@ TEST(FreeCpuIndex, ScheduleDecidesAsWithoutTheIndex) {
     int placed = 0, failed = 0;
     for (int k = 0; k < 3000; ++k) {
       if (k % 500 == 0) clock.Advance(std::chrono::minutes(37));
-      std::vector<double> values(n);
-      for (size_t i = 0; i < n; ++i) values[i] = BatchCpuHeadroom(*with, nodes, i);
-      index.Assign(values);
       PodInfo pod;
       pod.ns = "batch";
       pod.name = "b" + std::to_string(k);
       pod.qos = Qos::kBatch;
       pod.requests = {static_cast<int64_t>(1 + rng() % 16) * 500, kGi, 1};
-      pod.expected_runtime_seconds = 60 * static_cast<int64_t>(1 + rng() % 600);
+      // Unknown (0) now and then; the index is for a runtime the pod reaches.
+      pod.expected_runtime_seconds = k % 7 == 0 ? 0 : 60 * static_cast<int64_t>(1 + rng() % 600);
+      int64_t min_runtime = k % 3 == 0 ? 0 : rng() % (pod.expected_runtime_seconds + 1);
+      std::vector<double> values(n);
+      for (size_t i = 0; i < n; ++i) values[i] = BatchCpuHeadroom(*with, nodes, i, min_runtime);
+      index.Assign(values);
       Decision a = Schedule(pod, nodes, *without, plain, &start_plain);
       Decision b = Schedule(pod, nodes, *with, indexed, &start_indexed);
       ASSERT_EQ(a.node_index, b.node_index) << name << " pod " << k;

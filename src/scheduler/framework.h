@@ -200,10 +200,12 @@ class Policy {
   virtual bool ReclaimsForBatch() const { return false; }
   // The capacity batch pods may request on this node (cpu, memory); only when ReclaimsForBatch.
   virtual Resources BatchAllocatable(const NodeInfo& node) { return node.allocatable; }
-  // At least BatchAllocatable(nodes[i]).cpu_milli for any batch pod at the policy's clock now,
-  // between Schedule calls on `nodes` (for FreeCpuIndex, fit_index.h); policies whose batch capacity depends on the
-  // pod override it. Only when ReclaimsForBatch.
-  virtual double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i) {
+  // At least BatchAllocatable(nodes[i]).cpu_milli for any batch pod whose expected runtime is at
+  // least `min_runtime_seconds` (0: any pod), at the policy's clock now, between Schedule calls on
+  // `nodes` (for FreeCpuIndex, fit_index.h); policies whose batch capacity depends on the pod
+  // override it. Only when ReclaimsForBatch.
+  virtual double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i,
+                               int64_t min_runtime_seconds) {
     return static_cast<double>(BatchAllocatable(nodes[i]).cpu_milli);
   }
 

@@ -84,15 +84,21 @@ class ArchimedesPolicy : public Policy {
     return last_batch_;
   }
 
-  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i) override {
-    // BatchAllocatable's window of one slot (the prefix table is not increasing), plus a milli
-    // for the table's float rounding against the exact computation of longer windows.
+  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i,
+                       int64_t min_runtime_seconds) override {
+    // BatchAllocatable's shortest window for that runtime (the prefix table is not increasing),
+    // plus a milli for the table's float rounding against the exact computation of longer
+    // windows.
     base_ = nodes.data();
     if (cache_.size() < nodes.size()) cache_.resize(nodes.size());
     now_ = UnixNow(options_.clock);
     now_slot_ = now_ / slot_seconds_;
     const NodeInfo& node = nodes[i];
-    double cpu = static_cast<double>(Entry(node).prefix[0]) + 1;
+    const CacheEntry& e = Entry(node);
+    int count = e.demand.built() ? WindowSlots(std::max<int64_t>(1, min_runtime_seconds),
+                                               slot_seconds_, e.demand.slots())
+                                 : 1;
+    double cpu = static_cast<double>(e.prefix[std::min(count, kPrefixSlots) - 1]) + 1;
     if (node.online_cpu_usage_milli >= 0) {
       cpu = std::min(cpu, node.allocatable.cpu_milli * (1 - options_.safety_margin) -
                               node.system_cpu_usage_milli - node.online_cpu_usage_milli);
@@ -201,8 +207,9 @@ class OraclePolicy : public Policy {
     return WithCpu(node, capacity - peak);
   }
 
-  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i) override {
-    // BatchAllocatable's peak over its first slot only.
+  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i,
+                       int64_t min_runtime_seconds) override {
+    // BatchAllocatable's peak over the slots every pod of that runtime reaches.
     now_ = UnixNow(options_.clock);
     const NodeInfo& node = nodes[i];
     const UsageForecast& f = node.online_forecast;
@@ -210,8 +217,10 @@ class OraclePolicy : public Policy {
     double peak = std::max(0.0, node.online_cpu_usage_milli);
     if (f.slot_seconds > 0 && now_ >= f.start_unix_seconds) {
       int64_t first = (now_ - f.start_unix_seconds) / f.slot_seconds;
-      if (first < static_cast<int64_t>(f.cpu_milli.size())) {
-        peak = std::max(peak, static_cast<double>(f.cpu_milli[first]));
+      int64_t last = (now_ + std::max<int64_t>(1, min_runtime_seconds) - f.start_unix_seconds) /
+                     f.slot_seconds;
+      for (int64_t s = first; s <= last && s < static_cast<int64_t>(f.cpu_milli.size()); ++s) {
+        peak = std::max(peak, static_cast<double>(f.cpu_milli[s]));
       }
     }
     return std::max(0.0, capacity - peak);

@@ -1,6 +1,7 @@
 #include "sim/cluster.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +29,10 @@ constexpr int kForecastSlotMinutes = 15;
 // A pod that fits nowhere costs a scan of every node; after this many a minute the queue waits
 // for the next minute (kube-scheduler backs unschedulable pods off for longer).
 constexpr int kMaxFailedScansPerMinute = 8;
+// Batch CPU headroom is indexed for pods expected to run at least this long (one index each; a
+// pod uses the longest that it reaches): a longer runtime needs the capacity over more slots.
+constexpr int64_t kHeadroomRuntimes[] = {0, 901, 3601};
+constexpr int kHeadroomClasses = std::size(kHeadroomRuntimes);
 
 Result<UsageShape> ShapeFrom(const TraceSeries& series) {
   ASSIGN_OR_RETURN(scheduler::UsageHistory h, Resample(series, 60, 6 * 3600));
@@ -381,7 +386,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
 
   // Batch CPU headroom per node (an upper bound), so that a scan skips the full nodes: rebuilt
   // every minute after the agent, and for a node after each bind.
-  scheduler::FreeCpuIndex headroom;
+  std::array<scheduler::FreeCpuIndex, kHeadroomClasses> headroom;
   std::vector<double> headroom_values(o.nodes);
   UsageCursor usage(w, 0);
   for (int64_t t = 0; t < w.minutes; ++t) {
@@ -463,11 +468,12 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       hour_util = hour_contention = 0;
     }
 
-    for (int n = 0; n < o.nodes; ++n) {
-      headroom_values[n] = scheduler::BatchCpuHeadroom(*policy, nodes, n);
+    for (int c = 0; c < kHeadroomClasses; ++c) {
+      for (int n = 0; n < o.nodes; ++n) {
+        headroom_values[n] = scheduler::BatchCpuHeadroom(*policy, nodes, n, kHeadroomRuntimes[c]);
+      }
+      headroom[c].Assign(headroom_values);
     }
-    headroom.Assign(headroom_values);
-    schedule_options.batch_headroom = &headroom;
 
     // Schedule queued batch pods: FIFO; once a pod fails, pods asking at least as much CPU and
     // memory are not tried again this minute.
@@ -493,6 +499,9 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       pod.qos = scheduler::Qos::kBatch;
       pod.requests = {bp.cpu_milli, bp.memory_bytes, 1};
       pod.expected_runtime_seconds = bp.duration_seconds;
+      int c = kHeadroomClasses - 1;
+      while (c > 0 && kHeadroomRuntimes[c] > pod.expected_runtime_seconds) --c;
+      schedule_options.batch_headroom = &headroom[c];
       auto node = schedule(pod);
       if (!node) {
         failed.emplace_back(bp.cpu_milli, bp.memory_bytes);
@@ -504,7 +513,10 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       s.batch.push_back(
           {it->pod, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->attempt});
       s.batch_cpu_milli += bp.cpu_milli;
-      headroom.Set(*node, scheduler::BatchCpuHeadroom(*policy, nodes, *node));
+      for (int c = 0; c < kHeadroomClasses; ++c) {
+        headroom[c].Set(*node,
+                        scheduler::BatchCpuHeadroom(*policy, nodes, *node, kHeadroomRuntimes[c]));
+      }
       queue.Remove(q);
     }
     queue.Compact();
