@@ -34,6 +34,9 @@ class MetricsApiTest : public ::testing::Test {
          "containers":[{"name":"app","usage":{"cpu":"1","memory":"1"}}]}])");
     Metric("n2", "2026-11-27T03:30:30Z", R"([
         {"namespace":"shop","name":"web-1","containers":[{"name":"app","usage":{"cpu":"5m","memory":"2048"}}]}])");
+    // The metrics API reads the watch cache as it is (as metrics-server serves its last scrape);
+    // the cache takes the writes above from the store's events, after they are acknowledged.
+    ASSERT_TRUE(cache_->WaitForFresh(std::chrono::seconds(5)).ok());
   }
 
   void Create(const std::string& group, const std::string& plural, const std::string& ns, Json obj) {
