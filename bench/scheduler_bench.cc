@@ -1,11 +1,15 @@
 // Placement throughput of scheduler::Schedule on in-process nodes: pods placed per second on
 // 5,000 nodes (issue 4 §4: >= 2,000 pods/s with archimedes). Every pod is bound (NodeInfo::AddPod)
 // before the next is placed, as the live loop does. Prints one JSON object per policy and pod kind.
+// Then batch pods on a cluster where only one node in `--free-every` has batch room left (as the
+// simulator's clusters are most of the time), with and without the headroom index (fit_index.h),
+// percentage 1 as in the simulator's 10,000-node run.
 //
-// usage: scheduler_bench [--nodes 5000] [--pods 20000] [--percent 100]
+// usage: scheduler_bench [--nodes 5000] [--pods 20000] [--percent 100] [--free-every 50]
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,9 +18,11 @@
 #include <numbers>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
+#include "scheduler/fit_index.h"
 #include "scheduler/framework.h"
 #include "scheduler/profile.h"
 
@@ -60,14 +66,39 @@ PodInfo BatchPod(int i, std::mt19937_64& rng) {
   return p;
 }
 
+// 64-core nodes with ten online replicas each.
+std::vector<NodeInfo> Cluster(int count, std::mt19937_64& rng) {
+  std::vector<NodeInfo> nodes(count);
+  for (int i = 0; i < count; ++i) {
+    nodes[i].name = "node-" + std::to_string(i);
+    nodes[i].labels = {{"kubernetes.io/hostname", nodes[i].name}};
+    nodes[i].allocatable = {64000, 256ll << 30, 110};
+    nodes[i].cpu_usage_milli = nodes[i].online_cpu_usage_milli = 8000;
+    nodes[i].memory_usage_bytes = 32ll << 30;
+    for (int k = 0; k < 10; ++k) nodes[i].AddPod(OnlinePod((i * 10 + k) % kApps, i, rng), true);
+  }
+  return nodes;
+}
+
+// Wall-clock and CPU seconds of run().
+template <typename Run>
+std::pair<double, double> Timed(Run run) {
+  auto t0 = std::chrono::steady_clock::now();
+  double cpu0 = ThreadCpuSeconds();
+  run();
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+          ThreadCpuSeconds() - cpu0};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int nodes_count = 5000, pods = 20000, percent = 100;
+  int nodes_count = 5000, pods = 20000, percent = 100, free_every = 50;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--nodes")) nodes_count = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--pods")) pods = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--percent")) percent = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--free-every")) free_every = std::max(1, std::atoi(argv[i + 1]));
   }
   // Profiles: each app a daily wave with its own phase and size, one day observed.
   fulcrum::scheduler::ProfileStore profiles;
@@ -89,40 +120,81 @@ int main(int argc, char** argv) {
   for (const char* policy_name : {"archimedes", "requests"}) {
     for (bool batch : {false, true}) {
       std::mt19937_64 rng(42);
-      std::vector<NodeInfo> nodes(nodes_count);
-      for (int i = 0; i < nodes_count; ++i) {
-        nodes[i].name = "node-" + std::to_string(i);
-        nodes[i].labels = {{"kubernetes.io/hostname", nodes[i].name}};
-        nodes[i].allocatable = {64000, 256ll << 30, 110};
-        nodes[i].cpu_usage_milli = nodes[i].online_cpu_usage_milli = 8000;
-        nodes[i].memory_usage_bytes = 32ll << 30;
-        // Ten online replicas already on every node.
-        for (int k = 0; k < 10; ++k) nodes[i].AddPod(OnlinePod((i * 10 + k) % kApps, i, rng), true);
-      }
+      std::vector<NodeInfo> nodes = Cluster(nodes_count, rng);
       auto policy = std::move(fulcrum::scheduler::MakePolicy(policy_name, options).value());
       size_t start = 0;
       int placed = 0;
       // One pass to fill the policy's per-node caches, as a running scheduler has them.
       fulcrum::scheduler::Schedule(batch ? BatchPod(-1, rng) : OnlinePod(0, -1, rng), nodes,
                                    *policy, schedule_options, &start);
-      auto t0 = std::chrono::steady_clock::now();
-      double cpu0 = ThreadCpuSeconds();
-      for (int i = 0; i < pods; ++i) {
-        PodInfo pod = batch ? BatchPod(i, rng) : OnlinePod(static_cast<int>(rng() % kApps), i, rng);
-        auto d = fulcrum::scheduler::Schedule(pod, nodes, *policy, schedule_options, &start);
-        if (d.node_index) {
-          nodes[*d.node_index].AddPod(pod);
-          ++placed;
+      auto [seconds, cpu_seconds] = Timed([&] {
+        for (int i = 0; i < pods; ++i) {
+          PodInfo pod =
+              batch ? BatchPod(i, rng) : OnlinePod(static_cast<int>(rng() % kApps), i, rng);
+          auto d = fulcrum::scheduler::Schedule(pod, nodes, *policy, schedule_options, &start);
+          if (d.node_index) {
+            nodes[*d.node_index].AddPod(pod);
+            ++placed;
+          }
         }
-      }
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      double cpu_seconds = ThreadCpuSeconds() - cpu0;
+      });
       std::printf(
           "{\"bench\":\"schedule\",\"policy\":\"%s\",\"pods\":\"%s\",\"nodes\":%d,"
           "\"percentage_of_nodes_to_score\":%d,\"decisions\":%d,\"placed\":%d,"
           "\"seconds\":%.3f,\"cpu_seconds\":%.3f,\"pods_per_second\":%.0f,"
           "\"pods_per_cpu_second\":%.0f}\n",
           policy_name, batch ? "batch" : "online", nodes_count, percent, pods, placed, seconds,
+          cpu_seconds, pods / seconds, pods / cpu_seconds);
+      std::fflush(stdout);
+    }
+  }
+
+  for (const char* policy_name : {"archimedes", "requests"}) {
+    for (bool indexed : {false, true}) {
+      std::mt19937_64 rng(42);
+      std::vector<NodeInfo> nodes = Cluster(nodes_count, rng);
+      auto policy = std::move(fulcrum::scheduler::MakePolicy(policy_name, options).value());
+      // Fill every node but one in `free_every` with batch pods up to its batch capacity.
+      fulcrum::scheduler::FreeCpuIndex index;
+      index.Reset(nodes.size());
+      for (int i = 0; i < nodes_count; ++i) {
+        if (i % free_every == 0) continue;
+        for (int k = 0;; ++k) {
+          PodInfo filler = BatchPod(-1, rng);
+          filler.name = "fill-" + std::to_string(i) + "-" + std::to_string(k);
+          filler.requests.cpu_milli = 1000;
+          filler.expected_runtime_seconds = 0;
+          if (fulcrum::scheduler::BatchCpuHeadroom(*policy, nodes, i) < 1000) break;
+          nodes[i].AddPod(filler, true);
+        }
+      }
+      fulcrum::scheduler::ScheduleOptions full_options;
+      full_options.percentage_of_nodes_to_score = 1;
+      full_options.preemption = false;
+      auto refresh = [&](size_t i) {
+        index.Set(i, fulcrum::scheduler::BatchCpuHeadroom(*policy, nodes, i));
+      };
+      for (size_t i = 0; i < nodes.size(); ++i) refresh(i);
+      if (indexed) full_options.batch_headroom = &index;
+      size_t start = 0;
+      int placed = 0;
+      auto [seconds, cpu_seconds] = Timed([&] {
+        for (int i = 0; i < pods; ++i) {
+          PodInfo pod = BatchPod(i, rng);
+          pod.expected_runtime_seconds = 0;  // the index is for any runtime
+          auto d = fulcrum::scheduler::Schedule(pod, nodes, *policy, full_options, &start);
+          if (d.node_index) {
+            nodes[*d.node_index].AddPod(pod);
+            refresh(*d.node_index);
+            ++placed;
+          }
+        }
+      });
+      std::printf(
+          "{\"bench\":\"schedule_full\",\"policy\":\"%s\",\"index\":%s,\"nodes\":%d,"
+          "\"free_every\":%d,\"decisions\":%d,\"placed\":%d,\"seconds\":%.3f,"
+          "\"cpu_seconds\":%.3f,\"pods_per_second\":%.0f,\"pods_per_cpu_second\":%.0f}\n",
+          policy_name, indexed ? "true" : "false", nodes_count, free_every, pods, placed, seconds,
           cpu_seconds, pods / seconds, pods / cpu_seconds);
       std::fflush(stdout);
     }

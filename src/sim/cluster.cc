@@ -26,8 +26,9 @@ constexpr int64_t kStartUnix = 1'600'041'600;  // a midnight UTC
 constexpr double kTraceMachines = 1300;        // cluster-trace-v2017 ran on about 1,300 machines
 constexpr int kObserveEveryMinutes = 5;
 constexpr int kForecastSlotMinutes = 15;
-// A pod that fits nowhere costs a scan of every node; after this many a minute the queue waits
-// for the next minute (kube-scheduler backs unschedulable pods off for longer).
+// After this many pods that fit nowhere in a minute the queue waits for the next minute
+// (kube-scheduler backs unschedulable pods off for longer). Part of the model: the results depend
+// on it. (With the headroom index below such a pod no longer costs a scan of every node.)
 constexpr int kMaxFailedScansPerMinute = 8;
 // Batch CPU headroom is indexed for pods expected to run at least this long (one index each; a
 // pod uses the longest that it reaches): a longer runtime needs the capacity over more slots.
