@@ -238,10 +238,13 @@ Status ReadContainerLog(const std::string& path, const LogReadOptions& options,
     sent += static_cast<int64_t>(line.size());
     if (!sink(line)) stop = true;
   };
+  if (options.end_offset != nullptr) *options.end_offset = -1;
   for (const auto& file : files) {
     auto text = base::ReadFile(file);
     if (!text.ok()) continue;  // rotated away while we read
     std::string_view rest(*text);
+    const bool current = file == path;
+    if (current && options.end_offset != nullptr) *options.end_offset = 0;
     while (!rest.empty() && !stop) {
       size_t nl = rest.find('\n');
       if (nl == std::string_view::npos) break;  // a record being written
@@ -250,6 +253,9 @@ Status ReadContainerLog(const std::string& path, const LogReadOptions& options,
       if (!record.ok()) continue;
       base::WallTime time;
       auto line = assembler.Add(*record, &time);
+      if (line && current && options.end_offset != nullptr) {  // a whole line: go on after it
+        *options.end_offset = static_cast<int64_t>(text->size() - rest.size());
+      }
       if (!line || (options.since && time < *options.since)) continue;
       if (options.tail_lines >= 0) {
         tail.push_back(std::move(*line));
@@ -267,9 +273,11 @@ Status ReadContainerLog(const std::string& path, const LogReadOptions& options,
   return Status::Ok();
 }
 
-LogFollower::LogFollower(std::string path, bool timestamps)
+LogFollower::LogFollower(std::string path, bool timestamps, int64_t start_offset)
     : path_(std::move(path)), timestamps_(timestamps) {
-  if (Reopen()) ::lseek(fd_, 0, SEEK_END);
+  if (!Reopen()) return;
+  off_t end = ::lseek(fd_, 0, SEEK_END);
+  if (start_offset >= 0 && start_offset <= end) ::lseek(fd_, start_offset, SEEK_SET);
 }
 
 LogFollower::~LogFollower() {

@@ -93,6 +93,10 @@ struct LogReadOptions {
   std::optional<base::WallTime> since;  // only lines at or after this time
   bool timestamps = false;              // prefix each line with its RFC 3339 timestamp and a space
   int64_t limit_bytes = -1;             // -1: no limit; else stop after this many bytes
+  // When set: the offset in `path` (the current file) just after the last complete line read,
+  // for a LogFollower to go on from there without a gap or a line twice (-1 if `path` was not
+  // read).
+  int64_t* end_offset = nullptr;
 };
 
 // Reads a container's log (rotated files included) as `kubectl logs` shows it: each line's
@@ -105,8 +109,10 @@ base::Status ReadContainerLog(const std::string& path, const LogReadOptions& opt
 // the last call, following a rotation to the new file. Thread-compatible.
 class LogFollower {
  public:
-  // Starts at the end of the log: the caller reads what exists with ReadContainerLog first.
-  explicit LogFollower(std::string path, bool timestamps = false);
+  // Starts at `start_offset` of the current file — where ReadContainerLog stopped
+  // (LogReadOptions::end_offset) — or at its end when that is -1 (or beyond the end: the file was
+  // rotated since).
+  explicit LogFollower(std::string path, bool timestamps = false, int64_t start_offset = -1);
   ~LogFollower();
   // The output for the complete lines appended since the last call ("" when none).
   std::string Poll();

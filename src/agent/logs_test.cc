@@ -176,6 +176,28 @@ TEST_F(LogsTest, FollowerSeesAppendsAndRotation) {
   EXPECT_EQ(follow.Poll(), expected);
 }
 
+TEST_F(LogsTest, FollowerGoesOnWhereTheReadStopped) {
+  // `kubectl logs -f`: what is there is read, then followed; a line written in between is sent
+  // once, and a line still being written when the read ends comes with the follower.
+  auto w = Writer();
+  ASSERT_TRUE(w->Write(LogStream::kStdout, "one\ntwo\npart").ok());
+  int64_t end = -2;
+  LogReadOptions o;
+  o.end_offset = &end;
+  std::string read;
+  ASSERT_TRUE(ReadContainerLog(dir_ + "/c/0.log", o, [&](std::string_view s) {
+                read += s;
+                return true;
+              }).ok());
+  EXPECT_EQ(read, "one\ntwo\n");
+  EXPECT_GT(end, 0);
+  ASSERT_TRUE(w->Write(LogStream::kStdout, "ial\nthree\n").ok());  // between the read and -f
+  LogFollower follow(dir_ + "/c/0.log", false, end);
+  EXPECT_EQ(follow.Poll(), "partial\nthree\n");
+  ASSERT_TRUE(w->Write(LogStream::kStdout, "four\n").ok());
+  EXPECT_EQ(follow.Poll(), "four\n");
+}
+
 TEST_F(LogsTest, CaptureCopiesFifosUntilTheWritersClose) {
   auto capture = LogCapture::Start();
   ASSERT_TRUE(capture.ok()) << capture.status().ToString();

@@ -654,12 +654,15 @@ class Server : public PodServer {
         if (!WriteChunk(conn, data)) open = false;
         return open && !limited;
       };
-      Status read_status = ReadContainerLog(target.log_path, read, send);
+      int64_t end_offset = -1;
+      LogReadOptions options = read;
+      options.end_offset = &end_offset;
+      Status read_status = ReadContainerLog(target.log_path, options, send);
       if (!read_status.ok() && !read_status.IsNotFound()) {
         LOG_WARNING << "reading " << target.log_path << ": " << read_status.ToString();
       }
       if (follow && open && !limited && !previous) {
-        FollowLog(conn, target, read.timestamps, ns, pod, container, send, &open);
+        FollowLog(conn, target, read.timestamps, end_offset, ns, pod, container, send, &open);
       }
       if (open) conn.Write("0\r\n\r\n");
     };
@@ -670,9 +673,9 @@ class Server : public PodServer {
   // the client goes away.
   template <typename Send>
   void FollowLog(TakenConnection& conn, const ContainerTarget& target, bool timestamps,
-                 const std::string& ns, const std::string& pod, const std::string& container,
-                 Send& send, bool* open) {
-    LogFollower follower(target.log_path, timestamps);
+                 int64_t start_offset, const std::string& ns, const std::string& pod,
+                 const std::string& container, Send& send, bool* open) {
+    LogFollower follower(target.log_path, timestamps, start_offset);
     bool running = target.running;
     auto last_check = std::chrono::steady_clock::now();
     for (;;) {
