@@ -1,12 +1,16 @@
 #include "client/api_client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "apiserver/api_server.h"
 #include "base/file.h"
+#include "client/http_client.h"
 #include "client/test_server.h"
 
 namespace fulcrum::client {
@@ -34,6 +38,29 @@ TEST(KubeconfigTest, ReportsWhatIsWrong) {
                   .ok());
   auto b64 = LoadKubeconfig(dir.path() + "/b64");
   EXPECT_NE(b64.status().message().find("certificate-authority-data"), std::string::npos);
+}
+
+TEST(TransportTest, HandshakeWithASilentPeerGivesUp) {
+  // A listening socket nobody accepts from: the kernel completes the TCP handshake, then nothing
+  // answers the ClientHello (as a hung agent would not).
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto url = ParseUrl("https://127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  ASSERT_TRUE(url.ok());
+  auto tls = TlsContext::Create("/etc/ssl/certs/ca-certificates.crt");
+  ASSERT_TRUE(tls.ok()) << tls.status().ToString();
+  Transport t;
+  base::Status st = t.Connect(*url, tls->get(), std::chrono::milliseconds(200));
+  EXPECT_EQ(st.code(), base::Code::kUnavailable);
+  EXPECT_NE(st.message().find("no answer within 200 ms"), std::string::npos) << st.ToString();
+  EXPECT_FALSE(t.connected());
+  ::close(fd);
 }
 
 TEST(ApiClientTest, CrudAgainstARealServer) {

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -159,7 +160,46 @@ void Transport::Close() {
   }
 }
 
-base::Status Transport::Connect(const Url& url, const TlsContext* tls) {
+namespace {
+
+// connect(2) that gives up after `timeout`; 0 or errno.
+int ConnectWithin(int fd, const sockaddr* addr, socklen_t len, std::chrono::milliseconds timeout) {
+  int flags = ::fcntl(fd, F_GETFL, 0);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  int err = 0;
+  if (::connect(fd, addr, len) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int ready;
+      do {
+        ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      } while (ready < 0 && errno == EINTR);
+      if (ready == 0) {
+        err = ETIMEDOUT;
+      } else {
+        socklen_t size = sizeof err;
+        if (ready < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) != 0) err = errno;
+      }
+    }
+  }
+  ::fcntl(fd, F_SETFL, flags);
+  return err;
+}
+
+// SO_RCVTIMEO and SO_SNDTIMEO: a blocking read or write gives up after `t` (0: never).
+void SetSocketTimeouts(int fd, std::chrono::milliseconds t) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+}  // namespace
+
+base::Status Transport::Connect(const Url& url, const TlsContext* tls,
+                                std::chrono::milliseconds timeout) {
   Close();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -177,8 +217,9 @@ base::Status Transport::Connect(const Url& url, const TlsContext* tls) {
       last_error = std::strerror(errno);
       continue;
     }
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      last_error = std::strerror(errno);
+    if (int err = ConnectWithin(fd, ai->ai_addr, ai->ai_addrlen, timeout); err != 0) {
+      last_error = err == ETIMEDOUT ? "no answer within " + std::to_string(timeout.count()) + " ms"
+                                    : std::strerror(err);
       ::close(fd);
       continue;
     }
@@ -208,8 +249,15 @@ base::Status Transport::Connect(const Url& url, const TlsContext* tls) {
     SSL_set_tlsext_host_name(ssl_, url.host.c_str());
     SSL_set1_host(ssl_, url.host.c_str());
   }
-  if (SSL_connect(ssl_) != 1) {
+  SetSocketTimeouts(fd_, timeout);
+  int handshake = SSL_connect(ssl_);
+  SetSocketTimeouts(fd_, std::chrono::milliseconds(0));
+  if (handshake != 1) {
+    int saved_errno = errno;
     std::string err = OpenSslErrors();
+    if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK) {
+      err = "no answer within " + std::to_string(timeout.count()) + " ms";
+    }
     long verify = SSL_get_verify_result(ssl_);
     if (verify != X509_V_OK) err += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
     Close();

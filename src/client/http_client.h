@@ -4,6 +4,7 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -57,8 +58,11 @@ class Transport {
   Transport& operator=(const Transport&) = delete;
 
   // Connects (blocking) and completes the TLS handshake, verifying the peer. `tls` may be null
-  // for plain URLs. Errors: Unavailable for connect/handshake failures.
-  base::Status Connect(const Url& url, const TlsContext* tls);
+  // for plain URLs. The connect and the handshake each give up after `timeout` (a peer that is
+  // gone answers nothing; the kernel alone would wait minutes). Errors: Unavailable for
+  // connect/handshake failures and timeouts.
+  base::Status Connect(const Url& url, const TlsContext* tls,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
   void Close();
   bool connected() const { return fd_ >= 0; }
   int fd() const { return fd_; }
