@@ -32,7 +32,7 @@ size_t FreeCpuIndex::FindFirst(size_t from, size_t to, double need) const {
   to = std::min(to, n_);
   if (from >= to) return kNone;
   // The next few nodes one after the other first (a scan's next candidate is often near).
-  constexpr size_t kProbe = 8;
+  constexpr size_t kProbe = 32;
   size_t probe_end = std::min(to, from + kProbe);
   for (size_t i = from; i < probe_end; ++i) {
     if (tree_[leaves_ + i] >= need) return i;
