@@ -3,7 +3,8 @@
 a host (eth0 on a bridge of the test's own, as two machines on one switch), against one
 `fulcrum server` listening on that bridge. Pods on different nodes reach each other by pod IP,
 without NAT: the server pod's CGI script answers with the address it sees, which must be the
-client pod's own IP (the agents route each other's pod CIDRs, host-gw, from --cluster-cidr).
+client pod's own IP (the agents route each other's pod CIDRs, host-gw, from --cluster-cidr); and
+`kubectl exec` and `kubectl logs` reach the pods on both nodes through the API server.
 
 Needs root, runc, the CNI plugins and the demo image (FULCRUM_DEMO_IMAGE, set by CTest); skips
 otherwise.
@@ -235,6 +236,14 @@ class MultiNodeTest(unittest.TestCase):
             seen = seen[len("::ffff:"):]
         # The server saw the client pod's own address: no NAT between pods.
         self.assertEqual(seen, client_ip)
+
+        # Logs and exec reach each node's agent through the API server, which dials the node's
+        # InternalIP: the server pod's httpd log on node-a, a command in the client pod on node-b.
+        rc, out, err = self.kubectl("exec", "client", "--", "cat", "/out/seen")
+        self.assertEqual(rc, 0, err + self.agent_logs())
+        self.assertIn(client_ip, out)
+        rc, out, err = self.kubectl("logs", "server")
+        self.assertEqual(rc, 0, err + self.agent_logs())
 
         # A node that leaves takes its route with it.
         rc, _, err = self.kubectl("delete", "pod", "client", "--timeout=60s", timeout=90)
