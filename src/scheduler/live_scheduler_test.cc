@@ -85,13 +85,22 @@ TEST_F(LiveSchedulerTest, BindsPodsAndSaysWhyOneDoesNotFit) {
   EXPECT_EQ(FailedSchedulingMessage("huge"),
             "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint "
             "{dedicated: gpu}.");
-  auto huge = api().Get(ResourcePath("v1", "pods", "default", "huge"));
-  ASSERT_TRUE(huge.ok());
-  bool unschedulable = false;
-  for (const Json& c : (*huge)["status"]["conditions"]) {
-    unschedulable |= c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable";
-  }
-  EXPECT_TRUE(unschedulable) << huge->dump();
+  // The event goes out before the status patch: wait for the condition too.
+  std::string last;
+  EXPECT_TRUE(Eventually([&] {
+    auto huge = api().Get(ResourcePath("v1", "pods", "default", "huge"));
+    if (!huge.ok()) return false;
+    last = huge->dump();
+    const Json* conditions = base::FindPath(*huge, {"status", "conditions"});
+    if (conditions == nullptr || !conditions->is_array()) return false;
+    for (const Json& c : *conditions) {
+      if (c.value("type", "") == "PodScheduled" && c.value("status", "") == "False" &&
+          c.value("reason", "") == "Unschedulable") {
+        return true;
+      }
+    }
+    return false;
+  })) << last;
 
   // A node that fits arrives: the pending pod is placed without waiting for the periodic retry.
   AddNode("big", "4");
