@@ -8,6 +8,8 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +51,11 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;
@@ -192,12 +199,7 @@ class SystemProcessRunner : public ProcessRunner {
     posix_spawn_file_actions_adddup2(&actions, err, 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    sigset_t empty, all;
-    sigemptyset(&empty);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    ResetSignalsOnSpawn(&attr);
 
     std::vector<char*> argv;
     for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -381,6 +383,17 @@ class RuncRuntime : public ContainerRuntime {
     fs::remove(dir + "/pid", ec);
     fs::remove(dir + "/runc.log", ec);
 
+    const base::Json* terminal = base::FindPath(spec, {"process", "terminal"});
+    std::unique_ptr<ConsoleSocket> console;
+    if (terminal != nullptr && terminal->is_boolean() && terminal->get<bool>()) {
+      if (bundle.terminal_fd == nullptr) {
+        return fail(base::Invalid("container " + id + ": a terminal needs terminal_fd"));
+      }
+      auto listening = ConsoleSocket::Listen(dir + "/console.sock");
+      if (!listening.ok()) return fail(listening.status());
+      console = std::move(*listening);
+    }
+
     Fd out(OpenStdio(bundle.stdout_path));
     if (out.get() < 0) return fail(base::Internal(Errno("open " + bundle.stdout_path)));
     Fd err(bundle.stderr_path == bundle.stdout_path ? ::dup(out.get())
@@ -392,9 +405,14 @@ class RuncRuntime : public ContainerRuntime {
     ps.argv = {options_.runc, "--root", runc_root_, "--log", dir + "/runc.log", "--log-format",
                "json", verb};
     if (verb == "run") ps.argv.push_back("--detach");
+    if (console) {
+      ps.argv.push_back("--console-socket");
+      ps.argv.push_back(console->path());
+    }
     for (const std::string& a : {std::string("--bundle"), dir, std::string("--pid-file"), dir + "/pid", id}) {
       ps.argv.push_back(a);
     }
+    ps.stdin_fd = bundle.stdin_fd;
     ps.stdout_fd = out.get();
     ps.stderr_fd = err.get();
     ps.timeout = options_.timeout;
@@ -405,6 +423,16 @@ class RuncRuntime : public ContainerRuntime {
       (void)Runc({"delete", "--force", id});
       std::string why = !run.ok() ? run.status().message() : LastError(log);
       return fail(base::Internal("runc " + verb + " " + id + " failed: " + why));
+    }
+    if (console) {
+      // runc sent the terminal before it exited: it waits in the socket's queue.
+      auto received = console->Receive(std::chrono::milliseconds(1000));
+      if (!received.ok()) {
+        (void)Runc({"delete", "--force", id});
+        return fail(base::Internal("runc " + verb + " " + id + " sent no terminal: " +
+                                   received.status().message()));
+      }
+      *bundle.terminal_fd = *received;
     }
     return Status::Ok();
   }
@@ -586,6 +614,74 @@ class RuncRuntime : public ContainerRuntime {
 };
 
 }  // namespace
+
+void ResetSignalsOnSpawn(posix_spawnattr_t* attr, short extra_flags) {
+  sigset_t empty, all;
+  sigemptyset(&empty);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(attr, &empty);
+  posix_spawnattr_setsigdefault(attr, &all);
+  posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | extra_flags);
+}
+
+base::Result<std::unique_ptr<ConsoleSocket>> ConsoleSocket::Listen(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return base::Invalid("console socket path " + path + " is longer than " +
+                         std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return base::Internal(Errno("console socket"));
+  ::unlink(path.c_str());
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(fd.get(), 1) != 0) {
+    return base::Internal(Errno("listening on " + path));
+  }
+  return std::unique_ptr<ConsoleSocket>(new ConsoleSocket(path, fd.release()));
+}
+
+ConsoleSocket::~ConsoleSocket() {
+  ::close(fd_);
+  ::unlink(path_.c_str());
+}
+
+base::Result<int> ConsoleSocket::Receive(std::chrono::milliseconds timeout) {
+  pollfd p = {fd_, POLLIN, 0};
+  int ready;
+  do {
+    ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  if (ready == 0) {
+    return Status(base::Code::kTimeout, "nothing connected to " + path_ + " in " +
+                                            std::to_string(timeout.count()) + " ms");
+  }
+  Fd conn(::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC));
+  if (conn.get() < 0) return base::Internal(Errno("accept on " + path_));
+  char name[256];
+  iovec iov = {name, sizeof name};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(conn.get(), &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return base::Internal(Errno("receiving on " + path_));
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int))) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c), sizeof received);
+      return received;
+    }
+  }
+  return base::Internal("the connection to " + path_ + " sent no descriptor");
+}
 
 const char* ContainerStatusName(ContainerStatus status) {
   switch (status) {

@@ -2,6 +2,8 @@
 // layers. Layout and behaviour: docs/agent.md.
 #pragma once
 
+#include <spawn.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -60,6 +62,34 @@ class ProcessRunner {
   // it is alive; nullopt when there is no such process or it has exited (a zombie). Together
   // with the pid this names one process: runc records both for a container's init.
   virtual std::optional<uint64_t> LiveStartTime(int pid) = 0;
+};
+
+// Makes a posix_spawn child start with no signal blocked and every signal at its default action,
+// whatever this process blocks (SIGINT and SIGTERM, for sigwait) or ignores (SIGPIPE); sets
+// `extra_flags` (e.g. POSIX_SPAWN_SETSID) too. `attr` is initialised by the caller.
+void ResetSignalsOnSpawn(posix_spawnattr_t* attr, short extra_flags = 0);
+
+// The receiving end of runc's --console-socket (runc's docs/terminals.md): a unix socket to which
+// runc sends the master side of the terminal it made for a container, as SCM_RIGHTS ancillary
+// data. Thread-compatible.
+class ConsoleSocket {
+ public:
+  // Listens at `path`, replacing a stale socket. Invalid when the path is too long for a unix
+  // socket; Internal, naming errno, on failure.
+  static base::Result<std::unique_ptr<ConsoleSocket>> Listen(const std::string& path);
+  ~ConsoleSocket();  // stops listening and removes the socket
+  ConsoleSocket(const ConsoleSocket&) = delete;
+  ConsoleSocket& operator=(const ConsoleSocket&) = delete;
+
+  const std::string& path() const { return path_; }
+  // The descriptor sent by the first connection within `timeout`, the caller's. Timeout when no
+  // connection came; Internal when one sent no descriptor.
+  base::Result<int> Receive(std::chrono::milliseconds timeout);
+
+ private:
+  ConsoleSocket(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  const std::string path_;
+  const int fd_;
 };
 
 std::unique_ptr<Mounter> NewSystemMounter();

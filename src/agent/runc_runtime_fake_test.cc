@@ -2,10 +2,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -304,6 +307,55 @@ TEST(SystemProcessRunner, GivesTheChildTheCallersDescriptors) {
   EXPECT_EQ(r->out, "");
   EXPECT_EQ(*base::ReadFile(path), "one\ntwo\n");
   fs::remove_all(tmpl);
+}
+
+TEST(ConsoleSocket, ReceivesTheDescriptorRuncSends) {
+  const std::string path = (fs::temp_directory_path() /
+                            ("console_socket_test_" + std::to_string(::getpid()) + ".sock"))
+                               .string();
+  auto socket = ConsoleSocket::Listen(path);
+  ASSERT_TRUE(socket.ok()) << socket.status().ToString();
+  EXPECT_EQ((*socket)->Receive(std::chrono::milliseconds(0)).status().code(),
+            base::Code::kTimeout);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  // runc's side (utils.SendFd): connect, then one message, the terminal's name, with the fd.
+  int client = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, path.c_str());
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  char name[] = "/dev/ptmx";
+  iovec iov = {name, sizeof name - 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &pipe_fds[1], sizeof(int));
+  ASSERT_GT(::sendmsg(client, &msg, 0), 0);
+  ::close(client);
+  ::close(pipe_fds[1]);
+
+  auto received = (*socket)->Receive(std::chrono::milliseconds(5000));
+  ASSERT_TRUE(received.ok()) << received.status().ToString();
+  EXPECT_NE(::fcntl(*received, F_GETFD) & FD_CLOEXEC, 0);
+  ASSERT_EQ(::write(*received, "x", 1), 1);  // the very pipe: its read end gets the byte
+  ::close(*received);
+  char byte = 0;
+  EXPECT_EQ(::read(pipe_fds[0], &byte, 1), 1);
+  EXPECT_EQ(byte, 'x');
+  ::close(pipe_fds[0]);
+  socket->reset();
+  EXPECT_FALSE(fs::exists(path));  // removed with the socket
+
+  EXPECT_EQ(ConsoleSocket::Listen("/tmp/" + std::string(200, 'x')).status().code(),
+            base::Code::kInvalid);
 }
 
 TEST(ValidContainerId, Rules) {

@@ -19,6 +19,12 @@ struct ContainerBundle {
   // opened read-write instead, so the container blocks rather than dies when no one reads.
   std::string stdout_path;
   std::string stderr_path;              // may equal stdout_path
+  // The container's stdin (-1: /dev/null), passed on by the runtime; the caller keeps it.
+  int stdin_fd = -1;
+  // Required when the spec's process.terminal is true: receives the master side of the terminal
+  // the runtime made for the container, the caller's from then on (ContainerStdio). The container
+  // writes to the terminal, not to stdout_path and stderr_path, and reads its stdin from it.
+  int* terminal_fd = nullptr;
 };
 
 enum class ContainerStatus { kCreated, kRunning, kStopped };
