@@ -138,6 +138,10 @@ std::vector<std::string> MergeEnv(const ContainerSpecInput& c, const ImageConfig
   if (!has_path) {
     env.insert(env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   }
+  // As containerd's WithTTY: a terminal's programs want to know what it is.
+  bool has_term = std::any_of(env.begin(), env.end(),
+                              [&](const std::string& kv) { return name_of(kv) == "TERM"; });
+  if (c.terminal && !has_term) env.push_back("TERM=xterm");
   return env;
 }
 
@@ -193,7 +197,7 @@ base::Result<Json> BuildOciSpec(const ContainerSpecInput& c, const ImageConfig& 
   ASSIGN_OR_RETURN(std::vector<std::string> caps, Capabilities(c));
 
   Json process = {
-      {"terminal", false},
+      {"terminal", c.terminal},
       {"user", {{"uid", uid}, {"gid", gid}}},
       {"args", argv},
       {"env", MergeEnv(c, image)},

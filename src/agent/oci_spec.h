@@ -43,6 +43,7 @@ struct ContainerSpecInput {
   std::string network_namespace_path;  // empty: a new, unconfigured network namespace
   std::string hostname;              // the pod's hostname (UTS namespace)
   std::string cgroups_path;          // linux.cgroupsPath; empty: left to the runtime
+  bool terminal = false;             // process.terminal: runs on a new terminal (Kubernetes `tty`)
 };
 
 inline constexpr int64_t kCpuPeriodMicros = 100000;  // the kubelet's CFS period
@@ -59,7 +60,8 @@ int64_t CpuQuota(int64_t milli_cpu, int64_t period = kCpuPeriodMicros);
 std::vector<std::string> MergeCommand(const ContainerSpecInput& c, const ImageConfig& image);
 
 // The environment: the image's Env, then the container's, a container variable replacing an image
-// variable of the same name in place; PATH defaulted when neither sets it.
+// variable of the same name in place; PATH defaulted when neither sets it, TERM=xterm on a
+// terminal.
 std::vector<std::string> MergeEnv(const ContainerSpecInput& c, const ImageConfig& image);
 
 // The capability set: Docker's default 14 (all of them when privileged), minus `drop`, plus

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace fulcrum::agent {
 namespace {
 
@@ -107,6 +109,18 @@ TEST(BuildOciSpec, MinimalContainer) {
   EXPECT_EQ(s["mounts"][5]["options"], Json::parse(R"(["nosuid","noexec","nodev","ro"])"));
   EXPECT_TRUE(s["linux"].contains("maskedPaths"));
   EXPECT_TRUE(s["linux"].contains("readonlyPaths"));
+}
+
+TEST(BuildOciSpec, TtyRunsOnATerminalWithTerm) {
+  ContainerSpecInput c;
+  c.terminal = true;
+  auto spec = BuildOciSpec(c, Busybox());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ((*spec)["process"]["terminal"], true);
+  const Json& env = (*spec)["process"]["env"];
+  EXPECT_NE(std::find(env.begin(), env.end(), "TERM=xterm"), env.end());
+  c.env = {{"TERM", "vt100"}};
+  EXPECT_EQ(MergeEnv(c, Busybox()).back(), "TERM=vt100");
 }
 
 TEST(BuildOciSpec, FullContainer) {
