@@ -335,8 +335,26 @@ std::string LogFollower::Poll() {
 
 struct LogCapture::Attachment {
   std::unique_ptr<CriLogWriter> writer;
-  int fds[2] = {-1, -1};  // stdout, stderr read ends; -1 when done
+  int fds[2] = {-1, -1};  // stdout, stderr read ends (a terminal: stdout only); -1 when done
   bool detach = false;
+  bool awaiting_terminal = false;  // AwaitTerminal; guarded by mu_
+  int terminal = -1;      // a terminal to move to (AttachTerminal); guarded by mu_
+  std::function<void(std::string_view)> terminal_tap;  // its tap; guarded by mu_
+  std::function<void(std::string_view)> tap;  // the tap of the terminal read now
+  ~Attachment() {
+    if (terminal >= 0) ::close(terminal);
+  }
+
+  // Closes stream `i` (0: stdout, 1: stderr) after flushing what the writer holds of it.
+  void End(int i) {
+    (void)writer->Flush(i == 0 ? LogStream::kStdout : LogStream::kStderr);
+    ::close(fds[i]);
+    fds[i] = -1;
+    if (i == 0 && tap) {
+      tap("");
+      tap = nullptr;
+    }
+  }
 };
 
 LogCapture::LogCapture(int wake_fd) : wake_fd_(wake_fd) {}
@@ -399,6 +417,31 @@ base::Result<LogCapture::Pipes> LogCapture::Attach(const std::string& key, const
   return pipes;
 }
 
+base::Status LogCapture::AttachTerminal(const std::string& key, int terminal,
+                                        std::function<void(std::string_view)> tap) {
+  int copy = ::fcntl(terminal, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return base::Internal(Errno("dup terminal"));
+  {
+    std::lock_guard lock(mu_);
+    auto it = attached_.find(key);
+    if (it == attached_.end() || it->second->detach) {
+      ::close(copy);
+      return base::NotFound("no log capture for " + key);
+    }
+    if (it->second->terminal >= 0) ::close(it->second->terminal);
+    it->second->terminal = copy;
+    it->second->awaiting_terminal = false;
+    it->second->terminal_tap = std::move(tap);
+  }
+  Wake();
+  return base::Status::Ok();
+}
+
+void LogCapture::AwaitTerminal(const std::string& key) {
+  std::lock_guard lock(mu_);
+  if (auto it = attached_.find(key); it != attached_.end()) it->second->awaiting_terminal = true;
+}
+
 void LogCapture::Detach(const std::string& key) {
   {
     std::lock_guard lock(mu_);
@@ -427,6 +470,12 @@ void LogCapture::Drain(int timeout_ms) {
 
 void LogCapture::Loop() {
   std::vector<std::pair<std::string, std::shared_ptr<Attachment>>> current;
+  struct Move {
+    std::shared_ptr<Attachment> attachment;
+    int terminal;
+    std::function<void(std::string_view)> tap;
+  };
+  std::vector<Move> moving;  // attachments to move to their terminal (AttachTerminal)
   std::vector<pollfd> pfds;
   for (;;) {
     bool stopping;
@@ -436,35 +485,49 @@ void LogCapture::Loop() {
       current.assign(attached_.begin(), attached_.end());
       for (auto& a : retired_) current.emplace_back("", a);
       retired_.clear();
+      for (auto& [key, a] : current) {
+        if (a->terminal < 0) continue;
+        moving.push_back({a, a->terminal, std::move(a->terminal_tap)});
+        a->terminal = -1;
+      }
     }
-    // Reads what is buffered in one stream's FIFO; EOF (every writer closed) ends the stream.
+    // Reads what is buffered in one stream's FIFO or terminal; EOF (every writer closed) or EIO
+    // (a terminal hung up) ends the stream.
     auto read_stream = [](Attachment& a, int i) {
       char buf[65536];
       for (;;) {
         ssize_t n = ::read(a.fds[i], buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return;  // EAGAIN: writers remain, nothing more now
-        LogStream stream = i == 0 ? LogStream::kStdout : LogStream::kStderr;
-        if (n == 0) {
-          (void)a.writer->Flush(stream);
-          ::close(a.fds[i]);
-          a.fds[i] = -1;
+        if (n == 0 || (n < 0 && errno == EIO)) {
+          a.End(i);
           return;
         }
-        (void)a.writer->Write(stream, std::string_view(buf, static_cast<size_t>(n)));
+        if (n < 0) return;  // EAGAIN: writers remain, nothing more now
+        std::string_view data(buf, static_cast<size_t>(n));
+        (void)a.writer->Write(i == 0 ? LogStream::kStdout : LogStream::kStderr, data);
+        if (i == 0 && a.tap) a.tap(data);
       }
     };
+    // From the FIFOs to the terminal: nothing but runc writes the FIFOs of a container on a
+    // terminal, and it has exited.
+    for (auto& [a, terminal, tap] : moving) {
+      for (int i = 0; i < 2; ++i) {
+        if (a->fds[i] < 0) continue;
+        read_stream(*a, i);
+        if (a->fds[i] >= 0) a->End(i);
+      }
+      a->fds[0] = terminal;
+      a->tap = std::move(tap);
+      ::fcntl(terminal, F_SETFL, ::fcntl(terminal, F_GETFL) | O_NONBLOCK);
+    }
+    moving.clear();
     std::vector<std::string> finished;
     for (auto& [key, a] : current) {
       if (!a->detach && !stopping) continue;
       for (int i = 0; i < 2; ++i) {
         if (a->fds[i] < 0) continue;
         read_stream(*a, i);  // what is buffered; then stop whether or not writers remain
-        if (a->fds[i] >= 0) {
-          (void)a->writer->Flush(i == 0 ? LogStream::kStdout : LogStream::kStderr);
-          ::close(a->fds[i]);
-          a->fds[i] = -1;
-        }
+        if (a->fds[i] >= 0) a->End(i);
       }
       finished.push_back(key);
     }
@@ -508,7 +571,7 @@ void LogCapture::Loop() {
     {
       std::lock_guard lock(mu_);
       for (auto& [key, a] : current) {
-        if (a->fds[0] < 0 && a->fds[1] < 0) {
+        if (a->fds[0] < 0 && a->fds[1] < 0 && (!a->awaiting_terminal || a->detach)) {
           auto it = attached_.find(key);
           if (it != attached_.end() && it->second == a) attached_.erase(it);
         }

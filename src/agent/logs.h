@@ -146,6 +146,16 @@ class LogCapture {
   // ends when both are done. Internal, naming errno, on failure.
   base::Result<Pipes> Attach(const std::string& key, const std::string& dir,
                              std::unique_ptr<CriLogWriter> writer);
+  // Keeps `key`'s attachment when its FIFOs end, until AttachTerminal or Detach: for a container
+  // on a terminal, whose FIFOs only runc writes.
+  void AwaitTerminal(const std::string& key);
+  // Moves `key`'s attachment from its FIFOs to the container's terminal (ContainerStdio): from
+  // what is left in the FIFOs on, the writer records what is read from `terminal` (borrowed: a
+  // duplicate is read) as stdout, and `tap` is called with each read, from the capture thread (it
+  // must not block), then with "" once the terminal hung up (EIO: the container exited) or the
+  // attachment ended. NotFound if `key` is not attached; Internal, naming errno, on failure.
+  base::Status AttachTerminal(const std::string& key, int terminal,
+                              std::function<void(std::string_view)> tap);
   // Stops copying for `key`: what is buffered is read first, then the writer is flushed and closed.
   void Detach(const std::string& key);
   bool Attached(const std::string& key);

@@ -16,10 +16,12 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/container_stdio.h"
 #include "agent/image_store.h"
 #include "agent/logs.h"
 #include "agent/network.h"
 #include "agent/oci_spec.h"
+#include "agent/testing/descriptors.h"
 #include "base/file.h"
 
 namespace fulcrum::agent {
@@ -317,6 +319,95 @@ TEST_F(RuncRuntimeTest, OutputThroughLogCaptureAndAGivenNetworkNamespace) {
   ASSERT_TRUE(runtime_->Delete(id_).ok());
   ASSERT_TRUE(namespaces->Remove(netns).ok());
   EXPECT_EQ(MountsUnder(dir_), std::vector<std::string>{});
+}
+
+// Containers with stdin or a terminal (ContainerStdio), their output captured as the agent does.
+class RuncStdioTest : public RuncRuntimeTest {
+ protected:
+  void SetUp() override {
+    RuncRuntimeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    auto capture = LogCapture::Start();
+    ASSERT_TRUE(capture.ok());
+    capture_ = std::move(*capture);
+    auto writer = CriLogWriter::Open(dir_ + "/logs/0.log", {}, base::RealClock());
+    ASSERT_TRUE(writer.ok());
+    auto pipes = capture_->Attach(id_, dir_ + "/fifo", std::move(*writer));
+    ASSERT_TRUE(pipes.ok()) << pipes.status().ToString();
+    pipes_ = *pipes;
+  }
+
+  // The output so far, as kubectl logs shows it.
+  std::string LogText() {
+    std::string text;
+    (void)ReadContainerLog(dir_ + "/logs/0.log", {}, [&](std::string_view s) {
+      text.append(s);
+      return true;
+    });
+    return text;
+  }
+
+  std::unique_ptr<LogCapture> capture_;
+  LogCapture::Pipes pipes_;
+};
+
+TEST_F(RuncStdioTest, StdinPipeHeldByTheAgent) {
+  ContainerSpecInput c;
+  c.command = {"sh", "-c", "read l; echo got:$l; cat; echo eof"};
+  auto spec = BuildOciSpec(c, image_.config);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  auto stdio = ContainerStdio::Open({.stdin = true, .stdin_once = true});
+  ASSERT_TRUE(stdio.ok() && *stdio);
+  ContainerBundle bundle{*spec, image_.layer_dirs, pipes_.stdout_path, pipes_.stderr_path};
+  (*stdio)->Prepare(&bundle, capture_.get(), id_);
+  ASSERT_TRUE(runtime_->Run(id_, bundle).ok());
+  ASSERT_TRUE((*stdio)->Started(capture_.get(), id_).ok());
+
+  EXPECT_TRUE((*stdio)->Write("hello\n"));
+  ASSERT_TRUE(WaitFor([&] { return LogText() == "got:hello\n"; }, 10s))
+      << LogText();
+  EXPECT_EQ(StatusOf(), ContainerStatus::kRunning);  // cat reads on
+  (*stdio)->CloseStdin();  // cat reads EOF
+  ASSERT_TRUE(WaitFor([&] { return StatusOf() == ContainerStatus::kStopped; }, 10s));
+  EXPECT_EQ(runtime_->State(id_)->exit_code, 0);
+  capture_->Drain();
+  EXPECT_EQ(LogText(), "got:hello\neof\n");
+}
+
+TEST_F(RuncStdioTest, TerminalFromTheConsoleSocket) {
+  ContainerSpecInput c;
+  c.command = {"sh", "-c", "tty; echo $TERM; read l; stty size; echo got:$l"};
+  c.terminal = true;
+  auto spec = BuildOciSpec(c, image_.config);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ContainerBundle without{*spec, image_.layer_dirs, pipes_.stdout_path, pipes_.stderr_path};
+  EXPECT_EQ(runtime_->Run(id_, without).code(), base::Code::kInvalid);  // no terminal_fd
+
+  auto stdio = ContainerStdio::Open({.stdin = true, .tty = true});
+  ASSERT_TRUE(stdio.ok() && *stdio);
+  ContainerBundle bundle{*spec, image_.layer_dirs, pipes_.stdout_path, pipes_.stderr_path};
+  (*stdio)->Prepare(&bundle, capture_.get(), id_);
+  base::Status ran = runtime_->Run(id_, bundle);
+  ASSERT_TRUE(ran.ok()) << ran.ToString();
+  ASSERT_TRUE((*stdio)->Started(capture_.get(), id_).ok());
+  EXPECT_FALSE(fs::exists(root_ + "/containers/" + id_ + "/console.sock"));
+  auto output = (*stdio)->SubscribeOutput();
+  ASSERT_TRUE(output.ok());
+
+  // The shell is at `read` (the input's echo comes after what it wrote before).
+  ASSERT_TRUE(WaitFor([&] { return LogText().find("xterm") != std::string::npos; }, 10s));
+  (*stdio)->Resize(90, 20);
+  EXPECT_TRUE((*stdio)->Write("hello\n"));
+  std::string seen = ReadFdUntil(*output, "got:hello");
+  EXPECT_NE(seen.find("20 90\r\n"), std::string::npos) << seen;
+  ASSERT_TRUE(WaitFor([&] { return StatusOf() == ContainerStatus::kStopped; }, 10s));
+  ReadFdUntil(*output, "\x01never");  // until the terminal hung up (EOF)
+  ::close(*output);
+  capture_->Drain();
+  std::string log = LogText();
+  EXPECT_EQ(log.rfind("/dev/pts/", 0), 0u) << log;
+  EXPECT_NE(log.find("\r\nxterm\r\nhello\r\n20 90\r\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("got:hello\r\n"), std::string::npos) << log;
 }
 
 }  // namespace
