@@ -27,7 +27,9 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/container_stdio.h"
 #include "agent/logs.h"
+#include "agent/runc_runtime.h"
 #include "agent/spdy.h"
 #include "apiserver/http_server.h"
 #include "apiserver/pki.h"
@@ -180,6 +182,16 @@ std::string ExitStatusJson(int exit_code, const std::vector<std::string>& argv) 
   return base::DumpJson(status);
 }
 
+bool ExecProcess::WriteStdin(std::string_view data) {
+  while (!data.empty() && stdin_fd() >= 0) {
+    ssize_t w = ::write(stdin_fd(), data.data(), data.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(w));
+  }
+  return stdin_fd() >= 0;
+}
+
 namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -205,12 +217,7 @@ class SpawnedProcess : public ExecProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    sigset_t empty, all;
-    sigemptyset(&empty);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    short flags = 0;
     int child_ends[3] = {-1, -1, -1};
     std::string slave_path;
     Status failed = Status::Ok();
@@ -264,7 +271,7 @@ class SpawnedProcess : public ExecProcess {
       }
     }
     if (failed.ok()) {
-      posix_spawnattr_setflags(&attr, flags);
+      ResetSignalsOnSpawn(&attr, flags);
       std::vector<char*> args;
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
@@ -492,6 +499,63 @@ class LogAttachment : public ExecProcess {
   std::atomic<bool> stop_{false};
   std::mutex wait_mu_;
   std::thread thread_;
+};
+
+// What a container writes to its terminal from now on, as an ExecProcess, for `kubectl attach`
+// to a container with `tty`: a socket subscribed to the terminal (ContainerStdio), which ends
+// when the terminal hangs up or Kill.
+class TerminalOutput : public ExecProcess {
+ public:
+  static Result<std::unique_ptr<TerminalOutput>> Start(ContainerStdio& stdio) {
+    ASSIGN_OR_RETURN(int fd, stdio.SubscribeOutput());
+    return std::unique_ptr<TerminalOutput>(new TerminalOutput(fd));
+  }
+  ~TerminalOutput() override { ::close(fd_); }
+
+  int stdin_fd() const override { return -1; }
+  int stdout_fd() const override { return fd_; }
+  int stderr_fd() const override { return -1; }
+  void CloseStdin() override {}
+  void Resize(uint16_t, uint16_t) override {}
+  int Wait() override { return 0; }
+  void Kill() override { ::shutdown(fd_, SHUT_RDWR); }
+
+ private:
+  explicit TerminalOutput(int fd) : fd_(fd) {}
+  const int fd_;
+};
+
+// An attach session to a container with stdin or a terminal: the output as `output` gives it,
+// the input (when the client sends it) to the container's stdin. With stdinOnce, the container's
+// stdin is closed when the session ends, or when the client's input ends (no terminal), as
+// containerd does; otherwise it stays open for the next session.
+class StdioAttachment : public ExecProcess {
+ public:
+  StdioAttachment(std::unique_ptr<ExecProcess> output, std::shared_ptr<ContainerStdio> stdio,
+                  bool with_stdin)
+      : output_(std::move(output)), stdio_(std::move(stdio)), with_stdin_(with_stdin) {}
+  ~StdioAttachment() override {
+    output_.reset();  // its thread is done before stdin closes
+    if (with_stdin_ && stdio_->options().stdin_once) stdio_->CloseStdin();
+  }
+
+  int stdin_fd() const override { return -1; }
+  int stdout_fd() const override { return output_->stdout_fd(); }
+  int stderr_fd() const override { return output_->stderr_fd(); }
+  bool WriteStdin(std::string_view data) override { return with_stdin_ && stdio_->Write(data); }
+  void CloseStdin() override {
+    if (with_stdin_ && stdio_->options().stdin_once && !stdio_->options().tty) {
+      stdio_->CloseStdin();
+    }
+  }
+  void Resize(uint16_t width, uint16_t height) override { stdio_->Resize(width, height); }
+  int Wait() override { return output_->Wait(); }
+  void Kill() override { output_->Kill(); }
+
+ private:
+  std::unique_ptr<ExecProcess> output_;
+  const std::shared_ptr<ContainerStdio> stdio_;
+  const bool with_stdin_;
 };
 
 // The kubelet answers errors of its log endpoint in plain text; the API server turns them into
@@ -730,37 +794,58 @@ class Server : public PodServer {
     return response;
   }
 
-  // `kubectl attach`: the container's output from now on, until it stops running. Its stdin is
-  // not offered (the runtime gives containers none).
+  // `kubectl attach`: the container's output from now on, until it stops running, and its stdin
+  // when asked for and the container has one (ContainerStdio); on its terminal with `tty`.
   HttpResponse Attach(const HttpRequest& request, const std::string& ns, const std::string& pod,
                       const std::string& container) {
     auto target = containers_->Find(ns, pod, container, false);
     if (!target.ok()) return apiserver::StatusResponse(target.status());
+    const std::string quoted = "container \"" + container + "\" in pod \"" + pod + "\"";
     if (!target->running) {
-      return apiserver::StatusResponse(base::BadRequest(
-          "container \"" + container + "\" in pod \"" + pod + "\" is not running"));
+      return apiserver::StatusResponse(base::BadRequest(quoted + " is not running"));
     }
-    if (Truthy(request.Query("stdin"))) {
+    const bool stdin = Truthy(request.Query("stdin"));
+    const bool tty = target->stdio_options.tty;
+    const std::shared_ptr<ContainerStdio>& stdio = target->stdio;
+    const char* lost = "; they do not outlive the agent, which restarted since the container started";
+    if (stdin && !target->stdio_options.stdin) {
       return apiserver::StatusResponse(base::BadRequest(
-          "fulcrum attaches to a container's output only: its stdin is not offered (use kubectl "
-          "attach without -i, or kubectl exec -it)"));
+          quoted + " doesn't have stdin enabled (stdin: true in its spec); attach without -i, "
+                   "or use kubectl exec -i"));
+    }
+    if ((stdin || tty) && !stdio) {
+      return apiserver::StatusResponse(
+          base::BadRequest(quoted + " has lost its " + (tty ? "terminal" : "stdin") + lost));
+    }
+    if (stdin && !stdio->stdin_open()) {
+      return apiserver::StatusResponse(base::BadRequest(
+          quoted + "'s stdin is closed: stdinOnce closed it when the first attach session ended"));
     }
     auto upgrade = Negotiate(request, "attach");
     if (!upgrade.ok()) return apiserver::StatusResponse(upgrade.status());
-    auto still_running = [this, ns, pod, container, path = target->log_path] {
-      auto now = containers_->Find(ns, pod, container, false);
-      return now.ok() && now->running && now->log_path == path;
-    };
-    auto attachment = LogAttachment::Start(target->log_path, still_running);
-    if (!attachment.ok()) return apiserver::StatusResponse(attachment.status());
+    std::unique_ptr<ExecProcess> session;
+    if (tty) {
+      auto output = TerminalOutput::Start(*stdio);
+      if (!output.ok()) return apiserver::StatusResponse(output.status());
+      session = std::move(*output);
+    } else {
+      auto still_running = [this, ns, pod, container, path = target->log_path] {
+        auto now = containers_->Find(ns, pod, container, false);
+        return now.ok() && now->running && now->log_path == path;
+      };
+      auto output = LogAttachment::Start(target->log_path, still_running);
+      if (!output.ok()) return apiserver::StatusResponse(output.status());
+      session = std::move(*output);
+    }
+    if (stdio) session = std::make_unique<StdioAttachment>(std::move(session), stdio, stdin);
+    std::shared_ptr<ExecProcess> attachment = std::move(session);
     HttpResponse response;
-    response.takeover = [attachment = std::shared_ptr<ExecProcess>(std::move(*attachment)),
-                         upgrade = *upgrade, request](TakenConnection& conn) {
+    response.takeover = [attachment, upgrade = *upgrade, request, tty](TakenConnection& conn) {
       if (!conn.Write(upgrade.head)) return;
       if (upgrade.spdy) {
         RunSpdySession(conn, *attachment, request, {});
       } else {
-        RunExecSession(conn, *attachment, upgrade.protocol == kV5, false, {});
+        RunExecSession(conn, *attachment, upgrade.protocol == kV5, tty, {});
       }
     };
     return response;
@@ -1083,16 +1168,6 @@ class Server : public PodServer {
     return "";
   }
 
-  // Stdin bytes for the process (dropped when it takes no input).
-  static void WriteInput(ExecProcess& process, std::string_view data) {
-    while (!data.empty() && process.stdin_fd() >= 0) {
-      ssize_t w = ::write(process.stdin_fd(), data.data(), data.size());
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      data.remove_prefix(static_cast<std::size_t>(w));
-    }
-  }
-
   // A resize message: {"Width":W,"Height":H}.
   static void Resize(ExecProcess& process, std::string_view json) {
     Json size;
@@ -1202,7 +1277,7 @@ class Server : public PodServer {
                  (frame.type == spdy::kRstStream || frame.type == spdy::kGoAway)) {
         return false;
       } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("stdin")) {
-        WriteInput(process, frame.payload);
+        (void)process.WriteStdin(frame.payload);
         if (frame.flags & spdy::kFlagFin) process.CloseStdin();
       } else if (!frame.control && frame.stream_id != 0 && frame.stream_id == stream("resize")) {
         resize += frame.payload;  // JSON objects, one a line
@@ -1274,7 +1349,7 @@ class Server : public PodServer {
           auto channel = static_cast<uint8_t>(message[0]);
           std::string_view data = std::string_view(message).substr(1);
           if (channel == kStdinChannel) {
-            WriteInput(process, data);
+            (void)process.WriteStdin(data);
           } else if (channel == kResizeChannel) {
             Resize(process, data);
           } else if (v5 && channel == kCloseChannel && !data.empty() &&

@@ -2,7 +2,8 @@
 // through the API server: GET /containerLogs/NS/POD/CONTAINER, and /exec/NS/POD/CONTAINER and
 // /attach/NS/POD/CONTAINER as WebSockets (RFC 6455) carrying Kubernetes' channel protocol
 // v4/v5.channel.k8s.io, or SPDY/3.1 streams (spdy.h) with v4 for kubectl before 1.30; attach
-// gives the container's output from then on (no stdin). /portForward/NS/POD: SPDY streams to
+// gives the container's output from then on, and takes input for a container with `stdin` (its
+// ContainerStdio), on its terminal with `tty`. /portForward/NS/POD: SPDY streams to
 // ports of the pod's network namespace (portforward.k8s.io), alone or tunnelled in a WebSocket.
 // HTTPS with client certificates of the cluster CA only. Behaviour: docs/agent.md.
 #pragma once
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/container_stdio.h"
 #include "base/status.h"
 
 namespace fulcrum::agent {
@@ -23,6 +25,10 @@ struct ContainerTarget {
   std::string container_id;  // runtime container ID; empty if never created
   std::string log_path;      // the CRI log of the run asked for
   bool running = false;      // a run is under way (a followed log ends once it is not)
+  StdioOptions stdio_options;  // the container's stdin, stdinOnce and tty
+  // The current run's stdin and terminal; null when it has neither, or when they were lost with
+  // an earlier agent (an adopted container).
+  std::shared_ptr<ContainerStdio> stdio;
 };
 
 // What the pod server asks the agent. Thread-safe.
@@ -52,6 +58,9 @@ class ExecProcess {
   virtual int stdin_fd() const = 0;
   virtual int stdout_fd() const = 0;
   virtual int stderr_fd() const = 0;
+  // Writes to the process's input, blocking while it is full: false once it takes no more.
+  // Writes stdin_fd() unless overridden.
+  virtual bool WriteStdin(std::string_view data);
   // Ends the input (stdin EOF).
   virtual void CloseStdin() = 0;
   // Sets the terminal's size; nothing without a terminal.

@@ -1,10 +1,13 @@
 #include "agent/pod_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <termios.h>
 
 #include <thread>
 
@@ -14,6 +17,7 @@
 #include <set>
 
 #include "agent/logs.h"
+#include "agent/testing/descriptors.h"
 #include "agent/spdy.h"
 #include "apiserver/pki.h"
 #include "base/json.h"
@@ -118,7 +122,7 @@ class PodServerTest : public ::testing::Test {
     auto server = StartPodServer(options, &directory_, exec_.get());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
-    directory_.targets["ns/web/app"] = {"c1", (dir_ / "0.log").string(), true};
+    directory_.targets["ns/web/app"] = {"c1", (dir_ / "0.log").string(), true, {}, nullptr};
   }
   void TearDown() override {
     server_.reset();
@@ -365,6 +369,131 @@ TEST_F(PodServerTest, AttachSendsWhatTheContainerWritesUntilItStops) {
   EXPECT_EQ(got[kErrorChannel], R"({"metadata":{},"status":"Success"})");
   ExecClient with_stdin(server_->port(), "/attach/ns/web/app");
   EXPECT_EQ(with_stdin.Open("stdin=true&stdout=true"), 400);
+}
+
+TEST_F(PodServerTest, AttachRefusesStdinToAContainerWithoutIt) {
+  ExecClient client(server_->port(), "/attach/ns/web/app");
+  EXPECT_EQ(client.Open("stdin=true&stdout=true"), 400);
+  EXPECT_NE(client.head().find("container \"app\" in pod \"web\" doesn't have stdin enabled"),
+            std::string::npos)
+      << client.head();
+}
+
+TEST_F(PodServerTest, AttachWritesStdinAndStdinOnceClosesItWhenTheClientsInputEnds) {
+  auto stdio = ContainerStdio::Open({.stdin = true, .stdin_once = true});
+  ASSERT_TRUE(stdio.ok() && *stdio);
+  ContainerBundle bundle;
+  (*stdio)->Prepare(&bundle, nullptr, "c1");
+  int container_stdin = ::dup(bundle.stdin_fd);  // as runc hands it to the container
+  ASSERT_TRUE((*stdio)->Started(nullptr, "c1").ok());
+  {
+    std::lock_guard lock(directory_.mu);
+    directory_.targets["ns/web/app"].stdio_options = (*stdio)->options();
+    directory_.targets["ns/web/app"].stdio = *stdio;
+  }
+  WriteLog({"before"});
+  ExecClient client(server_->port(), "/attach/ns/web/app");
+  ASSERT_EQ(client.Open("stdin=true&stdout=true&stderr=true"), 101) << client.head();
+  client.Send(kStdinChannel, "hello\n");
+  EXPECT_EQ(ReadFdUntil(container_stdin, "\n"), "hello\n");
+  client.Send(kCloseChannel, std::string(1, static_cast<char>(kStdinChannel)));  // v5: stdin ends
+  char c;
+  EXPECT_EQ(::read(container_stdin, &c, 1), 0);  // the container reads EOF
+  ::close(container_stdin);
+  {
+    base::FakeClock clock;
+    auto writer = CriLogWriter::Open((dir_ / "0.log").string(), {}, &clock);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(LogStream::kStdout, "got:hello\n").ok());
+  }
+  EXPECT_EQ(client.ReadUntil(kStdoutChannel, "\n"), "got:hello\n");
+  {
+    std::lock_guard lock(directory_.mu);
+    directory_.targets["ns/web/app"].running = false;
+  }
+  client.ReadAll();
+  {
+    std::lock_guard lock(directory_.mu);
+    directory_.targets["ns/web/app"].running = true;
+  }
+  ExecClient again(server_->port(), "/attach/ns/web/app");
+  EXPECT_EQ(again.Open("stdin=true&stdout=true"), 400);
+  EXPECT_NE(again.head().find("stdinOnce closed it"), std::string::npos) << again.head();
+}
+
+TEST_F(PodServerTest, AttachWithoutStdinOnceLeavesStdinOpenForTheNextSession) {
+  auto stdio = ContainerStdio::Open({.stdin = true});
+  ASSERT_TRUE(stdio.ok() && *stdio);
+  ContainerBundle bundle;
+  (*stdio)->Prepare(&bundle, nullptr, "c1");
+  int container_stdin = ::dup(bundle.stdin_fd);
+  ASSERT_TRUE((*stdio)->Started(nullptr, "c1").ok());
+  {
+    std::lock_guard lock(directory_.mu);
+    directory_.targets["ns/web/app"].stdio_options = (*stdio)->options();
+    directory_.targets["ns/web/app"].stdio = *stdio;
+  }
+  WriteLog({"before"});
+  for (const char* line : {"one\n", "two\n"}) {
+    ExecClient client(server_->port(), "/attach/ns/web/app");
+    ASSERT_EQ(client.Open("stdin=true&stdout=true", "v4.channel.k8s.io"), 101) << client.head();
+    client.Send(kStdinChannel, line);
+    EXPECT_EQ(ReadFdUntil(container_stdin, "\n"), line);
+  }  // the client goes away
+  EXPECT_TRUE((*stdio)->stdin_open());
+  ::close(container_stdin);
+}
+
+TEST_F(PodServerTest, AttachToATerminalCarriesInputOutputAndSize) {
+  fs::create_directories(dir_ / "fifo");
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  termios raw;
+  ASSERT_EQ(::tcgetattr(slave, &raw), 0);
+  ::cfmakeraw(&raw);
+  ASSERT_EQ(::tcsetattr(slave, TCSANOW, &raw), 0);
+  auto capture = LogCapture::Start();
+  ASSERT_TRUE(capture.ok());
+  auto writer = CriLogWriter::Open((dir_ / "0.log").string(), {}, base::RealClock());
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*capture)->Attach("c1", (dir_ / "fifo").string(), std::move(*writer)).ok());
+  auto stdio = ContainerStdio::Open({.stdin = true, .stdin_once = true, .tty = true});
+  ASSERT_TRUE(stdio.ok() && *stdio);
+  ContainerBundle bundle;
+  (*stdio)->Prepare(&bundle, capture->get(), "c1");
+  *bundle.terminal_fd = master;  // as the runtime hands it over
+  ASSERT_TRUE((*stdio)->Started(capture->get(), "c1").ok());
+  {
+    std::lock_guard lock(directory_.mu);
+    directory_.targets["ns/web/app"].stdio_options = (*stdio)->options();
+    directory_.targets["ns/web/app"].stdio = *stdio;
+  }
+
+  ExecClient client(server_->port(), "/attach/ns/web/app");
+  ASSERT_EQ(client.Open("stdin=true&stdout=true&tty=true"), 101) << client.head();
+  client.Send(kResizeChannel, R"({"Width":101,"Height":33})");
+  client.Send(kStdinChannel, "echo hi\r");
+  EXPECT_EQ(ReadFdUntil(slave, "\r"), "echo hi\r");
+  winsize ws{};
+  ASSERT_EQ(::ioctl(slave, TIOCGWINSZ, &ws), 0);  // the resize came before the input
+  EXPECT_EQ(ws.ws_col, 101);
+  EXPECT_EQ(ws.ws_row, 33);
+  ASSERT_EQ(::write(slave, "hi\r\n$ ", 6), 6);
+  EXPECT_EQ(client.ReadUntil(kStdoutChannel, "$ "), "hi\r\n$ ");
+  ::close(slave);  // the container exits: the terminal hangs up and the session ends
+  auto rest = client.ReadAll();
+  EXPECT_EQ(rest[kErrorChannel], R"({"metadata":{},"status":"Success"})");
+  (*capture)->Drain();
+  std::string log;
+  ASSERT_TRUE(ReadContainerLog((dir_ / "0.log").string(), {}, [&](std::string_view s) {
+                log.append(s);
+                return true;
+              }).ok());
+  EXPECT_EQ(log, "hi\r\n$ \n");  // the unfinished line is flushed when the terminal ends
 }
 
 TEST_F(PodServerTest, ExecRefusesUnknownProtocolsWithAStatus) {

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.parse
 
 DEFAULT_KUBECTL_DIR = "/usr/lib/google-cloud-sdk/bin"
@@ -196,6 +197,39 @@ def start_all_in_one(node, pod_cidr, bridge, extra_args=()):
                           "--root", root], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     return server.start()
+
+
+class AllInOneTest(unittest.TestCase):
+    """A suite against one `fulcrum up` for node NODE with pod CIDR POD_CIDR on bridge BRIDGE
+    (each suite its own, so that suites run side by side), driven with kubectl KUBECTL as `k`;
+    its pods are deleted and the server stopped at the end."""
+
+    NODE = POD_CIDR = BRIDGE = None
+    KUBECTL = "1.33"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = start_all_in_one(cls.NODE, cls.POD_CIDR, cls.BRIDGE)
+        cls.k = cls.server.kubectl(cls.KUBECTL)
+        poll(lambda: cls.k("get", "node", cls.NODE)[0] == 0, 60, what="node %s" % cls.NODE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k("delete", "pods", "--all", "--wait=true", "--grace-period=1", timeout=120)
+        rc, killed = cls.server.stop(timeout=60)
+        subprocess.run(["ip", "link", "del", cls.BRIDGE], capture_output=True)  # the CNI bridge
+        assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
+
+    @classmethod
+    def pod(cls, name):
+        """Pod `name` as JSON, None when there is none."""
+        rc, out, _ = cls.k("get", "pod", name, "-o", "json")
+        return json.loads(out) if rc == 0 else None
+
+    @classmethod
+    def phase(cls, name):
+        p = cls.pod(name)
+        return p and p.get("status", {}).get("phase")
 
 
 def node_ready(kubectl, node):
@@ -625,6 +659,54 @@ class Kubectl:
     def start(self, *args):
         """Starts kubectl in the background (for get -w, wait); see Background."""
         return Background(self.argv(args), self.env)
+
+
+class Terminal:
+    """A process on a new pseudo-terminal of `rows` x `cols`, as a user at a terminal runs it
+    (kubectl exec -it, run -it): write what the user types, read what the terminal shows."""
+
+    def __init__(self, argv, env, rows, cols):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(argv[0], argv, env)
+        # Set after the fork: the size change reaches the process as SIGWINCH, as a window's does.
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.output = b""
+        self.closed = False
+
+    def write(self, data):
+        os.write(self.fd, data)
+
+    def read_until(self, marker, timeout=60):
+        """Reads what the terminal shows until it holds `marker` (bytes), the process closed the
+        terminal, or `timeout`; returns whether the marker came."""
+        def more():
+            r, _, _ = select.select([self.fd], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # EIO: every process on the terminal has gone
+                    chunk = b""
+                if not chunk:
+                    self.closed = True
+                self.output += chunk
+            return self.closed or marker in self.output
+        try:
+            poll(more, timeout, interval=0, what="%r on the terminal" % marker)
+        except AssertionError:
+            pass
+        return marker in self.output
+
+    def wait(self, timeout=60):
+        """Reads until the process closes the terminal; returns its exit code (-N for signal N)."""
+        self.read_until(b"\x00never", timeout)
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
 
 
 class Background:

@@ -9,7 +9,8 @@ container does), the errors kube-apiserver gives (a container the pod does not h
 node, no previous run). Exec with kubectl 1.27 and 1.29 (SPDY/3.1) and 1.30 and 1.33 (WebSocket
 v5): output and exit codes; with 1.27 and 1.33 stdin to its end (the v5 close signal, a SPDY FIN)
 and -it on a terminal with its size. `kubectl attach` (1.27, 1.33) shows what the container writes
-from then on, `attach -i` is refused with the reason; `kubectl port-forward` (1.27 over SPDY, 1.33
+from then on, `attach -i` to a container without stdin is refused with the reason (stdin and
+terminals: attach_test.py); `kubectl port-forward` (1.27 over SPDY, 1.33
 falling back to it) reaches an httpd in the pod, and a port nothing listens on gives kubectl the
 agent's error. The agent's pod server refuses clients without the API server's certificate.
 
@@ -17,19 +18,12 @@ Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox
      python3 tests/e2e/logs_exec_test.py
 """
 
-import fcntl
 import json
 import os
-import pty
 import re
-import select
 import socket
 import ssl
-import struct
-import subprocess
 import sys
-import termios
-import time
 import unittest
 import urllib.request
 
@@ -124,12 +118,12 @@ def wait_for_new_ticks(kubectl):
 
 
 @unittest.skipIf(e2e.containers_skip_reason(), e2e.containers_skip_reason())
-class LogsExecTest(unittest.TestCase):
+class LogsExecTest(e2e.AllInOneTest):
+    NODE, POD_CIDR, BRIDGE, KUBECTL = NODE, POD_CIDR, BRIDGE, NEW
+
     @classmethod
     def setUpClass(cls):
-        cls.server = e2e.start_all_in_one(NODE, POD_CIDR, BRIDGE)
-        cls.k = cls.server.kubectl(NEW)
-        e2e.poll(lambda: cls.k("get", "node", NODE)[0] == 0, 60, what="node %s" % NODE)
+        super().setUpClass()
         rc, out, err = cls.k("apply", "-f", "-", input=PODS)
         assert rc == 0, out + err
         for pod in ("talker", "ticker", "web"):
@@ -137,23 +131,6 @@ class LogsExecTest(unittest.TestCase):
         e2e.poll(lambda: cls.restarted_and_running("crasher"), 120,
                  what="pod crasher restarted once and running")
         e2e.poll(lambda: cls.phase("short") == "Succeeded", 120, what="pod short Succeeded")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.k("delete", "pods", "--all", "--wait=true", "--grace-period=1", timeout=120)
-        rc, killed = cls.server.stop(timeout=60)
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)  # the CNI bridge
-        assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
-
-    @classmethod
-    def pod(cls, name):
-        rc, out, _ = cls.k("get", "pod", name, "-o", "json")
-        return json.loads(out) if rc == 0 else None
-
-    @classmethod
-    def phase(cls, name):
-        p = cls.pod(name)
-        return p and p.get("status", {}).get("phase")
 
     @classmethod
     def restarted_and_running(cls, name):
@@ -254,40 +231,17 @@ class LogsExecTest(unittest.TestCase):
 
     def interactive_terminal(self, version):
         k = self.server.kubectl(version)
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(k.binary, k.argv(["exec", "-it", "talker", "-c", "main", "--", "sh"]),
-                      k.env)
+        term = e2e.Terminal(k.argv(["exec", "-it", "talker", "-c", "main", "--", "sh"]), k.env,
+                            rows=37, cols=111)
         try:
-            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 111, 0, 0))
-            output = b""
-
-            def read_until(marker, timeout=30):
-                nonlocal output
-                deadline = time.monotonic() + timeout
-                while marker not in output and time.monotonic() < deadline:
-                    r, _, _ = select.select([fd], [], [], 0.5)
-                    if r:
-                        try:
-                            chunk = os.read(fd, 4096)
-                        except OSError:
-                            break
-                        if not chunk:
-                            break
-                        output += chunk
-                return marker in output
-
-            self.assertTrue(read_until(b"# "), output)  # the shell's prompt
-            os.write(fd, b"busybox stty size; echo mark-$((6*7))\r")
-            self.assertTrue(read_until(b"mark-42"), output)
-            self.assertIn(b"37 111", output)
-            os.write(fd, b"exit 7\r")
-            read_until(b"\x00never", timeout=20)
+            self.assertTrue(term.read_until(b"# "), term.output)  # the shell's prompt
+            term.write(b"busybox stty size; echo mark-$((6*7))\r")
+            self.assertTrue(term.read_until(b"mark-42"), term.output)
+            self.assertIn(b"37 111", term.output)
+            term.write(b"exit 7\r")
         finally:
-            _, status = os.waitpid(pid, 0)
-            os.close(fd)
-        self.assertTrue(os.WIFEXITED(status))
-        self.assertEqual(os.WEXITSTATUS(status), 7, output)
+            code = term.wait()
+        self.assertEqual(code, 7, term.output)
 
     def test_exec_errors(self):
         _, _, err = self.fails("exec", "nowhere", "--", "true")
@@ -303,9 +257,9 @@ class LogsExecTest(unittest.TestCase):
                     wait_for_new_ticks(attach)
                 finally:
                     attach.stop()
-        # Output only: the container's stdin is not offered.
+        # The container has no stdin (stdin: true in its spec gives it one: attach_test.py).
         _, _, err = self.fails("attach", "-i", "talker", "-c", "main")
-        self.assertIn("fulcrum attaches to a container's output only", err)
+        self.assertIn('container "main" in pod "talker" doesn\'t have stdin enabled', err)
 
     def test_port_forward(self):
         for v in (SPDY_ONLY[0], NEW):
