@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/container_stdio.h"
 #include "agent/digest.h"
 #include "agent/image_store.h"
 #include "agent/logs.h"
@@ -363,6 +364,7 @@ struct ContainerRecord {
   std::string image_id;
   std::unique_ptr<ContainerProbes> probes;  // for this run; not persisted
   int pid = 0;                // the running container's init process; not persisted
+  std::shared_ptr<ContainerStdio> stdio;  // this run's stdin or terminal; not persisted
   std::string kill_reason;    // why the agent killed it (liveness, …)
 
   Json Save() const {
@@ -511,12 +513,14 @@ class NodeAgent::Impl {
     client::ObjectPtr pod = CachedPod(ns + "/" + name);
     if (!pod) return base::NotFound("pod \"" + name + "\" does not exist");
     bool init = false, found = false;
+    StdioOptions stdio_options;
     for (const char* list : {"containers", "initContainers"}) {
       if (const Json* cs = base::FindPath(*pod, {"spec", list}); cs && cs->is_array()) {
         for (const auto& c : *cs) {
           if (base::StringAt(c, {"name"}) != container) continue;
           found = true;
           init = std::string(list) == "initContainers";
+          stdio_options = StdioOptionsOf(c);
         }
       }
     }
@@ -539,7 +543,7 @@ class NodeAgent::Impl {
     }
     const PodRecord& r = *rec->second;
     auto log = [&](int run) { return ContainerLogPath(o_.root, r.ns, r.name, r.uid, container, run); };
-    ContainerTarget target{cr->id, "", cr->state == "running"};
+    ContainerTarget target{cr->id, "", cr->state == "running", stdio_options, cr->stdio};
     if (previous) {
       bool restarting = cr->state == "terminated" &&
                         (init ? cr->exit_code != 0 && policy != "Never"
@@ -1359,6 +1363,7 @@ class NodeAgent::Impl {
     input->network_namespace_path = net->netns_path;
     input->etc_hosts_path = net->etc_hosts_path;
     input->resolv_conf_path = net->resolv_conf_path;
+    input->terminal = StdioOptionsOf(c).tty;
     auto spec = BuildOciSpec(*input, image->config);
     if (!spec.ok()) {
       fail("CreateContainerConfigError", spec.status().message());
@@ -1385,14 +1390,26 @@ class NodeAgent::Impl {
       fail("CreateContainerError", pipes.status().message());
       return;
     }
+    auto stdio = ContainerStdio::Open(StdioOptionsOf(c));
+    if (!stdio.ok()) {
+      capture_->Detach(id);
+      fail("CreateContainerError", stdio.status().message());
+      return;
+    }
     ContainerBundle bundle{*spec, image->layer_dirs, pipes->stdout_path, pipes->stderr_path};
+    if (*stdio) (*stdio)->Prepare(&bundle, capture_, id);
     // Created and started by one runtime call (`runc run --detach`): a runc process less.
     Status ran = runtime_->Run(id, bundle);
+    if (ran.ok() && *stdio) ran = (*stdio)->Started(capture_, id);
     if (!ran.ok()) {
       capture_->Detach(id);
       cr.id = id;
       fail("CreateContainerError", ran.message());
       return;
+    }
+    {
+      std::lock_guard lock(mu_);  // FindContainer reads it for the pod server
+      cr.stdio = std::move(*stdio);
     }
     if (restarting) {
       cr.last_state = TerminatedJson(cr);
