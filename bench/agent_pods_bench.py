@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Pod startup latency on one node: `fulcrum server` + `fulcrum agent` (root), N pods bound to the
-node created at once (image present), each pod's time from its creation request to the first
-moment a watch on pods shows it Running; then the agent's resident memory and CPU (with the processes it ran) with N pods running.
+node, created at once or one every --interval seconds (image present); each pod's time from its
+creation request to the first moment a watch on pods shows it Running; then the agent's resident
+memory and CPU (with the processes it ran) with N pods running.
 Prints JSON. Cleans up (pods deleted through the agent, bridge removed).
 
   FULCRUM_BIN=BUILD/cmd/fulcrum/fulcrum python3 bench/agent_pods_bench.py \
-      --image BUILD/demo-busybox.tar [--pods 100]
+      --image BUILD/demo-busybox.tar [--pods 100] [--interval 0.05]
 """
 
 import argparse
@@ -46,9 +47,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--image", required=True)
     parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=0,
+                        help="seconds between creations (0: all at once, as fast as the API "
+                             "takes them; Kubernetes' node density test uses 0, 0.1 and 0.3)")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--verbose", action="store_true",
-                        help="run the agent with -v (its log stays with FULCRUM_E2E_KEEP=1)")
+                        help="run the agent with -v (its log stays with FULCRUM_E2E_KEEP=1) and print each "
+                             "pod's creation and Running times on stderr")
     args = parser.parse_args(e2e.parse_argv()[1:])
     if os.geteuid() != 0:
         sys.exit("agent_pods_bench: needs root")
@@ -106,7 +111,10 @@ def main():
     e2e.poll(lambda: client.get("/api/v1/nodes/bench").status == 200, 30, what="node registered")
     time.sleep(0.5)
     start_cpu = (cpu_seconds(agent.pid), cpu_seconds(server.proc.pid))
+    first_create = time.monotonic()
     for i in range(args.pods):
+        if args.interval > 0:
+            time.sleep(max(0.0, first_create + i * args.interval - time.monotonic()))
         name = "p%03d" % i
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                 "spec": {"nodeName": "bench", "terminationGracePeriodSeconds": 0,
@@ -123,6 +131,12 @@ def main():
         time.sleep(0.1)
     with lock:
         latencies = [running_at[n] - created_at[n] for n in created_at if n in running_at]
+        if args.verbose:  # each pod's creation and Running, in seconds from the first creation
+            t0 = min(created_at.values())
+            for n in sorted(created_at):
+                print("%s created %.3f running %s" % (
+                    n, created_at[n] - t0,
+                    "%.3f" % (running_at[n] - t0) if n in running_at else "never"), file=sys.stderr)
     # CPU spent starting them: the agent with the runc and CNI processes it ran, and the server.
     agent_start_cpu = cpu_seconds(agent.pid) - start_cpu[0]
     server_start_cpu = cpu_seconds(server.proc.pid) - start_cpu[1]
@@ -130,7 +144,8 @@ def main():
     time.sleep(3)  # a few housekeeping rounds with everything running
     steady_cores = (cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - t0)
     rss = rss_kib(agent.pid)
-    result = {"benchmark": "pod_startup", "pods": args.pods, "running": len(latencies),
+    result = {"benchmark": "pod_startup", "pods": args.pods, "interval_s": args.interval,
+              "running": len(latencies),
               "p50_s": round(percentile(latencies, 0.5), 3) if latencies else None,
               "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
               "max_s": round(max(latencies), 3) if latencies else None,
