@@ -56,8 +56,7 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
     app_bloom_ |= uint64_t{1} << (app_counts_.back().first % 64);
     const AppProfile& profile = profiles.Get(app, request);
     double n = count;
-    for (int s = 0; s < slots_; ++s) {
-      int ps = s % profile.slots;
+    for (int s = 0, ps = 0; s < slots_; ++s, ps = ps + 1 < profile.slots ? ps + 1 : 0) {
       mean_[s] += n * profile.cpu_mean[ps];
       double sd = n * profile.cpu_std[ps];
       var_[s] += sd * sd;

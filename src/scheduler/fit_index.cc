@@ -59,13 +59,28 @@ size_t FreeCpuIndex::FindFirst(size_t from, size_t to, double need) const {
 
 double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i,
                         int64_t min_runtime_seconds) {
+  double headroom;
+  BatchCpuHeadrooms(policy, nodes, i, std::span<const int64_t>(&min_runtime_seconds, 1),
+                    std::span<double>(&headroom, 1));
+  return headroom;
+}
+
+void BatchCpuHeadrooms(Policy& policy, std::span<const NodeInfo> nodes, size_t i,
+                       std::span<const int64_t> min_runtime_seconds, std::span<double> out) {
   const NodeInfo& node = nodes[i];
-  if (node.requested.pods + 1 > node.allocatable.pods) return -1;
-  if (!policy.ReclaimsForBatch()) {
-    return static_cast<double>(node.allocatable.cpu_milli - node.requested.cpu_milli);
+  if (node.requested.pods + 1 > node.allocatable.pods) {
+    std::fill(out.begin(), out.end(), -1.0);
+    return;
   }
-  return policy.BatchCpuBound(nodes, i, min_runtime_seconds) -
-         static_cast<double>(node.requested.cpu_milli - node.online_requested.cpu_milli);
+  if (!policy.ReclaimsForBatch()) {
+    std::fill(out.begin(), out.end(),
+              static_cast<double>(node.allocatable.cpu_milli - node.requested.cpu_milli));
+    return;
+  }
+  policy.BatchCpuBounds(nodes, i, min_runtime_seconds, out);
+  const double batch_requested =
+      static_cast<double>(node.requested.cpu_milli - node.online_requested.cpu_milli);
+  for (double& bound : out) bound -= batch_requested;
 }
 
 }  // namespace fulcrum::scheduler

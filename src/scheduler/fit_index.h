@@ -45,9 +45,13 @@ class FreeCpuIndex {
 // An upper bound of the CPU (millicores) one more batch pod may request on nodes[i] under `policy`
 // now, for a pod expected to run at least `min_runtime_seconds` (0: any pod; a longer runtime can
 // only lower the bound): negative when the node has no room for another pod. For a policy that
-// does not reclaim, allocatable minus requested CPU; otherwise Policy::BatchCpuBound() minus the
+// does not reclaim, allocatable minus requested CPU; otherwise Policy::BatchCpuBounds() minus the
 // batch pods' requests.
 double BatchCpuHeadroom(Policy& policy, std::span<const NodeInfo> nodes, size_t i,
                         int64_t min_runtime_seconds = 0);
+// The same for several runtimes at once, into `out[k]` for `min_runtime_seconds[k]` (one policy
+// call per node: an index per runtime class is rebuilt from these).
+void BatchCpuHeadrooms(Policy& policy, std::span<const NodeInfo> nodes, size_t i,
+                       std::span<const int64_t> min_runtime_seconds, std::span<double> out);
 
 }  // namespace fulcrum::scheduler

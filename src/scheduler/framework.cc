@@ -121,8 +121,13 @@ uint32_t FitAntiAffinity(const PodInfo& pod, const NodeInfo& node) {
 // resource plugin reports every insufficient resource.
 uint32_t RunFilters(const PodInfo& pod, const NodeInfo& node, Policy& policy, const Taint** taint) {
   if (node.unschedulable) return kUnschedulable;
-  if (!MatchesNodeSelectorAndAffinity(pod, node.labels)) return kNodeAffinity;
-  if (const Taint* t = FirstUntoleratedTaint(node.taints, pod.tolerations)) {
+  // The two checks below are skipped when they cannot fail (most pods and nodes of a large scan).
+  if ((!pod.node_selector.empty() || !pod.required_node_affinity.empty()) &&
+      !MatchesNodeSelectorAndAffinity(pod, node.labels)) {
+    return kNodeAffinity;
+  }
+  if (const Taint* t =
+          node.taints.empty() ? nullptr : FirstUntoleratedTaint(node.taints, pod.tolerations)) {
     *taint = t;
     return kUntoleratedTaint;
   }
@@ -266,7 +271,7 @@ void NodeInfo::AddPod(const PodInfo& pod, bool usage_reported) {
 
 bool NodeInfo::RemovePod(std::string_view ns, std::string_view name) {
   auto it = std::find_if(pods.begin(), pods.end(),
-                         [&](const PodOnNode& p) { return p.ns == ns && p.name == name; });
+                         [&](const PodOnNode& p) { return p.name == name && p.ns == ns; });
   if (it == pods.end()) return false;
   if (!it->anti_affinity.empty()) --anti_affinity_pods;
   if (!it->usage_reported) {

@@ -6,6 +6,7 @@
 // preemption. The live scheduler (API server) and the simulator build these views and call
 // Schedule(); neither the framework nor a policy touches the API or the store.
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -200,13 +201,15 @@ class Policy {
   virtual bool ReclaimsForBatch() const { return false; }
   // The capacity batch pods may request on this node (cpu, memory); only when ReclaimsForBatch.
   virtual Resources BatchAllocatable(const NodeInfo& node) { return node.allocatable; }
-  // At least BatchAllocatable(nodes[i]).cpu_milli for any batch pod whose expected runtime is at
-  // least `min_runtime_seconds` (0: any pod), at the policy's clock now, between Schedule calls on
-  // `nodes` (for FreeCpuIndex, fit_index.h); policies whose batch capacity depends on the pod
-  // override it. Only when ReclaimsForBatch.
-  virtual double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i,
-                               int64_t min_runtime_seconds) {
-    return static_cast<double>(BatchAllocatable(nodes[i]).cpu_milli);
+  // For each k, at least BatchAllocatable(nodes[i]).cpu_milli for any batch pod whose expected
+  // runtime is at least `min_runtime_seconds[k]` (0: any pod), into `out[k]` (the same size), at
+  // the policy's clock now, between Schedule calls on `nodes` (for FreeCpuIndex, fit_index.h).
+  // One call for several runtimes: the node's state is looked up once. Policies whose batch
+  // capacity depends on the pod override it. Only when ReclaimsForBatch.
+  virtual void BatchCpuBounds(std::span<const NodeInfo> nodes, size_t i,
+                              std::span<const int64_t> min_runtime_seconds,
+                              std::span<double> out) {
+    std::fill(out.begin(), out.end(), static_cast<double>(BatchAllocatable(nodes[i]).cpu_milli));
   }
 
   // Called once per Schedule call before any Filter/Score; `nodes` is the span the following

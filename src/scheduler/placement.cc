@@ -45,16 +45,16 @@ class ArchimedesPolicy : public Policy {
   explicit ArchimedesPolicy(const PolicyOptions& options)
       : options_(options),
         slot_seconds_(options.profiles->options().slot_seconds),
+        runtime_slots_(
+            WindowSlots(runtime_, slot_seconds_, options.profiles->options().slots)),
         risk_z_(NormalTailInverse(options.risk_bound)) {}
   std::string_view name() const override { return "archimedes"; }
   bool ReclaimsForBatch() const override { return true; }
 
   void BeginPod(const PodInfo& pod, std::span<const NodeInfo> nodes) override {
-    base_ = nodes.data();
-    if (cache_.size() < nodes.size()) cache_.resize(nodes.size());
-    now_ = UnixNow(options_.clock);
-    now_slot_ = now_ / slot_seconds_;
+    BeginNodes(nodes);
     runtime_ = BatchRuntime(pod);
+    runtime_slots_ = WindowSlots(runtime_, slot_seconds_, options_.profiles->options().slots);
     last_node_ = nullptr;
     last_batch_node_ = nullptr;
     profile_ = nullptr;
@@ -65,14 +65,14 @@ class ArchimedesPolicy : public Policy {
 
   Resources BatchAllocatable(const NodeInfo& node) override {
     if (last_batch_node_ == &node) return last_batch_;
-    const CacheEntry& e = Entry(node);
+    const size_t i = Refresh(node);
+    const CacheEntry& e = cache_[i];
     double cpu;
-    int slots = e.demand.slots();
-    int count = e.demand.built() ? WindowSlots(runtime_, slot_seconds_, slots) : 1;
+    int count = e.built ? runtime_slots_ : 1;
     if (count <= kPrefixSlots) {
       cpu = e.prefix[count - 1];
     } else {
-      cpu = e.demand.ReclaimableCpu(now_, runtime_, options_.risk_bound, options_.safety_margin);
+      cpu = demand_[i].ReclaimableCpu(now_, runtime_, options_.risk_bound, options_.safety_margin);
     }
     if (node.online_cpu_usage_milli >= 0) {
       // What online pods use right now is not lent, whatever the profile says.
@@ -84,26 +84,26 @@ class ArchimedesPolicy : public Policy {
     return last_batch_;
   }
 
-  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i,
-                       int64_t min_runtime_seconds) override {
-    // BatchAllocatable's shortest window for that runtime (the prefix table is not increasing),
+  void BatchCpuBounds(std::span<const NodeInfo> nodes, size_t i,
+                      std::span<const int64_t> min_runtime_seconds,
+                      std::span<double> out) override {
+    // BatchAllocatable's shortest window for each runtime (the prefix table is not increasing),
     // plus a milli for the table's float rounding against the exact computation of longer
     // windows.
-    base_ = nodes.data();
-    if (cache_.size() < nodes.size()) cache_.resize(nodes.size());
-    now_ = UnixNow(options_.clock);
-    now_slot_ = now_ / slot_seconds_;
+    BeginNodes(nodes);
     const NodeInfo& node = nodes[i];
-    const CacheEntry& e = Entry(node);
-    int count = e.demand.built() ? WindowSlots(std::max<int64_t>(1, min_runtime_seconds),
-                                               slot_seconds_, e.demand.slots())
-                                 : 1;
-    double cpu = static_cast<double>(e.prefix[std::min(count, kPrefixSlots) - 1]) + 1;
-    if (node.online_cpu_usage_milli >= 0) {
-      cpu = std::min(cpu, node.allocatable.cpu_milli * (1 - options_.safety_margin) -
-                              node.system_cpu_usage_milli - node.online_cpu_usage_milli);
+    const CacheEntry& e = cache_[Refresh(node)];
+    for (size_t k = 0; k < out.size(); ++k) {
+      int count = e.built ? WindowSlots(std::max<int64_t>(1, min_runtime_seconds[k]),
+                                        slot_seconds_, options_.profiles->options().slots)
+                          : 1;
+      double cpu = static_cast<double>(e.prefix[std::min(count, kPrefixSlots) - 1]) + 1;
+      if (node.online_cpu_usage_milli >= 0) {
+        cpu = std::min(cpu, node.allocatable.cpu_milli * (1 - options_.safety_margin) -
+                                node.system_cpu_usage_milli - node.online_cpu_usage_milli);
+      }
+      out[k] = std::max(0.0, cpu);
     }
-    return std::max(0.0, cpu);
   }
 
   uint32_t Filter(const PodInfo& pod, const NodeInfo& node) override {
@@ -114,13 +114,12 @@ class ArchimedesPolicy : public Policy {
   }
 
   double Score(const PodInfo& pod, const NodeInfo& node) override {
-    const NodeDemand& demand = Demand(node);
     if (pod.qos == Qos::kBatch) {
       return BatchPackingScore(pod, node, BatchAllocatable(node).cpu_milli);
     }
     if (last_node_ != &node) {
       last_node_ = &node;
-      last_z_ = demand.WorstZ(window_, &last_peak_, kSafeZ, risk_z_);
+      last_z_ = Demand(node).WorstZ(window_, &last_peak_, kSafeZ, risk_z_);
     }
     // Less contention first, compared as z-scores (no erfc per node); nodes at least kSafeZ
     // standard deviations from contention tie, and a tie goes to the most packed node.
@@ -135,39 +134,56 @@ class ArchimedesPolicy : public Policy {
   // batch pods are placed without reading the node's slot tables.
   static constexpr int kPrefixSlots = 16;
 
+  // What a batch candidate reads of a node, kept apart from the node's demand tables (demand_,
+  // at the same index) so that a scan over many nodes reads one small record per node.
   struct CacheEntry {
     uint64_t generation = 0;  // the node's online_generation
     uint64_t profiles_version = 0;
     int64_t prefix_slot = -1;                // the absolute slot `prefix` starts at
+    bool built = false;                      // demand_ at this index is built
     std::array<float, kPrefixSlots> prefix;  // reclaimable cpu over 1..kPrefixSlots slots
-    NodeDemand demand;
   };
 
-  const CacheEntry& Entry(const NodeInfo& node) {
+  // Positions the caches on `nodes` and reads the clock.
+  void BeginNodes(std::span<const NodeInfo> nodes) {
+    base_ = nodes.data();
+    if (cache_.size() < nodes.size()) {
+      cache_.resize(nodes.size());
+      demand_.resize(nodes.size());
+    }
+    now_ = UnixNow(options_.clock);
+    now_slot_ = now_ / slot_seconds_;
+  }
+
+  // The node's index in the span of the last BeginNodes, its cache entry brought up to date.
+  size_t Refresh(const NodeInfo& node) {
     size_t i = static_cast<size_t>(&node - base_);
     CacheEntry& e = cache_[i];
     if (e.generation != node.online_generation ||
-        e.profiles_version != options_.profiles->version() || !e.demand.built()) {
-      e.demand.Build(node, *options_.profiles);
+        e.profiles_version != options_.profiles->version() || !e.built) {
+      demand_[i].Build(node, *options_.profiles);
+      e.built = demand_[i].built();
       e.generation = node.online_generation;
       e.profiles_version = options_.profiles->version();
       e.prefix_slot = -1;
     }
     if (e.prefix_slot != now_slot_) {
-      e.demand.ReclaimableCpuPrefix(now_, options_.risk_bound, options_.safety_margin, e.prefix);
+      demand_[i].ReclaimableCpuPrefix(now_, options_.risk_bound, options_.safety_margin, e.prefix);
       e.prefix_slot = now_slot_;
     }
-    return e;
+    return i;
   }
-  const NodeDemand& Demand(const NodeInfo& node) { return Entry(node).demand; }
+  const NodeDemand& Demand(const NodeInfo& node) { return demand_[Refresh(node)]; }
 
   PolicyOptions options_;
   const int64_t slot_seconds_;
   const NodeInfo* base_ = nullptr;
   std::vector<CacheEntry> cache_;
+  std::vector<NodeDemand> demand_;
   int64_t now_ = 0;
   int64_t now_slot_ = 0;
   int64_t runtime_ = kDefaultBatchRuntimeSeconds;
+  int runtime_slots_ = 1;  // WindowSlots of runtime_
   const AppProfile* profile_ = nullptr;
   CandidateWindow window_;
   const double risk_z_;  // the z-score of the risk bound
@@ -207,23 +223,27 @@ class OraclePolicy : public Policy {
     return WithCpu(node, capacity - peak);
   }
 
-  double BatchCpuBound(std::span<const NodeInfo> nodes, size_t i,
-                       int64_t min_runtime_seconds) override {
-    // BatchAllocatable's peak over the slots every pod of that runtime reaches.
+  void BatchCpuBounds(std::span<const NodeInfo> nodes, size_t i,
+                      std::span<const int64_t> min_runtime_seconds,
+                      std::span<double> out) override {
+    // BatchAllocatable's peak over the slots every pod of each runtime reaches.
     now_ = UnixNow(options_.clock);
     const NodeInfo& node = nodes[i];
     const UsageForecast& f = node.online_forecast;
     double capacity = static_cast<double>(node.allocatable.cpu_milli) - node.system_cpu_usage_milli;
-    double peak = std::max(0.0, node.online_cpu_usage_milli);
-    if (f.slot_seconds > 0 && now_ >= f.start_unix_seconds) {
-      int64_t first = (now_ - f.start_unix_seconds) / f.slot_seconds;
-      int64_t last = (now_ + std::max<int64_t>(1, min_runtime_seconds) - f.start_unix_seconds) /
-                     f.slot_seconds;
-      for (int64_t s = first; s <= last && s < static_cast<int64_t>(f.cpu_milli.size()); ++s) {
-        peak = std::max(peak, static_cast<double>(f.cpu_milli[s]));
+    for (size_t k = 0; k < out.size(); ++k) {
+      double peak = std::max(0.0, node.online_cpu_usage_milli);
+      if (f.slot_seconds > 0 && now_ >= f.start_unix_seconds) {
+        int64_t first = (now_ - f.start_unix_seconds) / f.slot_seconds;
+        int64_t last =
+            (now_ + std::max<int64_t>(1, min_runtime_seconds[k]) - f.start_unix_seconds) /
+            f.slot_seconds;
+        for (int64_t s = first; s <= last && s < static_cast<int64_t>(f.cpu_milli.size()); ++s) {
+          peak = std::max(peak, static_cast<double>(f.cpu_milli[s]));
+        }
       }
+      out[k] = std::max(0.0, capacity - peak);
     }
-    return std::max(0.0, capacity - peak);
   }
 
   double Score(const PodInfo& pod, const NodeInfo& node) override {

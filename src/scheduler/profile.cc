@@ -6,7 +6,7 @@
 namespace fulcrum::scheduler {
 
 ProfileStore::Accumulator& ProfileStore::AccumulatorFor(std::string_view app) {
-  auto it = accumulators_.find(std::string(app));
+  auto it = accumulators_.find(app);
   if (it != accumulators_.end()) return it->second;
   Accumulator& a = accumulators_[std::string(app)];
   size_t n = static_cast<size_t>(options_.slots);
@@ -90,7 +90,7 @@ void ProfileStore::Commit() {
 }
 
 const AppProfile* ProfileStore::Find(std::string_view app) const {
-  auto it = profiles_.find(std::string(app));
+  auto it = profiles_.find(app);
   return it == profiles_.end() ? nullptr : &it->second;
 }
 

@@ -4,6 +4,7 @@
 // over the day (or week) in fixed slots, with its spread, learnt from observed usage.
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -84,10 +85,19 @@ class ProfileStore {
   };
   Accumulator& AccumulatorFor(std::string_view app);
 
+  // Looked up by string_view without building a std::string (a lookup per application and
+  // observation, and per node and application when contention tables are rebuilt).
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  template <typename Value>
+  using ByApp = std::unordered_map<std::string, Value, KeyHash, std::equal_to<>>;
+
   ProfileOptions options_;
-  std::unordered_map<std::string, Accumulator> accumulators_;
-  std::unordered_map<std::string, AppProfile> profiles_;
-  mutable std::unordered_map<std::string, AppProfile> cold_;
+  ByApp<Accumulator> accumulators_;
+  ByApp<AppProfile> profiles_;
+  mutable ByApp<AppProfile> cold_;
   uint64_t version_ = 1;
 };
 

@@ -70,14 +70,21 @@ double Percentile(std::vector<double> v, double q) {
   return v[k];
 }
 
+// A batch pod on a node, with what the agent reads of it every minute (the workload's pods are
+// millions, read in no order).
 struct RunningBatch {
   int pod;  // index into workload.batch
-  std::string name;
-  int64_t started_minute;
+  int attempt;
+  int job;
+  int64_t cpu_milli;
   double remaining_seconds;  // of full-speed runtime
   double work_cpu_minutes;   // milli-minutes of work done so far
-  int attempt;
 };
+
+// The name of attempt `attempt` of batch pod `pod` on its node.
+std::string BatchPodName(int pod, int attempt) {
+  return "b" + std::to_string(pod) + "-" + std::to_string(attempt);
+}
 
 // Every replica's usage minute after minute, without a division per replica and minute: the
 // position of each in its shape, advanced one step a minute.
@@ -96,10 +103,11 @@ class UsageCursor {
   const std::vector<float>& now() const { return now_; }
   void Advance() {
     for (size_t i = 0; i < pos_.size(); ++i) {
-      const std::vector<float>& v = w_.shapes[w_.replicas[i].shape].values;
+      const OnlineReplica& r = w_.replicas[i];
+      const std::vector<float>& v = w_.shapes[r.shape].values;
       if (++pos_[i] == v.size()) pos_[i] = 0;
+      now_[i] = r.peak_milli * v[pos_[i]];
     }
-    Fill();
   }
 
  private:
@@ -388,7 +396,8 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   // Batch CPU headroom per node (an upper bound), so that a scan skips the full nodes: rebuilt
   // every minute after the agent, and for a node after each bind.
   std::array<scheduler::FreeCpuIndex, kHeadroomClasses> headroom;
-  std::vector<double> headroom_values(o.nodes);
+  std::array<std::vector<double>, kHeadroomClasses> headroom_values;
+  for (std::vector<double>& values : headroom_values) values.resize(o.nodes);
   UsageCursor usage(w, 0);
   for (int64_t t = 0; t < w.minutes; ++t) {
     clock.Set(base::WallTime(std::chrono::seconds(w.start_unix + t * 60)));
@@ -417,18 +426,17 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
         double speed = std::max(std::min(1.0, quota / b), o.batch_floor_share);
         for (size_t k = 0; k < s.batch.size();) {
           RunningBatch& rb = s.batch[k];
-          const BatchPod& pod = w.batch[rb.pod];
           double seconds = std::min(rb.remaining_seconds, 60 * speed);
           rb.remaining_seconds -= seconds;
-          double work = pod.cpu_milli * seconds / 60;  // milli-minutes
+          double work = rb.cpu_milli * seconds / 60;  // milli-minutes
           rb.work_cpu_minutes += work;
           batch_used += work;
           if (rb.remaining_seconds <= 1e-9) {
             batch_work += rb.work_cpu_minutes;
             ++report.batch_pods_completed;
-            if (--job_left[pod.job] == 0) ++report.batch_jobs_completed;
-            node.RemovePod("batch", rb.name);
-            s.batch_cpu_milli -= pod.cpu_milli;
+            if (--job_left[rb.job] == 0) ++report.batch_jobs_completed;
+            node.RemovePod("batch", BatchPodName(rb.pod, rb.attempt));
+            s.batch_cpu_milli -= rb.cpu_milli;
             s.batch.erase(s.batch.begin() + k);
             continue;
           }
@@ -444,12 +452,11 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       // Evict newest first while batch pods would get under evict_share of their requests.
       while (!s.batch.empty() && quota < o.evict_share * static_cast<double>(s.batch_cpu_milli)) {
         RunningBatch& rb = s.batch.back();
-        const BatchPod& pod = w.batch[rb.pod];
         batch_work += rb.work_cpu_minutes;
         batch_lost += rb.work_cpu_minutes;
         ++report.evictions;
-        node.RemovePod("batch", rb.name);
-        s.batch_cpu_milli -= pod.cpu_milli;
+        node.RemovePod("batch", BatchPodName(rb.pod, rb.attempt));
+        s.batch_cpu_milli -= rb.cpu_milli;
         queue.Push(rb.pod, rb.attempt + 1);
         s.batch.pop_back();
       }
@@ -469,17 +476,20 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       hour_util = hour_contention = 0;
     }
 
-    for (int c = 0; c < kHeadroomClasses; ++c) {
-      for (int n = 0; n < o.nodes; ++n) {
-        headroom_values[n] = scheduler::BatchCpuHeadroom(*policy, nodes, n, kHeadroomRuntimes[c]);
-      }
-      headroom[c].Assign(headroom_values);
+    for (int n = 0; n < o.nodes; ++n) {
+      std::array<double, kHeadroomClasses> values;
+      scheduler::BatchCpuHeadrooms(*policy, nodes, n, kHeadroomRuntimes, values);
+      for (int c = 0; c < kHeadroomClasses; ++c) headroom_values[c][n] = values[c];
     }
+    for (int c = 0; c < kHeadroomClasses; ++c) headroom[c].Assign(headroom_values[c]);
 
     // Schedule queued batch pods: FIFO; once a pod fails, pods asking at least as much CPU and
     // memory are not tried again this minute.
     std::vector<std::pair<int64_t, int64_t>> failed;
     int failures = 0, attempts = 0;
+    PodInfo pod;  // one for every attempt: its strings keep their buffers
+    pod.ns = "batch";
+    pod.qos = scheduler::Qos::kBatch;
     for (size_t q = queue.first(); q < queue.end() &&
                                    attempts < o.max_batch_attempts_per_minute &&
                                    failures < kMaxFailedScansPerMinute;
@@ -493,11 +503,9 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
         continue;
       }
       ++attempts;
-      PodInfo pod;
-      pod.ns = "batch";
-      pod.name = "b" + std::to_string(it->pod) + "-" + std::to_string(it->attempt);
-      pod.app = "batch/Job/j" + std::to_string(bp.job);
-      pod.qos = scheduler::Qos::kBatch;
+      pod.name = BatchPodName(it->pod, it->attempt);
+      pod.app = "batch/Job/j";
+      pod.app += std::to_string(bp.job);
       pod.requests = {bp.cpu_milli, bp.memory_bytes, 1};
       pod.expected_runtime_seconds = bp.duration_seconds;
       int c = kHeadroomClasses - 1;
@@ -511,13 +519,12 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       }
       nodes[*node].AddPod(pod);
       NodeState& s = state[*node];
-      s.batch.push_back(
-          {it->pod, pod.name, t, static_cast<double>(bp.duration_seconds), 0, it->attempt});
+      s.batch.push_back({it->pod, it->attempt, bp.job, bp.cpu_milli,
+                         static_cast<double>(bp.duration_seconds), 0});
       s.batch_cpu_milli += bp.cpu_milli;
-      for (int c = 0; c < kHeadroomClasses; ++c) {
-        headroom[c].Set(*node,
-                        scheduler::BatchCpuHeadroom(*policy, nodes, *node, kHeadroomRuntimes[c]));
-      }
+      std::array<double, kHeadroomClasses> values;
+      scheduler::BatchCpuHeadrooms(*policy, nodes, *node, kHeadroomRuntimes, values);
+      for (int c = 0; c < kHeadroomClasses; ++c) headroom[c].Set(*node, values[c]);
       queue.Remove(q);
     }
     queue.Compact();
