@@ -90,26 +90,29 @@ std::string UnescapeMountPath(const std::string& s) {
   return out;
 }
 
+// The OCI mount of a container's "/": overlayfs of the image layers (`lower_dirs`, top first)
+// under the container's writable layer.
+base::Result<base::Json> OverlayRootMount(const std::vector<std::string>& lower_dirs,
+                                          const std::string& upper_dir,
+                                          const std::string& work_dir) {
+  std::string lower;
+  for (const auto& dir : lower_dirs) {
+    if (dir.find_first_of(",:") != std::string::npos) {
+      return base::Invalid("overlay lower directory \"" + dir + "\" contains ',' or ':'");
+    }
+    if (!lower.empty()) lower += ":";
+    lower += dir;
+  }
+  return base::Json{{"destination", "/"},
+                    {"type", "overlay"},
+                    {"source", "overlay"},
+                    {"options", base::Json::array({"lowerdir=" + lower, "upperdir=" + upper_dir,
+                                                   "workdir=" + work_dir})}};
+}
+
 class SystemMounter : public Mounter {
  public:
   // Mounter
-  Status MountOverlay(const std::vector<std::string>& lower_dirs, const std::string& upper_dir,
-                      const std::string& work_dir, const std::string& target) override {
-    std::string lower;
-    for (const auto& dir : lower_dirs) {
-      if (dir.find_first_of(",:") != std::string::npos) {
-        return base::Invalid("overlay lower directory \"" + dir + "\" contains ',' or ':'");
-      }
-      if (!lower.empty()) lower += ":";
-      lower += dir;
-    }
-    std::string data = "lowerdir=" + lower + ",upperdir=" + upper_dir + ",workdir=" + work_dir;
-    if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0) {
-      return base::Internal(Errno("mount overlay on " + target + " (" + data + ")"));
-    }
-    return Status::Ok();
-  }
-
   Status Unmount(const std::string& target) override {
     for (int i = 0; i < 16 && IsMountPoint(target); ++i) {
       if (::umount2(target.c_str(), 0) != 0) {
@@ -365,19 +368,22 @@ class RuncRuntime : public ContainerRuntime {
     if (::chmod((dir + "/upper").c_str(), 0755) != 0) {
       return base::Internal(Errno("chmod " + dir + "/upper"));
     }
-    if (!mounter_->IsMountPoint(dir + "/rootfs")) {
-      std::vector<std::string> lower(bundle.layer_dirs.rbegin(), bundle.layer_dirs.rend());
-      RETURN_IF_ERROR(mounter_->MountOverlay(lower, dir + "/upper", dir + "/work", dir + "/rootfs"));
-    }
-    auto fail = [&](Status status) {
-      (void)mounter_->Unmount(dir + "/rootfs");
-      return status;
-    };
+    // The image layers and the writable layer are mounted by runc, in the container's own mount
+    // namespace, over the empty rootfs directory: the host's mount table does not grow with
+    // every container (runc reads it, and the kernel copies it, on every container start), and
+    // the overlay goes away with the container's last process. A rootfs that an agent of an
+    // earlier version mounted on the host is unmounted first.
+    RETURN_IF_ERROR(mounter_->Unmount(dir + "/rootfs"));
+    std::vector<std::string> lower(bundle.layer_dirs.rbegin(), bundle.layer_dirs.rend());
+    ASSIGN_OR_RETURN(base::Json root_mount, OverlayRootMount(lower, dir + "/upper", dir + "/work"));
 
     base::Json spec = bundle.spec;
     spec["root"]["path"] = "rootfs";
+    base::Json& mounts = spec["mounts"];
+    if (!mounts.is_array()) mounts = base::Json::array();
+    mounts.insert(mounts.begin(), std::move(root_mount));
     Status written = base::WriteFileAtomic(dir + "/config.json", base::DumpJson(spec), 0600);
-    if (!written.ok()) return fail(written);
+    if (!written.ok()) return written;
     std::error_code ec;
     fs::remove(dir + "/exit_code", ec);
     fs::remove(dir + "/pid", ec);
@@ -387,18 +393,18 @@ class RuncRuntime : public ContainerRuntime {
     std::unique_ptr<ConsoleSocket> console;
     if (terminal != nullptr && terminal->is_boolean() && terminal->get<bool>()) {
       if (bundle.terminal_fd == nullptr) {
-        return fail(base::Invalid("container " + id + ": a terminal needs terminal_fd"));
+        return base::Invalid("container " + id + ": a terminal needs terminal_fd");
       }
       auto listening = ConsoleSocket::Listen(dir + "/console.sock");
-      if (!listening.ok()) return fail(listening.status());
+      if (!listening.ok()) return listening.status();
       console = std::move(*listening);
     }
 
     Fd out(OpenStdio(bundle.stdout_path));
-    if (out.get() < 0) return fail(base::Internal(Errno("open " + bundle.stdout_path)));
+    if (out.get() < 0) return base::Internal(Errno("open " + bundle.stdout_path));
     Fd err(bundle.stderr_path == bundle.stdout_path ? ::dup(out.get())
                                                     : OpenStdio(bundle.stderr_path));
-    if (err.get() < 0) return fail(base::Internal(Errno("open " + bundle.stderr_path)));
+    if (err.get() < 0) return base::Internal(Errno("open " + bundle.stderr_path));
     ::fcntl(err.get(), F_SETFD, FD_CLOEXEC);
 
     ProcessSpec ps;
@@ -422,15 +428,15 @@ class RuncRuntime : public ContainerRuntime {
                                                                 : "";
       (void)Runc({"delete", "--force", id});
       std::string why = !run.ok() ? run.status().message() : LastError(log);
-      return fail(base::Internal("runc " + verb + " " + id + " failed: " + why));
+      return base::Internal("runc " + verb + " " + id + " failed: " + why);
     }
     if (console) {
       // runc sent the terminal before it exited: it waits in the socket's queue.
       auto received = console->Receive(std::chrono::milliseconds(1000));
       if (!received.ok()) {
         (void)Runc({"delete", "--force", id});
-        return fail(base::Internal("runc " + verb + " " + id + " sent no terminal: " +
-                                   received.status().message()));
+        return base::Internal("runc " + verb + " " + id +
+                              " sent no terminal: " + received.status().message());
       }
       *bundle.terminal_fd = *received;
     }

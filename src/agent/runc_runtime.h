@@ -17,14 +17,12 @@
 namespace fulcrum::agent {
 
 // The operating system as the runc runtime uses it: mounts and child processes. Real
-// implementations below; tests substitute fakes.
+// implementations below; tests substitute fakes. (Containers' overlays are mounted by runc, in
+// their own mount namespaces; the runtime only unmounts those that earlier agents mounted on the
+// host.)
 class Mounter {
  public:
   virtual ~Mounter() = default;
-  // Mounts overlayfs at `target`: `lower_dirs` top first. Internal, naming errno, on failure.
-  virtual base::Status MountOverlay(const std::vector<std::string>& lower_dirs,
-                                    const std::string& upper_dir, const std::string& work_dir,
-                                    const std::string& target) = 0;
   // Unmounts `target`. OK if nothing is mounted there.
   virtual base::Status Unmount(const std::string& target) = 0;
   virtual bool IsMountPoint(const std::string& target) = 0;

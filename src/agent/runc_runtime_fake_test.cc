@@ -23,24 +23,13 @@ namespace fs = std::filesystem;
 using base::Status;
 
 struct FakeMounter : Mounter {
-  Status MountOverlay(const std::vector<std::string>& lower, const std::string& upper,
-                      const std::string& work, const std::string& target) override {
-    ++mount_calls;
-    if (fail) return base::Internal("mount overlay on " + target + ": Permission denied");
-    last_lower = lower;
-    mounted.insert(target);
-    return Status::Ok();
-  }
   Status Unmount(const std::string& target) override {
     mounted.erase(target);
     return Status::Ok();
   }
   bool IsMountPoint(const std::string& target) override { return mounted.count(target) > 0; }
 
-  bool fail = false;
-  int mount_calls = 0;
-  std::vector<std::string> last_lower;
-  std::set<std::string> mounted;
+  std::set<std::string> mounted;  // what an agent of an earlier version left mounted
 };
 
 // Plays runc: keeps container states and answers create/start/kill/delete, keeping runc's state
@@ -174,15 +163,31 @@ class RuncRuntimeFakeTest : public ::testing::Test {
   ContainerBundle bundle_;
 };
 
-TEST_F(RuncRuntimeFakeTest, CreateMountsLayersTopFirstAndWritesBundle) {
+// The config.json runc was given for container `id`.
+base::Json BundleConfig(const std::string& dir, const std::string& id) {
+  auto config = base::ReadFile(dir + "/containers/" + id + "/config.json");
+  return config.ok() ? base::Json::parse(*config) : base::Json();
+}
+
+TEST_F(RuncRuntimeFakeTest, CreateHasRuncMountTheLayersTopFirstAndWritesBundle) {
   EXPECT_TRUE(runc_->subreaper);
+  bundle_.spec["mounts"] = base::Json::array({{{"destination", "/proc"}, {"type", "proc"}}});
   ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
-  EXPECT_EQ(mounter_->last_lower, (std::vector<std::string>{"/layers/top", "/layers/bottom"}));
-  EXPECT_TRUE(mounter_->IsMountPoint(dir_ + "/containers/c1/rootfs"));
+  base::Json config = BundleConfig(dir_, "c1");
+  EXPECT_EQ(config["root"]["path"], "rootfs");
+  // The overlay is the first mount runc makes, in the container's mount namespace; the host
+  // mounts nothing.
+  const std::string c1 = dir_ + "/containers/c1";
+  EXPECT_EQ(config["mounts"][0],
+            (base::Json{{"destination", "/"},
+                        {"type", "overlay"},
+                        {"source", "overlay"},
+                        {"options", {"lowerdir=/layers/top:/layers/bottom",
+                                     "upperdir=" + c1 + "/upper", "workdir=" + c1 + "/work"}}}));
+  EXPECT_EQ(config["mounts"][1]["destination"], "/proc");
+  EXPECT_TRUE(fs::is_directory(c1 + "/rootfs"));
+  EXPECT_TRUE(mounter_->mounted.empty());
   EXPECT_TRUE(runc_->create_had_stdio);
-  auto config = base::ReadFile(dir_ + "/containers/c1/config.json");
-  ASSERT_TRUE(config.ok());
-  EXPECT_EQ(base::Json::parse(*config)["root"]["path"], "rootfs");
   const auto& create = runc_->calls.back();
   EXPECT_EQ(create[0], "/usr/sbin/runc");
   EXPECT_EQ(create[1], "--root");
@@ -213,7 +218,8 @@ TEST_F(RuncRuntimeFakeTest, ReuseKeepsTheWritableLayer) {
   ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
   // State comes from runc's files, not from `runc state`.
   EXPECT_EQ(Commands(), (std::vector<std::string>{"delete", "create"}));
-  EXPECT_EQ(mounter_->mount_calls, 1);  // the same overlay, the same upper directory
+  EXPECT_EQ(BundleConfig(dir_, "c1")["mounts"][0]["options"][1],  // the same upper directory
+            "upperdir=" + dir_ + "/containers/c1/upper");
   state = runtime_->State("c1");
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->status, ContainerStatus::kCreated);
@@ -229,17 +235,24 @@ TEST_F(RuncRuntimeFakeTest, FailedCreateLeavesNothingMounted) {
   EXPECT_EQ(Commands().back(), "delete --force");
 }
 
-TEST_F(RuncRuntimeFakeTest, FailedMountRunsNoRunc) {
-  mounter_->fail = true;
+TEST_F(RuncRuntimeFakeTest, LayerPathThatOverlayfsCannotTakeRunsNoRunc) {
+  bundle_.layer_dirs = {"/layers/a:b"};
   base::Status s = runtime_->Create("c1", bundle_);
-  EXPECT_EQ(s.code(), base::Code::kInternal);
-  EXPECT_NE(s.message().find("mount overlay"), std::string::npos);
+  EXPECT_EQ(s.code(), base::Code::kInvalid);
+  EXPECT_EQ(s.message(), "overlay lower directory \"/layers/a:b\" contains ',' or ':'");
   EXPECT_TRUE(Commands().empty());
+}
+
+TEST_F(RuncRuntimeFakeTest, RootfsThatAnEarlierAgentMountedIsUnmounted) {
+  mounter_->mounted.insert(dir_ + "/containers/c1/rootfs");
+  ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
+  EXPECT_TRUE(mounter_->mounted.empty());
 }
 
 TEST_F(RuncRuntimeFakeTest, DeleteKillsUnmountsAndRemoves) {
   ASSERT_TRUE(runtime_->Create("c1", bundle_).ok());
   ASSERT_TRUE(runtime_->Start("c1").ok());
+  mounter_->mounted.insert(dir_ + "/containers/c1/rootfs");  // by an agent of an earlier version
   runc_->calls.clear();
   ASSERT_TRUE(runtime_->Delete("c1").ok());
   EXPECT_EQ(Commands(), (std::vector<std::string>{"kill", "delete --force"}));
