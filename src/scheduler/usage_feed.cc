@@ -81,7 +81,11 @@ bool ApplyNodeUsage(const NodeUsageReport& report, NodeInfo* node) {
                 report.memory_bytes < node->memory_usage_bytes);
   node->cpu_usage_milli = report.cpu_milli;
   node->memory_usage_bytes = report.memory_bytes;
-  node->system_cpu_usage_milli = std::max(0.0, report.system_cpu_milli);
+  double system = std::max(0.0, report.system_cpu_milli);
+  if (system != node->system_cpu_usage_milli) {
+    node->system_cpu_usage_milli = system;
+    node->Touch();
+  }
   std::map<std::pair<std::string_view, std::string_view>, const PodOnNode*> known;
   for (const PodOnNode& p : node->pods) known[{p.ns, p.name}] = &p;
   double online = 0;
@@ -91,15 +95,31 @@ bool ApplyNodeUsage(const NodeUsageReport& report, NodeInfo* node) {
     if (!batch) online += std::max(0.0, p.cpu_milli);
   }
   node->online_cpu_usage_milli = online;
-  for (const NodeUsageReport::Pod& p : report.pods) node->MarkPodUsageReported(p.ns, p.name);
+  for (const NodeUsageReport::Pod& p : report.pods) {
+    if (node->MarkPodUsageReported(p.ns, p.name)) lower = true;  // no longer estimated
+  }
   return lower;
+}
+
+void DropSystemUsage(NodeUsageReport* report) {
+  double cpu = 0, memory = 0;
+  for (const NodeUsageReport::Pod& p : report->pods) {
+    cpu += std::max(0.0, p.cpu_milli);
+    memory += std::max(0.0, p.memory_bytes);
+  }
+  report->cpu_milli = cpu;
+  if (report->memory_bytes >= 0) report->memory_bytes = memory;
+  report->system_cpu_milli = 0;
 }
 
 void ForgetNodeUsage(NodeInfo* node) {
   node->cpu_usage_milli = -1;
   node->memory_usage_bytes = -1;
   node->online_cpu_usage_milli = -1;
-  node->system_cpu_usage_milli = 0;
+  if (node->system_cpu_usage_milli != 0) {
+    node->system_cpu_usage_milli = 0;
+    node->Touch();
+  }
 }
 
 void ProfileFeed::Observe(const NodeUsageReport& report, const NodeInfo& node) {

@@ -45,9 +45,15 @@ base::Result<NodeUsageReport> NodeUsageFromMetric(const base::Json& metric);
 // latest node usage): cpu_usage_milli, memory_usage_bytes, system_cpu_usage_milli, and
 // online_cpu_usage_milli as the sum over the reported online pods (the scheduler's own qos of the
 // pod when it knows the pod, else the agent's). Pods in the report stop counting as unreported
-// (their estimate from requests is dropped: the node's usage includes them now). Returns true
-// when the node's CPU or memory usage went down (pods held back by usage may fit now).
+// (their estimate from requests is dropped: the node's usage includes them now). A change of the
+// system usage touches the node (the contention model counts it in every slot and is cached by
+// generation). Returns true when the node's CPU or memory usage went down or a pod stopped being
+// estimated from its requests (pods held back by usage may fit now).
 bool ApplyNodeUsage(const NodeUsageReport& report, NodeInfo* node);
+
+// For a node shared with other work: its usage outside pods is not its own. Sets the report's
+// node usage to the sum of its pods' (CPU and memory) and its system usage to 0.
+void DropSystemUsage(NodeUsageReport* report);
 
 // Koordinator's nodeMetricExpirationSeconds: a node whose last report is older than this has no
 // known usage (its agent is gone or stuck); load-aware then neither filters it by usage nor scores

@@ -70,7 +70,7 @@ TEST(UsageFeedTest, ReportSetsMeasuredUsageAndDropsEstimates) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->node, "a");
   EXPECT_EQ(r->pods.size(), 3u);
-  EXPECT_FALSE(ApplyNodeUsage(*r, &n));  // nothing was known before: not "lower"
+  EXPECT_TRUE(ApplyNodeUsage(*r, &n));  // web-0 and etl-0 no longer estimated from requests
   EXPECT_DOUBLE_EQ(n.cpu_usage_milli, 2500);
   EXPECT_DOUBLE_EQ(n.memory_usage_bytes, double(1 << 30));
   EXPECT_DOUBLE_EQ(n.system_cpu_usage_milli, 100);
@@ -81,12 +81,41 @@ TEST(UsageFeedTest, ReportSetsMeasuredUsageAndDropsEstimates) {
   r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:15Z", "1000m"));
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(ApplyNodeUsage(*r, &n));
+  r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:30Z", "1200m"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(ApplyNodeUsage(*r, &n));  // higher, and every pod reported was already
 
   Json bad = Metric("a", "soon", "1");
   EXPECT_EQ(NodeUsageFromMetric(bad).status().code(), base::Code::kInvalid);
   bad = Metric("a", "2026-11-27T10:00:15Z", "1");
   bad["status"]["nodeMetric"].erase("usage");
   EXPECT_EQ(NodeUsageFromMetric(bad).status().code(), base::Code::kInvalid);
+}
+
+// A node shared with other work (the agent's --qos-cpu-system-usage=off): what runs outside its
+// pods is not the node's usage, so neither thresholds nor batch capacity see it.
+TEST(UsageFeedTest, SystemUsageLeftOutOfASharedNode) {
+  NodeInfo n = Node("a", 2000);
+  n.AddPod(Pod("web-0", 900, Qos::kOnline, "shop/Deployment/web"), true);
+  auto r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:00Z", "1900m",
+                                      {{"shop", "web-0", "30m", "online"},
+                                       {"shop", "etl-0", "70m", "batch"}}));
+  ASSERT_TRUE(r.ok());
+  DropSystemUsage(&*r);
+  EXPECT_DOUBLE_EQ(r->cpu_milli, 100);
+  EXPECT_DOUBLE_EQ(r->memory_bytes, double(2 << 20));
+  EXPECT_DOUBLE_EQ(r->system_cpu_milli, 0);
+  uint64_t generation = n.generation;
+  ApplyNodeUsage(*r, &n);
+  EXPECT_DOUBLE_EQ(n.cpu_usage_milli, 100);
+  EXPECT_DOUBLE_EQ(n.system_cpu_usage_milli, 0);
+  EXPECT_EQ(n.generation, generation);  // system usage unchanged: cached aggregates stay valid
+  // Counted, system usage goes into the contention model's cached demand: the node is touched.
+  r = NodeUsageFromMetric(Metric("a", "2026-11-27T10:00:02Z", "1900m"));
+  ASSERT_TRUE(r.ok());
+  ApplyNodeUsage(*r, &n);
+  EXPECT_DOUBLE_EQ(n.system_cpu_usage_milli, 100);
+  EXPECT_NE(n.generation, generation);
 }
 
 // Two nodes alike by requests; Koordinator's load-aware policy goes by what they measured.
