@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/qos_manager.h"
 #include "agent/image_command.h"
 #include "apiserver/api_server.h"
 #include "base/log.h"
@@ -43,13 +45,17 @@ const char kUsage[] =
     "  --data-dir DIR      state, certificates and the admin kubeconfig (default /var/lib/fulcrum)\n"
     "  --listen HOST:PORT  address to serve the API on (default 127.0.0.1:6443; port 0 = any)\n"
     "  --store URI         sqlite:PATH (default DIR/state.db)\n"
-    "  --scheduler-policy P  requests (default) | load-aware | archimedes\n"
+    "  --scheduler-policy P  archimedes (default) | load-aware | requests (docs/scheduler.md)\n"
+    "  --profile-slot-seconds S  the scheduler's application profile slot (default 900; a\n"
+    "                      profile learns when a slot ends)\n"
     "  --control-loops on|off  server: run the controllers and scheduler (default on; the API\n"
     "                      benchmarks measure the API server alone with off)\n"
     "  --node-name NAME    up: this node's name (default: the host name)\n"
     "  --pod-cidr CIDR     up: this node's pod addresses (default 10.244.0.0/24)\n"
     "  --bridge NAME       up: the pod network's bridge (default fulcrum0)\n"
-    "  --metrics-listen HOST:PORT, --qos-*  up: passed to the agent (docs/agent.md)\n"
+    "  --metrics-listen HOST:PORT, --qos-*  up: passed to the agent (docs/agent.md);\n"
+    "                      --qos-cpu-suppress-percent and --qos-cpu-system-usage also bound\n"
+    "                      what the scheduler lends batch pods\n"
     "  --usage-report-interval S  up: the agent's NodeMetric usage reports (default 15 s)\n"
     "  -v                  verbose logging\n";
 
@@ -86,7 +92,7 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
     }
     if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
         name != "control-loops" && name != "node-name" && name != "pod-cidr" && name != "bridge" &&
-        name != "usage-report-interval") {
+        name != "usage-report-interval" && name != "profile-slot-seconds") {
       *error = "unknown flag --" + name;
       return false;
     }
@@ -120,6 +126,36 @@ std::vector<std::string> AgentFlags(const Flags& flags) {
     if (name.rfind("qos", 0) == 0 || name == "metrics-listen") out.push_back("--" + name + "=" + value);
   }
   return out;
+}
+
+// The live scheduler's options from the flags. Batch pods are lent no more than the agents let
+// them use, so the agent's --qos-cpu-suppress-percent and --qos-cpu-system-usage set the
+// scheduler's batch CPU percentage and whether system usage counts. False with `error` for a bad
+// value.
+bool SchedulerOptionsFromFlags(const Flags& flags, fulcrum::scheduler::LiveSchedulerOptions* options,
+                               std::string* error) {
+  fulcrum::agent::QosOptions qos;
+  for (const char* name : {"qos-cpu-suppress-percent", "qos-cpu-system-usage"}) {
+    auto it = flags.values.find(name);
+    if (it != flags.values.end() && !fulcrum::agent::ParseQosFlag(name, it->second, &qos, error)) {
+      return false;
+    }
+  }
+  options->batch_cpu_percent = qos.cpu_suppress_percent;
+  options->count_system_usage = qos.cpu_count_system;
+  if (auto it = flags.values.find("scheduler-policy"); it != flags.values.end()) {
+    options->policy = it->second;
+  }
+  if (auto it = flags.values.find("profile-slot-seconds"); it != flags.values.end()) {
+    char* end = nullptr;
+    long long seconds = std::strtoll(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end != 0 || seconds <= 0) {
+      *error = "--profile-slot-seconds must be whole seconds above 0, not \"" + it->second + "\"";
+      return false;
+    }
+    options->profile_slot_seconds = seconds;
+  }
+  return true;
 }
 
 // `fulcrum up` runs the node agent as a child process of this same binary, so that a fault in one
@@ -179,6 +215,11 @@ int RunServer(const Flags& flags, bool all_in_one) {
     std::fprintf(stderr, "fulcrum: --listen must be HOST:PORT\n");
     return 2;
   }
+  fulcrum::scheduler::LiveSchedulerOptions scheduler_options;
+  if (std::string error; !SchedulerOptionsFromFlags(flags, &scheduler_options, &error)) {
+    std::fprintf(stderr, "fulcrum: %s\n", error.c_str());
+    return 2;
+  }
   // Block the stop signals before any thread starts so that only sigwait below sees them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -206,8 +247,6 @@ int RunServer(const Flags& flags, bool all_in_one) {
   std::unique_ptr<fulcrum::scheduler::LiveScheduler> scheduler;
   if (get("control-loops", "on") != "off") {
     auto started = fulcrum::controllers::StartControllerManager(api->get(), clock);
-    fulcrum::scheduler::LiveSchedulerOptions scheduler_options;
-    scheduler_options.policy = get("scheduler-policy", "requests");
     auto live = fulcrum::scheduler::StartLiveScheduler(api->get(), clock, scheduler_options);
     if (!started.ok() || !live.ok()) {
       std::fprintf(stderr, "fulcrum: %s\n",

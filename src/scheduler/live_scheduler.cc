@@ -242,13 +242,17 @@ class LiveSchedulerImpl : public LiveScheduler {
       LOG_DEBUG << "scheduler: " << report.status().ToString();
       return;
     }
+    if (!options_.count_system_usage) DropSystemUsage(&*report);
     std::lock_guard lock(mu_);
     NodeInfo* node = FindNode(report->node);
     if (node == nullptr) return;
     bool lower = ApplyNodeUsage(*report, node);
     usage_reported_at_[report->node] = report->unix_seconds;
+    uint64_t profiles_version = profiles_->version();
     profile_feed_.Observe(*report, *node);
-    if (lower) RetryUnschedulable();  // usage thresholds may pass now
+    // Usage thresholds may pass now, and learnt profiles may lend batch pods what cold ones (the
+    // requests) did not.
+    if (lower || profiles_->version() != profiles_version) RetryUnschedulable();
   }
 
   // Forgets the usage of nodes whose last report expired (checked at most once a second).
@@ -282,19 +286,31 @@ class LiveSchedulerImpl : public LiveScheduler {
     }
   }
 
-  // What a usage-driven placement saw of the chosen node: "" under the requests policy or when
-  // the node has not reported.
-  std::string MeasuredUsageNote(const NodeInfo& node) const {
-    if (!policy_->ReclaimsForBatch() || node.cpu_usage_milli < 0) return "";
+  // What a placement under a policy that reclaims for batch went by, for the Scheduled event
+  // (before the pod is added to the node): for a batch pod, the batch CPU requested on the node
+  // with it against what the policy reclaims there, and the online pods' requests against
+  // allocatable (batch placed although requests would not fit shows here); the node's measured
+  // usage when it has reported. "" under the requests policy.
+  std::string PlacementNote(const PodInfo& pod, const NodeInfo& node) {
+    if (!policy_->ReclaimsForBatch()) return "";
+    auto milli = [](double m) { return std::to_string(static_cast<int64_t>(m)) + "m"; };
     auto mib = [](double b) { return std::to_string(static_cast<int64_t>(b / (1024 * 1024))) + "Mi"; };
-    std::string note = " (" + std::string(policy_->name()) + ": measured cpu " +
-                       std::to_string(static_cast<int64_t>(node.cpu_usage_milli)) + "m/" +
-                       std::to_string(node.allocatable.cpu_milli) + "m";
-    if (node.memory_usage_bytes >= 0) {
-      note += ", memory " + mib(node.memory_usage_bytes) + "/" +
-              mib(static_cast<double>(node.allocatable.memory_bytes));
+    std::string allocatable = milli(node.allocatable.cpu_milli);
+    std::string note;
+    if (pod.qos == Qos::kBatch) {
+      int64_t batch = node.requested.cpu_milli - node.online_requested.cpu_milli + pod.requests.cpu_milli;
+      note = "batch cpu " + milli(batch) + " of " + milli(policy_->BatchAllocatable(node).cpu_milli) +
+             " reclaimable, online requests " + milli(node.online_requested.cpu_milli) + "/" +
+             allocatable;
     }
-    return note + ")";
+    if (node.cpu_usage_milli >= 0) {
+      if (!note.empty()) note += ", ";
+      note += "measured cpu " + milli(node.cpu_usage_milli) + "/" + allocatable;
+      if (node.memory_usage_bytes >= 0) {
+        note += ", memory " + mib(node.memory_usage_bytes) + "/" + mib(node.allocatable.memory_bytes);
+      }
+    }
+    return note.empty() ? "" : " (" + std::string(policy_->name()) + ": " + note + ")";
   }
 
   void Enqueue(const std::string& key, int32_t priority) {
@@ -338,9 +354,10 @@ class LiveSchedulerImpl : public LiveScheduler {
       Decision d = Schedule(info, nodes_info_, *policy_);
       if (d.node_index) {
         NodeInfo& node = nodes_info_[*d.node_index];
+        std::string note = PlacementNote(info, node);
         node.AddPod(info, false);
         placed_[next.key] = node.name;
-        bind_queue_.push_back({pod, node.name, MeasuredUsageNote(node)});
+        bind_queue_.push_back({pod, node.name, std::move(note)});
         bind_cv_.notify_one();
         continue;
       }
@@ -565,11 +582,29 @@ void UpdateNodeInfoFromJson(const Json& node, NodeInfo* info) {
 base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClient* api,
                                                                 base::Clock* clock,
                                                                 LiveSchedulerOptions options) {
+  if (options.profile_slot_seconds <= 0) {
+    return base::Invalid("the profile slot must be a positive number of seconds, not " +
+                         std::to_string(options.profile_slot_seconds));
+  }
+  if (options.batch_cpu_percent < 1 || options.batch_cpu_percent > 100) {
+    return base::Invalid("the batch CPU percentage must be within 1-100, not " +
+                         std::to_string(options.batch_cpu_percent));
+  }
+  ProfileOptions profile_options;
+  profile_options.slot_seconds = options.profile_slot_seconds;
+  profile_options.slots = static_cast<int>(std::max<int64_t>(1, 86400 / options.profile_slot_seconds));
+  // Cold start: an application with no history uses its requests, no more, no less.
+  profile_options.cold_mean_fraction = 1;
+  profile_options.cold_spread_fraction = 0;
+  // Profiles live as long as the scheduler (and as AppProfile objects).
+  auto profiles = std::make_unique<ProfileStore>(profile_options);
   PolicyOptions policy_options;
   policy_options.clock = clock;
-  // Profiles start cold (from requests) and live as long as the scheduler.
-  auto profiles = std::make_unique<ProfileStore>();
   policy_options.profiles = profiles.get();
+  // What the agents let batch pods use: load-aware's reclaim threshold, archimedes' margin.
+  double batch_share = options.batch_cpu_percent / 100.0;
+  policy_options.batch_reclaim_threshold = batch_share;
+  policy_options.safety_margin = 1 - batch_share;
   ASSIGN_OR_RETURN(std::unique_ptr<Policy> policy, MakePolicy(options.policy, policy_options));
   auto s = std::make_unique<LiveSchedulerImpl>(api, clock, std::move(options), std::move(profiles),
                                                std::move(policy));

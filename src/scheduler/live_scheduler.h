@@ -19,12 +19,23 @@
 namespace fulcrum::scheduler {
 
 struct LiveSchedulerOptions {
-  std::string policy = "requests";  // requests | load-aware | archimedes
+  std::string policy = "archimedes";  // requests | load-aware | archimedes
   std::string scheduler_name = "default-scheduler";  // pods naming another scheduler are left alone
   int binders = 4;                                    // concurrent binding requests
   // Learnt application profiles are written back as AppProfile objects at most this often each
   // (a newly learnt one at once); usage_feed.h.
   std::chrono::seconds profile_write_interval{60};
+  // A profile slot; a day's cycle is 86400 / this many slots (one slot when it is a day or more).
+  // A slot's observations become the profile when the slot ends.
+  int64_t profile_slot_seconds = 900;
+  // Batch pods are lent no more than the agents let them use: this percentage of a node's CPU
+  // less what online pods and the system use (the agents' --qos-cpu-suppress-percent; Koordinator
+  // sets its cpuReclaimThresholdPercent to the same 65).
+  int batch_cpu_percent = 65;
+  // Whether a node's usage outside pods counts as its system usage (the agents'
+  // --qos-cpu-system-usage). false for a node shared with other work: the node's usage is then the
+  // sum of its pods' and its system usage 0.
+  bool count_system_usage = true;
 };
 
 class LiveScheduler {
@@ -36,8 +47,10 @@ class LiveScheduler {
 
 // Starts informers on pods, nodes and NodeMetrics (the agents' usage reports: measured usage for
 // the load-aware and archimedes policies, and application profiles, restored from the AppProfile
-// objects at start and written back as they are learnt) and the loop. Errors: NotFound for an
-// unknown policy.
+// objects at start and written back as they are learnt) and the loop. An application with no
+// profile yet is taken to use exactly its requests (no spread), so that archimedes places it as
+// the requests policy would and lends none of it to batch pods. Errors: NotFound for an unknown
+// policy; Invalid for a non-positive profile slot or a batch CPU percentage outside 1-100.
 // `api` and `clock` must outlive the scheduler.
 base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClient* api,
                                                                 base::Clock* clock,

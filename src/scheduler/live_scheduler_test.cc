@@ -1,6 +1,8 @@
-// The scheduling loop against a real API server in this process; nodes are API objects only.
+// The scheduling loop against a real API server in this process; nodes are API objects only. The
+// loop's behaviour that does not depend on usage is checked under every live policy.
 #include "scheduler/live_scheduler.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -16,7 +18,7 @@ using base::Json;
 using client::ResourcePath;
 using namespace std::chrono_literals;
 
-class LiveSchedulerTest : public ::testing::Test {
+class LiveSchedulerTest : public ::testing::TestWithParam<std::string> {
  protected:
   client::ApiClient& api() { return server_.client(); }
 
@@ -50,18 +52,26 @@ class LiveSchedulerTest : public ::testing::Test {
     return got.ok() ? base::StringAt(*got, {"spec", "nodeName"}) : "<gone>";
   }
 
-  std::string FailedSchedulingMessage(const std::string& pod) {
+  // The message of the pod's latest event with that reason; "" when there is none.
+  std::string EventMessage(const std::string& pod, const std::string& reason) {
     auto events = api().Get(ResourcePath("v1", "events", "default"));
     if (!events.ok()) return "";
+    std::string message;
     for (const Json& e : (*events)["items"]) {
-      if (e["reason"] == "FailedScheduling" && e["involvedObject"]["name"] == pod) return e["message"];
+      if (e["reason"] == reason && e["involvedObject"]["name"] == pod) message = e["message"];
     }
-    return "";
+    return message;
+  }
+  std::string FailedSchedulingMessage(const std::string& pod) {
+    return EventMessage(pod, "FailedScheduling");
   }
 
-  void Start(const std::string& policy = "requests") {
+  void Start() {
     LiveSchedulerOptions options;
-    options.policy = policy;
+    options.policy = GetParam();
+    Start(options);
+  }
+  void Start(const LiveSchedulerOptions& options) {
     auto s = StartLiveScheduler(&api(), base::RealClock(), options);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     scheduler_ = std::move(*s);
@@ -74,7 +84,7 @@ class LiveSchedulerTest : public ::testing::Test {
   std::unique_ptr<LiveScheduler> scheduler_;
 };
 
-TEST_F(LiveSchedulerTest, BindsPodsAndSaysWhyOneDoesNotFit) {
+TEST_P(LiveSchedulerTest, BindsPodsAndSaysWhyOneDoesNotFit) {
   AddNode("a", "2");
   AddNode("b", "2", Json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}}));
   Start();
@@ -107,7 +117,7 @@ TEST_F(LiveSchedulerTest, BindsPodsAndSaysWhyOneDoesNotFit) {
   EXPECT_TRUE(Eventually([&] { return NodeOf("huge") == "big"; }));
 }
 
-TEST_F(LiveSchedulerTest, HonoursSelectorsTolerationsAndAntiAffinity) {
+TEST_P(LiveSchedulerTest, HonoursSelectorsTolerationsAndAntiAffinity) {
   AddNode("a", "4", Json::array(), Json{{"disk", "ssd"}});
   AddNode("b", "4", Json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}}));
   Start();
@@ -130,7 +140,7 @@ TEST_F(LiveSchedulerTest, HonoursSelectorsTolerationsAndAntiAffinity) {
       << FailedSchedulingMessage("away");
 }
 
-TEST_F(LiveSchedulerTest, PreemptsLowerPriorityPods) {
+TEST_P(LiveSchedulerTest, PreemptsLowerPriorityPods) {
   AddNode("only", "1");
   Start();
   AddPod("low", "800m", Json::object(), 1);
@@ -145,6 +155,62 @@ TEST_F(LiveSchedulerTest, PreemptsLowerPriorityPods) {
   Json now = {{"gracePeriodSeconds", 0}};
   (void)api().Delete(ResourcePath("v1", "pods", "default", "low"), now);
   EXPECT_TRUE(Eventually([&] { return NodeOf("high") == "only"; }, 70s));
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, LiveSchedulerTest,
+                         ::testing::Values("requests", "load-aware", "archimedes"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "load-aware" ? std::string("load_aware") : info.param;
+                         });
+
+// Archimedes in the live loop: online pods with no history are placed by their requests (two
+// replicas fill 1900m of 2000m; a cold profile of half the requests with a wide spread would have
+// refused the second), and a batch pod gets nothing of them until a usage report shows them idle;
+// then it is placed beside them, where requests would not fit it, and its Scheduled event says so.
+using ArchimedesLiveTest = LiveSchedulerTest;
+
+TEST_F(ArchimedesLiveTest, ColdPodsGoByRequestsAndBatchRunsOnCapacityReclaimedFromReports) {
+  AddNode("n", "2");
+  LiveSchedulerOptions options;
+  ASSERT_EQ(options.policy, "archimedes");  // the default
+  Start(options);
+  AddPod("web-0", "950m");
+  AddPod("web-1", "950m");
+  ASSERT_TRUE(Eventually([&] { return NodeOf("web-0") == "n" && NodeOf("web-1") == "n"; }))
+      << FailedSchedulingMessage("web-1");
+  AddPod("crunch", "300m", Json{{"priorityClassName", "fulcrum-batch"}});
+  ASSERT_TRUE(Eventually([&] { return !FailedSchedulingMessage("crunch").empty(); }));
+  // 65% of the node (what the agent lets batch use) less the online requests: nothing.
+  EXPECT_EQ(FailedSchedulingMessage("crunch"),
+            "0/1 nodes are available: 1 Insufficient kubernetes.io/batch-cpu.");
+  EXPECT_EQ(NodeOf("crunch"), "");
+
+  // The agent reports both replicas nearly idle: their profiles are learnt from it, and the pending
+  // batch pod is tried again at once (not at the minute's retry).
+  const char* kGv = "scheduling.fulcrum.dev/v1alpha1";
+  Json pods = Json::array();
+  for (const char* name : {"web-0", "web-1"}) {
+    pods.push_back({{"namespace", "default"}, {"name", name}, {"qos", "online"},
+                    {"usage", {{"cpu", "10m"}, {"memory", "1Mi"}}},
+                    {"average", {{"cpu", "10m"}, {"memory", "1Mi"}}}});
+  }
+  Json metric = {{"apiVersion", kGv}, {"kind", "NodeMetric"}, {"metadata", {{"name", "n"}}}};
+  ASSERT_TRUE(api().Create(ResourcePath(kGv, "nodemetrics"), metric).ok());
+  Json status = {{"updateTime", base::FormatRfc3339(base::RealClock()->Now())},
+                 {"nodeMetric",
+                  {{"usage", {{"cpu", "120m"}, {"memory", "1Gi"}}},
+                   {"systemUsage", {{"cpu", "100m"}}}}},
+                 {"podsMetric", pods}};
+  auto r = api().Patch(ResourcePath(kGv, "nodemetrics", "", "n", "status"),
+                       client::PatchType::kMerge, Json{{"status", status}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(Eventually([&] { return NodeOf("crunch") == "n"; }, 30s));
+  std::string scheduled;
+  EXPECT_TRUE(Eventually([&] { return !(scheduled = EventMessage("crunch", "Scheduled")).empty(); }));
+  EXPECT_THAT(scheduled, ::testing::MatchesRegex(
+                             "Successfully assigned default/crunch to n \\(archimedes: batch cpu "
+                             "300m of [0-9]+m reclaimable, online requests 1900m/2000m, measured "
+                             "cpu 120m/2000m, memory 1024Mi/8192Mi\\)"));
 }
 
 }  // namespace
