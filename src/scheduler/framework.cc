@@ -460,15 +460,17 @@ Decision Schedule(const PodInfo& pod, std::span<const NodeInfo> nodes, Policy& p
     if (index) {
       // The next candidate before the scan wraps (or ends); the nodes jumped over count as
       // scanned and as short of batch cpu.
+      const int short_of_cpu = std::countr_zero(static_cast<uint32_t>(kInsufficientBatchCpu));
       size_t end = i < start ? start : n;
       size_t next = index->FindFirst(i, end, need);
-      size_t skip = (next == FreeCpuIndex::kNone ? end : next) - i;
-      if (skip > 0) {
-        counts.count[std::countr_zero(static_cast<uint32_t>(kInsufficientBatchCpu))] +=
-            static_cast<int>(skip);
-        scanned += skip - 1;  // the loop's ++scanned adds the last one
+      if (next == FreeCpuIndex::kNone) {
+        counts.count[short_of_cpu] += static_cast<int>(end - i);
+        scanned += end - i - 1;  // the loop's ++scanned adds the last one
         continue;
       }
+      counts.count[short_of_cpu] += static_cast<int>(next - i);
+      scanned += next - i;
+      i = next;
     }
     const Taint* taint = nullptr;
     uint32_t r = RunFilters(pod, nodes[i], policy, &taint);
