@@ -430,7 +430,6 @@ base::Status LogCapture::AttachTerminal(const std::string& key, int terminal,
     }
     if (it->second->terminal >= 0) ::close(it->second->terminal);
     it->second->terminal = copy;
-    it->second->awaiting_terminal = false;
     it->second->terminal_tap = std::move(tap);
   }
   Wake();
@@ -489,6 +488,7 @@ void LogCapture::Loop() {
         if (a->terminal < 0) continue;
         moving.push_back({a, a->terminal, std::move(a->terminal_tap)});
         a->terminal = -1;
+        a->awaiting_terminal = false;  // its terminal is in fds[0] by the end of this round
       }
     }
     // Reads what is buffered in one stream's FIFO or terminal; EOF (every writer closed) or EIO

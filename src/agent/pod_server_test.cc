@@ -374,7 +374,7 @@ TEST_F(PodServerTest, AttachSendsWhatTheContainerWritesUntilItStops) {
 TEST_F(PodServerTest, AttachRefusesStdinToAContainerWithoutIt) {
   ExecClient client(server_->port(), "/attach/ns/web/app");
   EXPECT_EQ(client.Open("stdin=true&stdout=true"), 400);
-  EXPECT_NE(client.head().find("container \"app\" in pod \"web\" doesn't have stdin enabled"),
+  EXPECT_NE(client.head().find(R"(container \"app\" in pod \"web\" doesn't have stdin enabled)"),
             std::string::npos)
       << client.head();
 }

@@ -395,7 +395,9 @@ TEST_F(RuncStdioTest, TerminalFromTheConsoleSocket) {
   ASSERT_TRUE(output.ok());
 
   // The shell is at `read` (the input's echo comes after what it wrote before).
-  ASSERT_TRUE(WaitFor([&] { return LogText().find("xterm") != std::string::npos; }, 10s));
+  ASSERT_TRUE(WaitFor([&] { return LogText().find("xterm") != std::string::npos; }, 10s))
+      << LogText() << "|" << ReadOr(dir_ + "/logs/0.log") << "|" << ContainerStatusName(StatusOf())
+      << "|" << ReadOr(root_ + "/containers/" + id_ + "/runc.log");
   (*stdio)->Resize(90, 20);
   EXPECT_TRUE((*stdio)->Write("hello\n"));
   std::string seen = ReadFdUntil(*output, "got:hello");
