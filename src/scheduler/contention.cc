@@ -36,26 +36,17 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
   sd_sum_.assign(2 * slots_, 0);
   rho_ = std::clamp(o.app_correlation, 0.0, 1.0);
   table_risk_ = -1;
+  if (groups_store_ != &profiles || groups_generation_ != node.online_generation ||
+      node.online_generation == 0 || groups_learnt_ != profiles.size()) {
+    Group(node, profiles);
+  }
   app_counts_.clear();
   app_bloom_ = 0;
-  // Group the online pods by application (with the request of the first replica for cold start).
-  std::vector<std::pair<std::string_view, std::pair<int, int64_t>>> groups;
-  for (const PodOnNode& p : node.pods) {
-    if (p.qos != Qos::kOnline) continue;
-    auto it = std::find_if(groups.begin(), groups.end(),
-                           [&](const auto& g) { return g.first == p.app; });
-    if (it == groups.end()) {
-      groups.push_back({p.app, {1, p.requests.cpu_milli}});
-    } else {
-      ++it->second.first;
-    }
-  }
-  for (const auto& [app, count_request] : groups) {
-    auto [count, request] = count_request;
-    app_counts_.emplace_back(AppHash(app), count);
-    app_bloom_ |= uint64_t{1} << (app_counts_.back().first % 64);
-    const AppProfile& profile = profiles.Get(app, request);
-    double n = count;
+  for (const AppGroup& g : groups_) {
+    app_counts_.emplace_back(g.app_hash, g.replicas);
+    app_bloom_ |= uint64_t{1} << (g.app_hash % 64);
+    const AppProfile& profile = *g.profile;
+    double n = g.replicas;
     for (int s = 0, ps = 0; s < slots_; ++s, ps = ps + 1 < profile.slots ? ps + 1 : 0) {
       mean_[s] += n * profile.cpu_mean[ps];
       double sd = n * profile.cpu_std[ps];
@@ -79,6 +70,29 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
   std::copy(var_.begin(), var_.begin() + slots_, var_.begin() + slots_);
   std::copy(sd_sum_.begin(), sd_sum_.begin() + slots_, sd_sum_.begin() + slots_);
   std::sort(app_counts_.begin(), app_counts_.end());
+}
+
+void NodeDemand::Group(const NodeInfo& node, const ProfileStore& profiles) {
+  // By application in the order of their first pod, with the request of the first replica for a
+  // cold start.
+  std::vector<std::pair<std::string_view, int64_t>> apps;  // beside groups_
+  groups_.clear();
+  for (const PodOnNode& p : node.pods) {
+    if (p.qos != Qos::kOnline) continue;
+    auto it = std::find_if(apps.begin(), apps.end(), [&](const auto& a) { return a.first == p.app; });
+    if (it == apps.end()) {
+      apps.emplace_back(p.app, p.requests.cpu_milli);
+      groups_.push_back({AppHash(p.app), 1, nullptr});
+    } else {
+      ++groups_[it - apps.begin()].replicas;
+    }
+  }
+  for (size_t k = 0; k < apps.size(); ++k) {
+    groups_[k].profile = &profiles.Get(apps[k].first, apps[k].second);
+  }
+  groups_store_ = &profiles;
+  groups_generation_ = node.online_generation;
+  groups_learnt_ = profiles.size();
 }
 
 int NodeDemand::SlotAt(int64_t unix_seconds) const {

@@ -81,6 +81,8 @@ class NodeDemand {
   int ReplicasOf(uint64_t app_hash) const;
 
  private:
+  // Groups the node's online pods by application and looks up their profiles (groups_).
+  void Group(const NodeInfo& node, const ProfileStore& profiles);
   int SlotAt(int64_t unix_seconds) const;
   double Variance(double var, double sd_sum) const {
     return (1 - rho_) * var + rho_ * sd_sum * sd_sum;
@@ -93,6 +95,19 @@ class NodeDemand {
   std::vector<double> mean_, var_;  // var_: sum over apps of (n_a sd_a)^2
   std::vector<double> sd_sum_;      // sum over apps of n_a sd_a
   double rho_ = 0;
+  // The node's online pods by application with their profiles, in the order of their first pod:
+  // kept while the node's online pods (online_generation) and the store's learnt applications
+  // are the same, so that a rebuild after the profiles learnt more looks nothing up by name
+  // (profiles do not move in the store; only a new learnt app replaces a cold one).
+  struct AppGroup {
+    uint64_t app_hash;
+    int replicas;
+    const AppProfile* profile;
+  };
+  std::vector<AppGroup> groups_;
+  const ProfileStore* groups_store_ = nullptr;
+  uint64_t groups_generation_ = 0;
+  size_t groups_learnt_ = 0;
   std::vector<std::pair<uint64_t, int>> app_counts_;  // sorted by app hash
   uint64_t app_bloom_ = 0;  // bit (hash % 64) of every app here: most lookups stop at it
   // Summary over the whole cycle.

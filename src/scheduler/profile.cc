@@ -5,10 +5,13 @@
 
 namespace fulcrum::scheduler {
 
-ProfileStore::Accumulator& ProfileStore::AccumulatorFor(std::string_view app) {
-  auto it = accumulators_.find(app);
-  if (it != accumulators_.end()) return it->second;
-  Accumulator& a = accumulators_[std::string(app)];
+ProfileStore::AppIndex ProfileStore::IndexOf(std::string_view app) {
+  auto it = accumulator_index_.find(app);
+  if (it != accumulator_index_.end()) return it->second;
+  AppIndex index = accumulators_.size();
+  accumulator_index_.emplace(std::string(app), index);
+  Accumulator& a = accumulators_.emplace_back();
+  a.app = std::string(app);
   size_t n = static_cast<size_t>(options_.slots);
   a.weight.assign(n, 0);
   a.sum.assign(n, 0);
@@ -16,7 +19,7 @@ ProfileStore::Accumulator& ProfileStore::AccumulatorFor(std::string_view app) {
   a.new_n.assign(n, 0);
   a.new_sum.assign(n, 0);
   a.new_sum_sq.assign(n, 0);
-  return a;
+  return index;
 }
 
 void ProfileStore::Observe(std::string_view app, int64_t unix_seconds, double cpu_milli) {
@@ -25,7 +28,11 @@ void ProfileStore::Observe(std::string_view app, int64_t unix_seconds, double cp
 
 void ProfileStore::Observe(std::string_view app, int64_t unix_seconds,
                            std::span<const double> cpu_milli) {
-  Accumulator& a = AccumulatorFor(app);
+  Observe(IndexOf(app), unix_seconds, cpu_milli);
+}
+
+void ProfileStore::Observe(AppIndex app, int64_t unix_seconds, std::span<const double> cpu_milli) {
+  Accumulator& a = accumulators_[app];
   int64_t s = unix_seconds / options_.slot_seconds % options_.slots;
   if (s < 0) s += options_.slots;
   for (double v : cpu_milli) {
@@ -48,7 +55,7 @@ void ProfileStore::Commit() {
   // the slot is seen once per cycle, so this is 2^(-age/half_life) in cycles.
   const double decay = std::exp2(-1.0 / options_.half_life_cycles);
   bool changed = false;
-  for (auto& [app, a] : accumulators_) {
+  for (Accumulator& a : accumulators_) {
     bool touched = false;
     for (int s = 0; s < options_.slots; ++s) {
       if (a.new_n[s] == 0) continue;
@@ -62,8 +69,9 @@ void ProfileStore::Commit() {
     }
     if (!touched) continue;
     changed = true;
-    AppProfile& p = profiles_[app];
-    p.app = app;
+    if (!a.profile) a.profile = &profiles_[a.app];  // elements of profiles_ never move
+    AppProfile& p = *a.profile;
+    p.app = a.app;
     p.slot_seconds = options_.slot_seconds;
     p.slots = options_.slots;
     p.cold = false;

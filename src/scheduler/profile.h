@@ -57,6 +57,12 @@ class ProfileStore {
   void Observe(std::string_view app, int64_t unix_seconds, double cpu_milli);
   // Observations of several replicas of one app at the same time (one lookup for all).
   void Observe(std::string_view app, int64_t unix_seconds, std::span<const double> cpu_milli);
+  // The app's place among the observed applications (added when new), valid for the store's
+  // lifetime: a caller that observes the same apps over and over looks each up once.
+  using AppIndex = size_t;
+  AppIndex IndexOf(std::string_view app);
+  // The same as Observe by name, for an index from IndexOf().
+  void Observe(AppIndex app, int64_t unix_seconds, std::span<const double> cpu_milli);
   // Every sample of a replica's usage history (NaN samples skipped).
   void ObserveHistory(std::string_view app, const UsageHistory& history);
   // Turns what was observed since the last call into the profiles' means and spreads, decaying
@@ -64,7 +70,9 @@ class ProfileStore {
   void Commit();
 
   // A profile for the app; a cold one from `request_cpu_milli` when nothing was observed. The
-  // reference stays valid until the next non-const call.
+  // reference stays valid for the store's lifetime (Commit and Restore update a learnt profile in
+  // place); Get answers another profile for the app only when the app is first learnt, and size()
+  // grows then.
   const AppProfile& Get(std::string_view app, int64_t request_cpu_milli) const;
   const AppProfile* Find(std::string_view app) const;
   // Every learnt profile (none of the cold ones), in no particular order.
@@ -76,14 +84,16 @@ class ProfileStore {
 
   uint64_t version() const { return version_; }
   const ProfileOptions& options() const { return options_; }
-  size_t size() const { return profiles_.size(); }
+  size_t size() const { return profiles_.size(); }  // learnt applications
 
  private:
   struct Accumulator {
+    std::string app;
+    AppProfile* profile = nullptr;  // its entry in profiles_ once committed
     std::vector<double> weight, sum, sum_sq;  // decayed totals per slot
     std::vector<double> new_n, new_sum, new_sum_sq;  // since the last Commit
   };
-  Accumulator& AccumulatorFor(std::string_view app);
+  Accumulator& AccumulatorFor(std::string_view app) { return accumulators_[IndexOf(app)]; }
 
   // Looked up by string_view without building a std::string (a lookup per application and
   // observation, and per node and application when contention tables are rebuilt).
@@ -95,7 +105,8 @@ class ProfileStore {
   using ByApp = std::unordered_map<std::string, Value, KeyHash, std::equal_to<>>;
 
   ProfileOptions options_;
-  ByApp<Accumulator> accumulators_;
+  std::vector<Accumulator> accumulators_;  // in the order the apps were first seen
+  ByApp<AppIndex> accumulator_index_;
   ByApp<AppProfile> profiles_;
   mutable ByApp<AppProfile> cold_;
   uint64_t version_ = 1;

@@ -87,38 +87,38 @@ std::string BatchPodName(int pod, int attempt) {
 }
 
 // Every replica's usage minute after minute, without a division per replica and minute: the
-// position of each in its shape, advanced one step a minute.
+// position of each in its shape, advanced one step a minute, in one compact record per replica.
 class UsageCursor {
  public:
-  UsageCursor(const Workload& w, int64_t t) : w_(w), pos_(w.replicas.size()), now_(pos_.size()) {
-    for (size_t i = 0; i < pos_.size(); ++i) {
+  UsageCursor(const Workload& w, int64_t t) : replicas_(w.replicas.size()), now_(w.replicas.size()) {
+    for (size_t i = 0; i < replicas_.size(); ++i) {
       const OnlineReplica& r = w.replicas[i];
-      int64_t n = static_cast<int64_t>(w.shapes[r.shape].values.size());
+      const std::vector<float>& values = w.shapes[r.shape].values;
+      int64_t n = static_cast<int64_t>(values.size());
       int64_t k = (t + r.shift_minutes) % n;
-      pos_[i] = static_cast<uint32_t>(k < 0 ? k + n : k);
+      replicas_[i] = {values.data(), static_cast<uint32_t>(n),
+                      static_cast<uint32_t>(k < 0 ? k + n : k), r.peak_milli};
+      now_[i] = r.peak_milli * values[replicas_[i].pos];
     }
-    Fill();
   }
   // Usage of every replica at the current minute (Workload::Usage, the same floats).
   const std::vector<float>& now() const { return now_; }
   void Advance() {
-    for (size_t i = 0; i < pos_.size(); ++i) {
-      const OnlineReplica& r = w_.replicas[i];
-      const std::vector<float>& v = w_.shapes[r.shape].values;
-      if (++pos_[i] == v.size()) pos_[i] = 0;
-      now_[i] = r.peak_milli * v[pos_[i]];
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      Replica& r = replicas_[i];
+      if (++r.pos == r.length) r.pos = 0;
+      now_[i] = r.peak_milli * r.shape[r.pos];
     }
   }
 
  private:
-  void Fill() {
-    for (size_t i = 0; i < pos_.size(); ++i) {
-      const OnlineReplica& r = w_.replicas[i];
-      now_[i] = r.peak_milli * w_.shapes[r.shape].values[pos_[i]];
-    }
-  }
-  const Workload& w_;
-  std::vector<uint32_t> pos_;
+  struct Replica {
+    const float* shape;
+    uint32_t length;  // of the shape
+    uint32_t pos;
+    float peak_milli;
+  };
+  std::vector<Replica> replicas_;
   std::vector<float> now_;
 };
 
@@ -166,7 +166,6 @@ struct NodeState {
   std::vector<int> online;          // replica indices
   std::vector<RunningBatch> batch;  // in start order
   int64_t batch_cpu_milli = 0;
-  double online_demand = 0;
 };
 
 }  // namespace
@@ -301,6 +300,10 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   }
   std::vector<std::string> app_keys(w.apps);
   for (int a = 0; a < w.apps; ++a) app_keys[a] = "online/Deployment/a" + std::to_string(a);
+  std::vector<scheduler::ProfileStore::AppIndex> app_profiles;  // observed by index, not by key
+  if (learns) {
+    for (const std::string& key : app_keys) app_profiles.push_back(profiles.IndexOf(key));
+  }
 
   // Replicas are generated application by application: one profile lookup per application.
   std::vector<double> values;
@@ -311,7 +314,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       for (; i < w.replicas.size() && w.replicas[i].app == app; ++i) {
         values.push_back(usage ? (*usage)[i] : w.Usage(w.replicas[i], t));
       }
-      profiles.Observe(app_keys[app], w.start_unix + t * 60, values);
+      profiles.Observe(app_profiles[app], w.start_unix + t * 60, values);
     }
   };
   if (learns) {
@@ -399,14 +402,15 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   std::array<std::vector<double>, kHeadroomClasses> headroom_values;
   for (std::vector<double>& values : headroom_values) values.resize(o.nodes);
   UsageCursor usage(w, 0);
+  std::vector<double> online_demand(o.nodes);  // of each node, this minute
   for (int64_t t = 0; t < w.minutes; ++t) {
     clock.Set(base::WallTime(std::chrono::seconds(w.start_unix + t * 60)));
     if (t > 0) usage.Advance();
     if (learns && t % kObserveEveryMinutes == 0) observe(t, &usage.now());
     if (learns && t % 60 == 59) profiles.Commit();
-    for (NodeState& s : state) s.online_demand = 0;
+    std::fill(online_demand.begin(), online_demand.end(), 0.0);
     for (size_t i = 0; i < w.replicas.size(); ++i) {
-      if (replica_node[i] >= 0) state[replica_node[i]].online_demand += usage.now()[i];
+      if (replica_node[i] >= 0) online_demand[replica_node[i]] += usage.now()[i];
     }
     while (next_arrival < w.batch.size() && w.batch[next_arrival].arrival_minute <= t) {
       queue.Push(static_cast<int>(next_arrival++), 0);
@@ -418,7 +422,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
     for (int n = 0; n < o.nodes; ++n) {
       NodeState& s = state[n];
       NodeInfo& node = nodes[n];
-      double online = s.online_demand;
+      double online = online_demand[n];
       double batch_used = 0;
       double quota = std::max(0.0, o.throttle_threshold * capacity - online);
       double b = static_cast<double>(s.batch_cpu_milli);
