@@ -49,6 +49,9 @@ struct AgentOptions {
   int kubelet_port = 0;  // the pod server's bound port, published as daemonEndpoints.kubeletEndpoint
   std::string insecure_registries;              // HOST[:PORT],... pulled from over plain HTTP
   std::string cluster_cidr;                     // all nodes' pod CIDRs: host-gw routes (node_routes.h)
+  // The cgroup the containers are made under (cgroupsPath PARENT/<container id>), like the
+  // kubelet's kubepods; empty: wherever runc puts them (a cgroup of their own at the root).
+  std::string pods_cgroup = "/kubepods";
   std::chrono::seconds usage_report{15};        // NodeMetric usage reports (usage_reporter.h); 0: off
 };
 
