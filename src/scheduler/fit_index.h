@@ -29,7 +29,7 @@ class FreeCpuIndex {
 
   // One node's value; O(log n).
   void Set(size_t i, double free_cpu_milli);
-  double Get(size_t i) const { return tree_[leaves_ + i]; }
+  double Get(size_t i) const { return values_[i]; }
   // Sets every node's value, then builds the tree once; O(n).
   void Assign(std::span<const double> free_cpu_milli);
 
@@ -37,9 +37,17 @@ class FreeCpuIndex {
   size_t FindFirst(size_t from, size_t to, double need) const;
 
  private:
+  // Nodes per leaf of the tree (one cache line of values): the tree is that much smaller, and the
+  // last levels of a search are one scan of a block.
+  static constexpr size_t kBlock = 8;
+
+  double BlockMax(size_t block) const;
+
   size_t n_ = 0;
-  size_t leaves_ = 1;          // a power of two >= n_
-  std::vector<double> tree_;   // max-tree: tree_[1] is the root, leaves at [leaves_, 2 leaves_)
+  size_t leaves_ = 1;            // a power of two >= the number of blocks
+  std::vector<double> values_;   // per node, then -inf up to a whole block
+  std::vector<double> tree_;     // max-tree over blocks: tree_[1] is the root, block b's maximum
+                                 // at tree_[leaves_ + b]
 };
 
 // An upper bound of the CPU (millicores) one more batch pod may request on nodes[i] under `policy`
