@@ -11,6 +11,7 @@
 
 #include "agent/image_archive.h"
 #include "agent/tar.h"
+#include "agent/testing/layers.h"
 
 namespace fulcrum::agent {
 namespace {
@@ -57,15 +58,6 @@ class ImageStoreTest : public ::testing::Test {
   std::string dir_, root_;
 };
 
-std::string Layer(const std::string& file, const std::string& content) {
-  std::string out;
-  TarWriter w(&out);
-  w.AddDirectory("bin");
-  w.AddFile(file, content, 0755);
-  w.Finish();
-  return out;
-}
-
 ImageSpec Spec(const std::string& name, std::vector<std::string> layers) {
   ImageSpec s;
   s.name = name;
@@ -111,7 +103,7 @@ TEST(ImageRefTest, NormalisesAsDocker) {
 
 TEST_F(ImageStoreTest, ImportOciLayoutAndResolve) {
   auto store = OpenStore();
-  std::string path = WriteArchive("oci.tar", WriteOciLayout({Spec("busybox", {Layer("bin/hello", "hi")})}));
+  std::string path = WriteArchive("oci.tar", WriteOciLayout({Spec("busybox", {OneFileLayer("bin/hello", "hi")})}));
   auto refs = store->Import(path);
   ASSERT_TRUE(refs.ok()) << refs.status().ToString();
   ASSERT_EQ(*refs, std::vector<std::string>{"docker.io/library/busybox:latest"});
@@ -163,9 +155,9 @@ TEST_F(ImageStoreTest, ImportsTheDemoImage) {
 
 TEST_F(ImageStoreTest, SharedLayersAreStoredOnceAndRemovedLast) {
   auto store = OpenStore();
-  std::string base = Layer("bin/base", "base layer");
-  std::string oci = WriteArchive("a.tar", WriteOciLayout({Spec("a:1", {base, Layer("bin/a", "a")})}));
-  std::string docker = WriteArchive("b.tar", WriteDockerSave({Spec("b:1", {base, Layer("bin/b", "b")})}));
+  std::string base = OneFileLayer("bin/base", "base layer");
+  std::string oci = WriteArchive("a.tar", WriteOciLayout({Spec("a:1", {base, OneFileLayer("bin/a", "a")})}));
+  std::string docker = WriteArchive("b.tar", WriteDockerSave({Spec("b:1", {base, OneFileLayer("bin/b", "b")})}));
   ASSERT_TRUE(store->Import(oci).ok());
   auto b = store->Import(docker);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
@@ -196,7 +188,7 @@ TEST_F(ImageStoreTest, SharedLayersAreStoredOnceAndRemovedLast) {
 TEST_F(ImageStoreTest, IndexPersistsAcrossReopen) {
   {
     auto store = OpenStore();
-    std::string path = WriteArchive("oci.tar", WriteOciLayout({Spec("persist:1", {Layer("bin/p", "p")})}));
+    std::string path = WriteArchive("oci.tar", WriteOciLayout({Spec("persist:1", {OneFileLayer("bin/p", "p")})}));
     ASSERT_TRUE(store->Import(path).ok());
   }
   auto store = OpenStore();
@@ -207,7 +199,7 @@ TEST_F(ImageStoreTest, IndexPersistsAcrossReopen) {
 
 TEST_F(ImageStoreTest, DigestMismatchLeavesNoTrace) {
   auto store = OpenStore();
-  std::string archive = WriteOciLayout({Spec("bad:1", {Layer("bin/x", "MARKER-AAAA")})});
+  std::string archive = WriteOciLayout({Spec("bad:1", {OneFileLayer("bin/x", "MARKER-AAAA")})});
   auto pos = archive.find("MARKER-AAAA");
   ASSERT_NE(pos, std::string::npos);
   archive.replace(pos, 11, "MARKER-BBBB");
@@ -222,7 +214,7 @@ TEST_F(ImageStoreTest, DiffIdMismatchLeavesNoTrace) {
   auto store = OpenStore();
   // docker-save layers are named by their own digest, so tamper with the diff_id side instead:
   // a layer whose content differs from what the config's diff_id promises.
-  ImageSpec spec = Spec("bad:2", {Layer("bin/x", "MARKER-AAAA")});
+  ImageSpec spec = Spec("bad:2", {OneFileLayer("bin/x", "MARKER-AAAA")});
   std::string archive = WriteDockerSave({spec});
   auto pos = archive.find("MARKER-AAAA");
   archive.replace(pos, 11, "MARKER-BBBB");
@@ -234,7 +226,7 @@ TEST_F(ImageStoreTest, DiffIdMismatchLeavesNoTrace) {
 
 TEST_F(ImageStoreTest, MissingBlobLeavesNoTrace) {
   auto store = OpenStore();
-  std::string layer = Layer("bin/x", "x");
+  std::string layer = OneFileLayer("bin/x", "x");
   std::string archive = WriteOciLayout({Spec("missing:1", {layer})});
   std::string digest = Sha256Digest(layer);
   archive = DropEntry(archive, "blobs/sha256/" + digest.substr(7));
@@ -248,7 +240,7 @@ TEST_F(ImageStoreTest, MissingBlobLeavesNoTrace) {
 
 TEST_F(ImageStoreTest, CorruptArchiveLeavesNoTrace) {
   auto store = OpenStore();
-  std::string archive = WriteOciLayout({Spec("trunc:1", {Layer("bin/x", std::string(5000, 'x'))})});
+  std::string archive = WriteOciLayout({Spec("trunc:1", {OneFileLayer("bin/x", std::string(5000, 'x'))})});
   auto r = store->Import(WriteArchive("trunc.tar", archive.substr(0, archive.size() / 2 + 100)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), base::Code::kBadRequest);
@@ -259,7 +251,7 @@ TEST_F(ImageStoreTest, CorruptArchiveLeavesNoTrace) {
 
 TEST_F(ImageStoreTest, WrongArchitectureIsRefused) {
   auto store = OpenStore();
-  ImageSpec spec = Spec("arm:1", {Layer("bin/x", "x")});
+  ImageSpec spec = Spec("arm:1", {OneFileLayer("bin/x", "x")});
   spec.architecture = HostArchitecture() == "arm64" ? "amd64" : "arm64";
   auto r = store->Import(WriteArchive("arm.tar", WriteOciLayout({spec})));
   ASSERT_FALSE(r.ok());
@@ -281,7 +273,7 @@ TEST_F(ImageStoreTest, WhiteoutsBecomeOverlayWhiteouts) {
   w.AddFile("opaque/.wh..wh..opq", "");
   w.AddFile("opaque/kept", "k");
   w.Finish();
-  std::string path = WriteArchive("wh.tar", WriteOciLayout({Spec("wh:1", {Layer("bin/x", "x"), upper})}));
+  std::string path = WriteArchive("wh.tar", WriteOciLayout({Spec("wh:1", {OneFileLayer("bin/x", "x"), upper})}));
   auto r = store->Import(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto image = store->Resolve("wh:1");

@@ -24,6 +24,7 @@
 
 #include "agent/image_archive.h"
 #include "agent/tar.h"
+#include "agent/testing/layers.h"
 #include "base/base64.h"
 #include "base/file.h"
 #include "client/http_client.h"
@@ -33,15 +34,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using base::Json;
-
-std::string Layer(const std::string& file, const std::string& content) {
-  std::string out;
-  TarWriter w(&out);
-  w.AddDirectory("bin");
-  w.AddFile(file, content, 0755);
-  w.Finish();
-  return out;
-}
 
 // An image's parts, as a registry holds them: blobs by digest, the manifest under a tag.
 struct ImageParts {
@@ -130,9 +122,9 @@ class PullTest : public ::testing::Test {
 };
 
 TEST_F(PullTest, PullsAndSharesLayers) {
-  std::string base = Layer("bin/base", "base layer"), top = Layer("bin/app", "app v1");
+  std::string base = OneFileLayer("bin/base", "base layer"), top = OneFileLayer("bin/app", "app v1");
   ImageParts one = Parts(HostArchitecture(), {base, top});
-  ImageParts two = Parts(HostArchitecture(), {base, Layer("bin/app", "app v2")});
+  ImageParts two = Parts(HostArchitecture(), {base, OneFileLayer("bin/app", "app v2")});
   MemorySource source;
   source.Add(one, "1");
   source.Add(two, "2");
@@ -174,8 +166,8 @@ Json IndexOf(const std::vector<std::pair<std::string, std::string>>& platforms) 
 }
 
 TEST_F(PullTest, TakesThisPlatformFromAnIndex) {
-  ImageParts mine = Parts(HostArchitecture(), {Layer("bin/mine", "x")});
-  ImageParts other = Parts("s390x", {Layer("bin/other", "y")});
+  ImageParts mine = Parts(HostArchitecture(), {OneFileLayer("bin/mine", "x")});
+  ImageParts other = Parts("s390x", {OneFileLayer("bin/other", "y")});
   MemorySource source;
   source.Add(mine, "mine");
   source.Add(other, "other");
@@ -190,7 +182,7 @@ TEST_F(PullTest, TakesThisPlatformFromAnIndex) {
 }
 
 TEST_F(PullTest, IndexWithoutThisPlatformIsInvalidAndLeavesNoTrace) {
-  ImageParts other = Parts("s390x", {Layer("bin/other", "y")});
+  ImageParts other = Parts("s390x", {OneFileLayer("bin/other", "y")});
   MemorySource source;
   source.Add(other, "other");
   source.manifests["multi"] = IndexOf({{"s390x", other.manifest_digest}}).dump();
@@ -202,7 +194,7 @@ TEST_F(PullTest, IndexWithoutThisPlatformIsInvalidAndLeavesNoTrace) {
 }
 
 TEST_F(PullTest, CorruptContentLeavesNoTrace) {
-  ImageParts p = Parts(HostArchitecture(), {Layer("bin/app", "z")});
+  ImageParts p = Parts(HostArchitecture(), {OneFileLayer("bin/app", "z")});
   MemorySource source;
   source.Add(p, "1");
   source.blobs[p.layer_digests[0]] += "tampered";
@@ -348,7 +340,7 @@ class RegistryServerTest : public PullTest {
 };
 
 TEST_F(RegistryServerTest, PullsWhatWasPushed) {
-  ImageParts p = Parts(HostArchitecture(), {Layer("bin/hello", "hello from the registry")});
+  ImageParts p = Parts(HostArchitecture(), {OneFileLayer("bin/hello", "hello from the registry")});
   Push("team/app", "v1", p);
   auto ref = PullFromRegistry(endpoint_ + "/team/app:v1");
   ASSERT_TRUE(ref.ok()) << ref.status().ToString();
@@ -365,7 +357,7 @@ TEST_F(RegistryServerTest, PullsWhatWasPushed) {
 }
 
 TEST_F(RegistryServerTest, CorruptBlobInTheRegistryIsRefused) {
-  ImageParts p = Parts(HostArchitecture(), {Layer("bin/hello", "soon corrupt")});
+  ImageParts p = Parts(HostArchitecture(), {OneFileLayer("bin/hello", "soon corrupt")});
   Push("team/bad", "v1", p);
   // The registry serves what its storage holds without checking it.
   std::string hex = p.layer_digests[0].substr(7);
@@ -498,7 +490,7 @@ class TokenService {
 };
 
 TEST_F(RegistryServerTest, BearerTokenFromTheRegistrysRealm) {
-  ImageParts p = Parts(HostArchitecture(), {Layer("bin/secret", "for token holders")});
+  ImageParts p = Parts(HostArchitecture(), {OneFileLayer("bin/secret", "for token holders")});
   Push("team/private", "v1", p);  // while the registry is open
   TokenService tokens(dir_);
   ASSERT_TRUE(tokens.ok()) << "openssl could not make the token key";
