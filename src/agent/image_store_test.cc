@@ -77,8 +77,10 @@ std::string DropEntry(const std::string& archive, const std::string& path) {
   while (*r.Next(&e)) {
     std::string data = *r.ReadAll(1 << 24);
     if (e.path == path) continue;
-    if (e.type == TarType::kDirectory) w.AddDirectory(e.path);
-    else w.AddFile(e.path, data);
+    if (e.type == TarType::kDirectory)
+      w.AddDirectory(e.path);
+    else
+      w.AddFile(e.path, data);
   }
   w.Finish();
   return out;
@@ -103,7 +105,8 @@ TEST(ImageRefTest, NormalisesAsDocker) {
 
 TEST_F(ImageStoreTest, ImportOciLayoutAndResolve) {
   auto store = OpenStore();
-  std::string path = WriteArchive("oci.tar", WriteOciLayout({Spec("busybox", {OneFileLayer("bin/hello", "hi")})}));
+  std::string path =
+      WriteArchive("oci.tar", WriteOciLayout({Spec("busybox", {OneFileLayer("bin/hello", "hi")})}));
   auto refs = store->Import(path);
   ASSERT_TRUE(refs.ok()) << refs.status().ToString();
   ASSERT_EQ(*refs, std::vector<std::string>{"docker.io/library/busybox:latest"});
@@ -156,8 +159,10 @@ TEST_F(ImageStoreTest, ImportsTheDemoImage) {
 TEST_F(ImageStoreTest, SharedLayersAreStoredOnceAndRemovedLast) {
   auto store = OpenStore();
   std::string base = OneFileLayer("bin/base", "base layer");
-  std::string oci = WriteArchive("a.tar", WriteOciLayout({Spec("a:1", {base, OneFileLayer("bin/a", "a")})}));
-  std::string docker = WriteArchive("b.tar", WriteDockerSave({Spec("b:1", {base, OneFileLayer("bin/b", "b")})}));
+  std::string oci =
+      WriteArchive("a.tar", WriteOciLayout({Spec("a:1", {base, OneFileLayer("bin/a", "a")})}));
+  std::string docker =
+      WriteArchive("b.tar", WriteDockerSave({Spec("b:1", {base, OneFileLayer("bin/b", "b")})}));
   ASSERT_TRUE(store->Import(oci).ok());
   auto b = store->Import(docker);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
@@ -188,7 +193,8 @@ TEST_F(ImageStoreTest, SharedLayersAreStoredOnceAndRemovedLast) {
 TEST_F(ImageStoreTest, IndexPersistsAcrossReopen) {
   {
     auto store = OpenStore();
-    std::string path = WriteArchive("oci.tar", WriteOciLayout({Spec("persist:1", {OneFileLayer("bin/p", "p")})}));
+    std::string path =
+        WriteArchive("oci.tar", WriteOciLayout({Spec("persist:1", {OneFileLayer("bin/p", "p")})}));
     ASSERT_TRUE(store->Import(path).ok());
   }
   auto store = OpenStore();
@@ -206,7 +212,8 @@ TEST_F(ImageStoreTest, DigestMismatchLeavesNoTrace) {
   auto r = store->Import(WriteArchive("bad.tar", archive));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), base::Code::kBadRequest);
-  EXPECT_NE(r.status().message().find("digest mismatch"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("digest mismatch"), std::string::npos)
+      << r.status().message();
   ExpectNoTrace(store.get());
 }
 
@@ -240,7 +247,8 @@ TEST_F(ImageStoreTest, MissingBlobLeavesNoTrace) {
 
 TEST_F(ImageStoreTest, CorruptArchiveLeavesNoTrace) {
   auto store = OpenStore();
-  std::string archive = WriteOciLayout({Spec("trunc:1", {OneFileLayer("bin/x", std::string(5000, 'x'))})});
+  std::string archive =
+      WriteOciLayout({Spec("trunc:1", {OneFileLayer("bin/x", std::string(5000, 'x'))})});
   auto r = store->Import(WriteArchive("trunc.tar", archive.substr(0, archive.size() / 2 + 100)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), base::Code::kBadRequest);
@@ -273,7 +281,8 @@ TEST_F(ImageStoreTest, WhiteoutsBecomeOverlayWhiteouts) {
   w.AddFile("opaque/.wh..wh..opq", "");
   w.AddFile("opaque/kept", "k");
   w.Finish();
-  std::string path = WriteArchive("wh.tar", WriteOciLayout({Spec("wh:1", {OneFileLayer("bin/x", "x"), upper})}));
+  std::string path =
+      WriteArchive("wh.tar", WriteOciLayout({Spec("wh:1", {OneFileLayer("bin/x", "x"), upper})}));
   auto r = store->Import(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto image = store->Resolve("wh:1");
@@ -285,7 +294,8 @@ TEST_F(ImageStoreTest, WhiteoutsBecomeOverlayWhiteouts) {
   EXPECT_EQ(st.st_rdev, makedev(0, 0));
   EXPECT_FALSE(fs::exists(dir + "/etc/.wh.gone"));
   char value[8] = {};
-  ASSERT_EQ(::lgetxattr((dir + "/opaque").c_str(), "trusted.overlay.opaque", value, sizeof(value)), 1)
+  ASSERT_EQ(::lgetxattr((dir + "/opaque").c_str(), "trusted.overlay.opaque", value, sizeof(value)),
+            1)
       << std::strerror(errno);
   EXPECT_EQ(value[0], 'y');
   EXPECT_FALSE(fs::exists(dir + "/opaque/.wh..wh..opq"));

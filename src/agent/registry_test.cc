@@ -6,21 +6,20 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <ctime>
 #include <map>
 #include <mutex>
 #include <thread>
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "agent/image_archive.h"
 #include "agent/tar.h"
@@ -81,7 +80,8 @@ class MemorySource : public ImageSource {
   std::map<std::string, std::string> blobs;
   std::vector<std::string> fetched;
 
-  base::Result<std::string> Manifest(const std::string& reference, std::string* media_type) override {
+  base::Result<std::string> Manifest(const std::string& reference,
+                                     std::string* media_type) override {
     *media_type = "";
     if (auto it = manifests.find(reference); it != manifests.end()) return it->second;
     if (auto it = blobs.find(reference); it != blobs.end()) return it->second;
@@ -122,7 +122,8 @@ class PullTest : public ::testing::Test {
 };
 
 TEST_F(PullTest, PullsAndSharesLayers) {
-  std::string base = OneFileLayer("bin/base", "base layer"), top = OneFileLayer("bin/app", "app v1");
+  std::string base = OneFileLayer("bin/base", "base layer"),
+              top = OneFileLayer("bin/app", "app v1");
   ImageParts one = Parts(HostArchitecture(), {base, top});
   ImageParts two = Parts(HostArchitecture(), {base, OneFileLayer("bin/app", "app v2")});
   MemorySource source;
@@ -172,7 +173,8 @@ TEST_F(PullTest, TakesThisPlatformFromAnIndex) {
   source.Add(mine, "mine");
   source.Add(other, "other");
   source.manifests["multi"] =
-      IndexOf({{"s390x", other.manifest_digest}, {HostArchitecture(), mine.manifest_digest}}).dump();
+      IndexOf({{"s390x", other.manifest_digest}, {HostArchitecture(), mine.manifest_digest}})
+          .dump();
   auto ref = store_->Pull("registry.test/app:multi", &source);
   ASSERT_TRUE(ref.ok()) << ref.status().ToString();
   auto image = store_->Resolve(*ref);
@@ -189,7 +191,8 @@ TEST_F(PullTest, IndexWithoutThisPlatformIsInvalidAndLeavesNoTrace) {
   auto ref = store_->Pull("registry.test/app:multi", &source);
   ASSERT_FALSE(ref.ok());
   EXPECT_EQ(ref.status().code(), base::Code::kInvalid);
-  EXPECT_NE(ref.status().message().find("linux/s390x"), std::string::npos) << ref.status().message();
+  EXPECT_NE(ref.status().message().find("linux/s390x"), std::string::npos)
+      << ref.status().message();
   EXPECT_EQ(Count("blobs/sha256") + Count("layers") + Count("tmp"), 0u);
 }
 
@@ -211,8 +214,7 @@ TEST_F(PullTest, CorruptContentLeavesNoTrace) {
   EXPECT_EQ(store_->Pull("registry.test/app@" + p.manifest_digest, &bad).status().code(),
             base::Code::kBadRequest);
   // A missing tag.
-  EXPECT_EQ(store_->Pull("registry.test/app:nope", &source).status().code(),
-            base::Code::kNotFound);
+  EXPECT_EQ(store_->Pull("registry.test/app:nope", &source).status().code(), base::Code::kNotFound);
   EXPECT_EQ(Count("blobs/sha256") + Count("layers") + Count("tmp"), 0u);
 }
 
@@ -268,9 +270,11 @@ class RegistryServerTest : public PullTest {
     std::string config = dir_ + "/registry.yml";
     std::ofstream(config) << "version: 0.1\n"
                              "log: {level: error}\n"
-                             "storage: {filesystem: {rootdirectory: " + dir_ + "/registry}}\n"
-                             "http: {addr: \"" + endpoint_ + "\"}\n" +
-                                 (auth.empty() ? "" : "auth: " + auth + "\n");
+                             "storage: {filesystem: {rootdirectory: " +
+                                 dir_ +
+                                 "/registry}}\n"
+                                 "http: {addr: \"" +
+                                 endpoint_ + "\"}\n" + (auth.empty() ? "" : "auth: " + auth + "\n");
     pid_ = ::fork();
     if (pid_ == 0) {
       int null = ::open("/dev/null", O_WRONLY);
@@ -312,15 +316,15 @@ class RegistryServerTest : public PullTest {
       ASSERT_EQ(r.status, 202) << r.body;
       std::string location = r.Header("location");
       if (location.rfind("http", 0) == 0) location = location.substr(location.find('/', 8));
-      location += (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") +
-                  digest;
+      location +=
+          (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
       ASSERT_TRUE(http_->Do("PUT", location, bytes, &r, "application/octet-stream").ok());
       ASSERT_EQ(r.status, 201) << r.body;
     }
     client::HttpResponse r;
-    ASSERT_TRUE(http_->Do("PUT", "/v2/" + repo + "/manifests/" + tag,
-                          p.blobs.at(p.manifest_digest), &r,
-                          "application/vnd.oci.image.manifest.v1+json")
+    ASSERT_TRUE(http_
+                    ->Do("PUT", "/v2/" + repo + "/manifests/" + tag, p.blobs.at(p.manifest_digest),
+                         &r, "application/vnd.oci.image.manifest.v1+json")
                     .ok());
     ASSERT_EQ(r.status, 201) << r.body;
   }
@@ -361,8 +365,8 @@ TEST_F(RegistryServerTest, CorruptBlobInTheRegistryIsRefused) {
   Push("team/bad", "v1", p);
   // The registry serves what its storage holds without checking it.
   std::string hex = p.layer_digests[0].substr(7);
-  std::string data = dir_ + "/registry/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" +
-                     hex + "/data";
+  std::string data =
+      dir_ + "/registry/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
   ASSERT_TRUE(fs::exists(data));
   std::string bytes = *base::ReadFile(data);
   bytes[bytes.size() / 2] ^= 1;
@@ -383,7 +387,8 @@ class TokenService {
  public:
   explicit TokenService(const std::string& dir) : dir_(dir) {
     std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir + "/token.key" +
-                      " -out " + dir + "/token.crt -subj /CN=fulcrum-test-token -days 1 2>/dev/null";
+                      " -out " + dir +
+                      "/token.crt -subj /CN=fulcrum-test-token -days 1 2>/dev/null";
     ok_ = std::system(cmd.c_str()) == 0;
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
@@ -428,11 +433,15 @@ class TokenService {
     X509_free(x);
     long now = static_cast<long>(std::time(nullptr));
     Json header = {{"typ", "JWT"}, {"alg", "RS256"}, {"x5c", {x5c}}};
-    Json claims = {{"iss", "fulcrum-test"}, {"sub", "puller"},   {"aud", "test-registry"},
-                   {"exp", now + 300},      {"nbf", now - 10},   {"iat", now},
-                   {"jti", std::to_string(now)},
-                   {"access", {{{"type", "repository"}, {"name", repository},
-                                {"actions", {"pull"}}}}}};
+    Json claims = {
+        {"iss", "fulcrum-test"},
+        {"sub", "puller"},
+        {"aud", "test-registry"},
+        {"exp", now + 300},
+        {"nbf", now - 10},
+        {"iat", now},
+        {"jti", std::to_string(now)},
+        {"access", {{{"type", "repository"}, {"name", repository}, {"actions", {"pull"}}}}}};
     std::string signing = Base64Url(header.dump()) + "." + Base64Url(claims.dump());
     f = std::fopen((dir_ + "/token.key").c_str(), "r");
     EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
@@ -440,8 +449,8 @@ class TokenService {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     size_t sig_len = 0;
     EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
-    EVP_DigestSign(ctx, nullptr, &sig_len,
-                   reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
+    EVP_DigestSign(ctx, nullptr, &sig_len, reinterpret_cast<const unsigned char*>(signing.data()),
+                   signing.size());
     std::string sig(sig_len, '\0');
     EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
                    reinterpret_cast<const unsigned char*>(signing.data()), signing.size());
@@ -494,9 +503,9 @@ TEST_F(RegistryServerTest, BearerTokenFromTheRegistrysRealm) {
   Push("team/private", "v1", p);  // while the registry is open
   TokenService tokens(dir_);
   ASSERT_TRUE(tokens.ok()) << "openssl could not make the token key";
-  StartRegistry("{token: {realm: \"" + tokens.realm() +
-                "\", service: test-registry, issuer: fulcrum-test, rootcertbundle: " +
-                tokens.cert() + "}}");
+  StartRegistry(
+      "{token: {realm: \"" + tokens.realm() +
+      "\", service: test-registry, issuer: fulcrum-test, rootcertbundle: " + tokens.cert() + "}}");
   const std::string ref = endpoint_ + "/team/private:v1";
 
   auto anonymous = PullFromRegistry(ref);
