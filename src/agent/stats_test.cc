@@ -4,25 +4,18 @@
 
 #include <map>
 
+#include "agent/testing/stats_files.h"
+
 namespace fulcrum::agent {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct FakeFiles : StatsFiles {
-  base::Result<std::string> Read(const std::string& path) override {
-    auto it = files.find(path);
-    if (it == files.end()) return base::NotFound(path);
-    return it->second;
-  }
-  std::map<std::string, std::string> files;
-};
-
 const char kMeminfo[] =
     "MemTotal:        8000000 kB\nMemFree:         2000000 kB\nMemAvailable:    5000000 kB\n"
     "Inactive(file):  1000000 kB\n";
 
-void SetV1(FakeFiles& f, uint64_t cpu_ns, uint64_t mem, uint64_t inactive) {
+void SetV1(FakeStatsFiles& f, uint64_t cpu_ns, uint64_t mem, uint64_t inactive) {
   f.files["/proc/42/cgroup"] =
       "4:memory:/kube/pod1/c1\n2:cpuacct:/kube/pod1/c1\n1:cpu:/kube/pod1/c1\n0::/\n";
   f.files["/sys/fs/cgroup/cpuacct/kube/pod1/c1/cpuacct.usage"] = std::to_string(cpu_ns) + "\n";
@@ -32,7 +25,7 @@ void SetV1(FakeFiles& f, uint64_t cpu_ns, uint64_t mem, uint64_t inactive) {
 }
 
 TEST(StatsTest, V1FileLayout) {
-  FakeFiles f;
+  FakeStatsFiles f;
   SetV1(f, 5000000000, 10 << 20, 2 << 20);
   CgroupLayout v1;
   auto dirs = CgroupDirsOfProcess(f, v1, 42);
@@ -64,7 +57,7 @@ TEST(StatsTest, V1FileLayout) {
 }
 
 TEST(StatsTest, V2FileLayout) {
-  FakeFiles f;
+  FakeStatsFiles f;
   CgroupLayout v2{CgroupVersion::kV2, "/sys/fs/cgroup/unified"};
   f.files["/proc/42/cgroup"] = "4:memory:/elsewhere\n0::/fulcrum/c1\n";
   f.files["/sys/fs/cgroup/unified/fulcrum/c1/cpu.stat"] =
@@ -90,7 +83,7 @@ TEST(StatsTest, V2FileLayout) {
 }
 
 TEST(StatsTest, NodeUsage) {
-  FakeFiles f;
+  FakeStatsFiles f;
   f.files["/proc/stat"] = "cpu  100 10 50 9999 77 5 5 30 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
   f.files["/proc/meminfo"] = kMeminfo;
   auto u = ReadNodeUsage(f, 100);
@@ -103,8 +96,8 @@ TEST(StatsTest, NodeUsage) {
 }
 
 TEST(StatsTest, CollectorRatesAndPrometheusText) {
-  auto files = std::make_unique<FakeFiles>();
-  FakeFiles& f = *files;
+  auto files = std::make_unique<FakeStatsFiles>();
+  FakeStatsFiles& f = *files;
   base::FakeClock clock(base::WallTime{} + 1700000000s);
   StatsCollector stats(std::move(files), CgroupLayout{}, &clock, 100);
   f.files["/proc/stat"] = "cpu  100 0 100 0 0 0 0 0 0 0\n";

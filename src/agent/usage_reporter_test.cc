@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "agent/testing/stats_files.h"
 #include "client/test_server.h"
 
 namespace fulcrum::agent {
@@ -82,19 +83,10 @@ TEST(UsageWindowTest, StoppedAndJustStartedPodsAreLeftOut) {
   EXPECT_FALSE(s["podsMetric"][0].contains("qos"));
 }
 
-struct FakeFiles : StatsFiles {
-  base::Result<std::string> Read(const std::string& path) override {
-    auto it = files.find(path);
-    if (it == files.end()) return base::NotFound(path);
-    return it->second;
-  }
-  std::map<std::string, std::string> files;
-};
-
 TEST(UsageReporterTest, CreatesTheNodeMetricThenUpdatesItsStatus) {
   client::TestServer server;
-  auto files = std::make_unique<FakeFiles>();
-  FakeFiles& f = *files;
+  auto files = std::make_unique<FakeStatsFiles>();
+  FakeStatsFiles& f = *files;
   base::FakeClock clock(kT0);
   StatsCollector stats(std::move(files), CgroupLayout{}, &clock, 100);
   f.files["/proc/stat"] = "cpu  100 0 100 0 0 0 0 0 0 0\n";
