@@ -50,6 +50,8 @@ def main():
     parser.add_argument("--interval", type=float, default=0,
                         help="seconds between creations (0: all at once, as fast as the API "
                              "takes them; Kubernetes' node density test uses 0, 0.1 and 0.3)")
+    parser.add_argument("--agent-flag", action="append", default=[],
+                        help="a flag for the agent, e.g. --agent-flag=--pods-cgroup= (repeatable)")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--verbose", action="store_true",
                         help="run the agent with -v (its log stays with FULCRUM_E2E_KEEP=1) and print each "
@@ -67,7 +69,7 @@ def main():
     agent = subprocess.Popen(e2e._with_pdeathsig(
         [e2e.fulcrum_bin(), "agent", "--kubeconfig", server.kubeconfig_path, "--node-name", "bench",
          "--root", root, "--pod-cidr", "10.254.0.0/16", "--bridge", bridge]
-        + (["-v"] if args.verbose else [])),
+        + args.agent_flag + (["-v"] if args.verbose else [])),
         stdout=log, stderr=subprocess.STDOUT)
     e2e._track(agent)
     client = server.client
