@@ -5,6 +5,14 @@
 #include <functional>
 
 namespace fulcrum::scheduler {
+namespace {
+
+// Contention is demand above capacity: a demand that reaches it only to within this (millicores)
+// is none. It matters only without spread (applications with no history, taken at their
+// requests), where a node filled exactly by requests would otherwise count as z = 0.
+constexpr double kFitTolerance = 1e-3;
+
+}  // namespace
 
 double NormalTail(double z) { return 0.5 * std::erfc(z / std::sqrt(2.0)); }
 
@@ -144,7 +152,7 @@ double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double ac
   const double growth = 2.0 * ReplicasOf(c.app_hash) + 1;
   if (static_cast<int>(c.mean.size()) >= slots_) {
     if (peak_mean) *peak_mean = peak_mean_;
-    double least = min_headroom_ - c.max_mean;
+    double least = min_headroom_ - c.max_mean + kFitTolerance;
     if (least >= 0) {
       double lower = least / std::sqrt(std::max(
                                  Variance(max_var_ + growth * c.max_var, max_sd_sum_ + c.max_sd),
@@ -152,7 +160,7 @@ double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double ac
       if (lower >= accept_z) return lower;
     }
     int k = (peak_slot_ - c.first + slots_) % slots_;
-    double headroom = capacity_ - mean_[peak_slot_] - c.mean[k];
+    double headroom = capacity_ + kFitTolerance - mean_[peak_slot_] - c.mean[k];
     double at_peak =
         headroom / std::sqrt(std::max(Variance(var_[peak_slot_] + growth * c.var[k],
                                                sd_sum_[peak_slot_] + c.sd[k]),
@@ -166,8 +174,9 @@ double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double ac
   // min over slots of z = headroom / sd, compared as headroom * |headroom| / variance (no sqrt
   // in the loop, so it vectorizes).
   double worst = 1e300, peak = 0;
+  const double capacity = capacity_ + kFitTolerance;
   for (size_t k = 0; k < count; ++k) {
-    double headroom = capacity_ - mean[k] - c.mean[k];
+    double headroom = capacity - mean[k] - c.mean[k];
     double v = std::max(Variance(var[k] + growth * c.var[k], sd_sum[k] + c.sd[k]), 1e-9);
     worst = std::min(worst, headroom * std::abs(headroom) / v);
     peak = std::max(peak, mean[k]);

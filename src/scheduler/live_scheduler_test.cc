@@ -163,6 +163,21 @@ INSTANTIATE_TEST_SUITE_P(Policies, LiveSchedulerTest,
                            return info.param == "load-aware" ? std::string("load_aware") : info.param;
                          });
 
+// Online pods that fill a node exactly by their requests are all placed, as kube-scheduler places
+// them: with no history, a pod is taken to use its requests, and a demand equal to the capacity is
+// no contention.
+TEST_P(LiveSchedulerTest, FillsANodeExactlyByRequests) {
+  AddNode("n", "2");
+  Start();
+  AddPod("one", "1");
+  AddPod("two", "1");
+  EXPECT_TRUE(Eventually([&] { return NodeOf("one") == "n" && NodeOf("two") == "n"; }))
+      << FailedSchedulingMessage("one") << FailedSchedulingMessage("two");
+  AddPod("three", "100m");
+  ASSERT_TRUE(Eventually([&] { return !FailedSchedulingMessage("three").empty(); }));
+  EXPECT_EQ(FailedSchedulingMessage("three"), "0/1 nodes are available: 1 Insufficient cpu.");
+}
+
 // Archimedes in the live loop: online pods with no history are placed by their requests (two
 // replicas fill 1900m of 2000m; a cold profile of half the requests with a wide spread would have
 // refused the second), and a batch pod gets nothing of them until a usage report shows them idle;
