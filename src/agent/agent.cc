@@ -1820,8 +1820,9 @@ int RunAgent(const AgentOptions& options) {
 int RunAgentCommand(int argc, char** argv) {
   AgentOptions o;
   std::string usage_report = std::to_string(o.usage_report.count());
+  std::string pod_workers = std::to_string(o.workers);
   std::map<std::string, std::string*> flags = {
-      {"usage-report-interval", &usage_report},
+      {"usage-report-interval", &usage_report}, {"pod-workers", &pod_workers},
       {"kubeconfig", &o.kubeconfig}, {"node-name", &o.node_name},   {"root", &o.root},
       {"pod-cidr", &o.pod_cidr},     {"cluster-dns", &o.cluster_dns}, {"node-ip", &o.node_ip},
       {"bridge", &o.bridge},         {"runc", &o.runc},             {"cni-plugin-dir", &o.cni_plugin_dir},
@@ -1854,7 +1855,8 @@ int RunAgentCommand(int argc, char** argv) {
                    "fulcrum agent: unexpected argument %s\nusage: fulcrum agent --kubeconfig FILE "
                    "--node-name NAME [--root DIR] [--pod-cidr CIDR] [--cluster-dns IP] "
                    "[--node-ip IP] [--bridge NAME] [--metrics-listen HOST:PORT] "
-                   "[--usage-report-interval SECONDS] [--pods-cgroup PATH] [--qos-* ...] [-v] "
+                   "[--usage-report-interval SECONDS] [--pods-cgroup PATH] [--pod-workers N] "
+                   "[--qos-* ...] [-v] "
                    "(docs/agent.md)\n",
                    arg.c_str());
       return 2;
@@ -1872,6 +1874,12 @@ int RunAgentCommand(int argc, char** argv) {
     return 2;
   }
   o.usage_report = std::chrono::seconds(seconds);
+  long workers = std::strtol(pod_workers.c_str(), &end, 10);
+  if (pod_workers.empty() || *end != 0 || workers < 1 || workers > 256) {
+    std::fprintf(stderr, "fulcrum agent: --pod-workers must be a whole number from 1 to 256\n");
+    return 2;
+  }
+  o.workers = static_cast<int>(workers);
   std::error_code ec;
   o.root = fs::absolute(o.root, ec).string();
   return RunAgent(o);
