@@ -212,11 +212,13 @@ double NodeDemand::ReclaimableCpu(int64_t from_unix, int64_t duration_seconds, d
   if (risk != table_risk_ || margin != table_margin_) {
     double z = NormalTailInverse(risk);
     reclaim_.resize(mean_.size());
-    for (size_t s = 0; s < mean_.size(); ++s) {
+    for (int s = 0; s < slots_; ++s) {
       reclaim_[s] =
           capacity_ * (1 - margin) - (mean_[s] + z * std::sqrt(Variance(var_[s], sd_sum_[s])));
     }
-    min_reclaim_ = *std::min_element(reclaim_.begin(), reclaim_.end());
+    // The second copy of the cycle, as the tables it comes from.
+    std::copy(reclaim_.begin(), reclaim_.begin() + slots_, reclaim_.begin() + slots_);
+    min_reclaim_ = *std::min_element(reclaim_.begin(), reclaim_.begin() + slots_);
     table_risk_ = risk;
     table_margin_ = margin;
   }

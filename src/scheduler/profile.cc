@@ -16,9 +16,7 @@ ProfileStore::AppIndex ProfileStore::IndexOf(std::string_view app) {
   a.weight.assign(n, 0);
   a.sum.assign(n, 0);
   a.sum_sq.assign(n, 0);
-  a.new_n.assign(n, 0);
-  a.new_sum.assign(n, 0);
-  a.new_sum_sq.assign(n, 0);
+  a.fresh.assign(n, {});
   return index;
 }
 
@@ -37,9 +35,10 @@ void ProfileStore::Observe(AppIndex app, int64_t unix_seconds, std::span<const d
   if (s < 0) s += options_.slots;
   for (double v : cpu_milli) {
     if (!std::isfinite(v)) continue;
-    a.new_n[s] += 1;
-    a.new_sum[s] += v;
-    a.new_sum_sq[s] += v * v;
+    Accumulator::Fresh& f = a.fresh[s];
+    f.n += 1;
+    f.sum += v;
+    f.sum_sq += v * v;
   }
 }
 
@@ -58,14 +57,15 @@ void ProfileStore::Commit() {
   for (Accumulator& a : accumulators_) {
     bool touched = false;
     for (int s = 0; s < options_.slots; ++s) {
-      if (a.new_n[s] == 0) continue;
+      Accumulator::Fresh& f = a.fresh[s];
+      if (f.n == 0) continue;
       touched = true;
       double w = a.weight[s] > 0 ? decay : 0;
       // Normalise the new samples to a weight of 1 per cycle, whatever their count.
       a.weight[s] = a.weight[s] * w + 1;
-      a.sum[s] = a.sum[s] * w + a.new_sum[s] / a.new_n[s];
-      a.sum_sq[s] = a.sum_sq[s] * w + a.new_sum_sq[s] / a.new_n[s];
-      a.new_n[s] = a.new_sum[s] = a.new_sum_sq[s] = 0;
+      a.sum[s] = a.sum[s] * w + f.sum / f.n;
+      a.sum_sq[s] = a.sum_sq[s] * w + f.sum_sq / f.n;
+      f = {};
     }
     if (!touched) continue;
     changed = true;

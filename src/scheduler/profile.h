@@ -91,7 +91,11 @@ class ProfileStore {
     std::string app;
     AppProfile* profile = nullptr;  // its entry in profiles_ once committed
     std::vector<double> weight, sum, sum_sq;  // decayed totals per slot
-    std::vector<double> new_n, new_sum, new_sum_sq;  // since the last Commit
+    // Per slot, since the last Commit: together, as one observation adds to all three.
+    struct Fresh {
+      double n = 0, sum = 0, sum_sq = 0;
+    };
+    std::vector<Fresh> fresh;
   };
   Accumulator& AccumulatorFor(std::string_view app) { return accumulators_[IndexOf(app)]; }
 
