@@ -702,9 +702,13 @@ class Terminal:
         return marker in self.output
 
     def wait(self, timeout=60):
-        """Reads until the process closes the terminal; returns its exit code (-N for signal N)."""
+        """Reads until the process closes the terminal; returns its exit code (-N for signal N).
+        A process still there after `timeout` is killed (a failed test must not hang)."""
         self.read_until(b"\x00never", timeout)
-        _, status = os.waitpid(self.pid, 0)
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            os.kill(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)
         os.close(self.fd)
         return os.waitstatus_to_exitcode(status)
 
