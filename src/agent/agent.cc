@@ -1685,11 +1685,7 @@ Status EnsurePodsCgroup(const CgroupLayout& layout, const std::string& path, int
     value = std::to_string(shares);
   }
   RETURN_IF_ERROR(base::MakeDirs(dir, 0755));
-  std::ofstream out(dir + "/" + file);
-  out << value;
-  out.flush();
-  if (!out) return base::Internal("write " + value + " to " + dir + "/" + file + " failed");
-  return Status::Ok();
+  return WriteCgroupFile(dir + "/" + file, value);
 }
 
 int RunAgent(const AgentOptions& options) {

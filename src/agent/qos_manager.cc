@@ -104,21 +104,6 @@ class CgroupCpuBandwidth : public CpuBandwidthControl {
     if (!text.ok()) return base::NotFound(path + ": " + text.status().message());
     return text;
   }
-  // A cgroup file takes one write(2) on the file itself (no temporary file and rename).
-  static base::Status WriteCgroupFile(const std::string& path, const std::string& value) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return errno == ENOENT ? base::NotFound(path + ": no such cgroup")
-                             : base::Internal(path + ": " + std::strerror(errno));
-    }
-    ssize_t n = ::write(fd, value.data(), value.size());
-    int err = errno;
-    ::close(fd);
-    if (n != static_cast<ssize_t>(value.size())) {
-      return base::Internal("writing " + value + " to " + path + ": " + std::strerror(err));
-    }
-    return base::Status::Ok();
-  }
 
   const CgroupLayout layout_;
 };

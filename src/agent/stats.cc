@@ -1,10 +1,14 @@
 #include "agent/stats.h"
 
+#include <fcntl.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "base/file.h"
@@ -59,6 +63,21 @@ std::string FormatValue(double v) {
 }  // namespace
 
 std::unique_ptr<StatsFiles> NewSystemStatsFiles() { return std::make_unique<SystemStatsFiles>(); }
+
+base::Status WriteCgroupFile(const std::string& path, const std::string& value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno == ENOENT ? base::NotFound(path + ": no such cgroup")
+                           : base::Internal(path + ": " + std::strerror(errno));
+  }
+  ssize_t n = ::write(fd, value.data(), value.size());
+  int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(value.size())) {
+    return base::Internal("writing " + value + " to " + path + ": " + std::strerror(err));
+  }
+  return base::Status::Ok();
+}
 
 CgroupLayout DetectCgroupLayout() {
   CgroupLayout layout;

@@ -36,6 +36,10 @@ struct CgroupLayout {
 // cgroup2 mount (unified), else v1 (legacy, or hybrid with a cgroup2 mount beside the controllers).
 CgroupLayout DetectCgroupLayout();
 
+// Writes `value` to the cgroup control file `path` with one write(2) on the file itself (no
+// temporary file and rename, which cgroup files do not take). NotFound when the cgroup is gone.
+base::Status WriteCgroupFile(const std::string& path, const std::string& value);
+
 // Where a process's CPU and memory accounting lives.
 struct CgroupDirs {
   std::string cpu;     // v1: the cpuacct controller's directory; v2: the cgroup's directory
