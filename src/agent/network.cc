@@ -442,13 +442,12 @@ class CniNetwork : public PodNetwork {
     }
     ProcessSpec ps;
     ps.argv = {options_.plugin_dir + "/" + type};
-    ps.env = {"CNI_COMMAND=" + command,
-              "CNI_CONTAINERID=" + container_id,
-              "CNI_NETNS=" + netns,
-              "CNI_IFNAME=" + ifname,
-              "CNI_ARGS=" + (cni_args.is_string() ? cni_args.get<std::string>() : ""),
-              "CNI_PATH=" + options_.plugin_dir,
-              "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+    ps.env = ShortLivedGoToolEnv(
+        {"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + container_id, "CNI_NETNS=" + netns,
+         "CNI_IFNAME=" + ifname,
+         "CNI_ARGS=" + (cni_args.is_string() ? cni_args.get<std::string>() : ""),
+         "CNI_PATH=" + options_.plugin_dir,
+         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
     ps.input = base::DumpJson(config);
     ps.timeout = options_.timeout;
     auto run = runner_->Run(ps);

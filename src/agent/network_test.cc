@@ -231,6 +231,7 @@ TEST_F(CniNetworkTest, SetupCallsPluginsAsTheSpecSays) {
   EXPECT_EQ(bridge.env.at("CNI_CONTAINERID"), "0b9a-uid");
   EXPECT_EQ(bridge.env.at("CNI_NETNS"), status->netns_path);
   EXPECT_EQ(bridge.env.at("CNI_PATH"), "/usr/lib/cni");
+  EXPECT_EQ(bridge.env.at("GOMAXPROCS"), "1");
   EXPECT_EQ(bridge.env.at("CNI_ARGS"),
             "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;"
             "K8S_POD_INFRA_CONTAINER_ID=0b9a-uid;K8S_POD_UID=0b9a-uid");

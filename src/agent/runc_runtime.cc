@@ -29,6 +29,13 @@
 extern char** environ;
 
 namespace fulcrum::agent {
+
+std::vector<std::string> ShortLivedGoToolEnv(std::vector<std::string> env) {
+  std::erase_if(env, [](const std::string& e) { return e.rfind("GOMAXPROCS=", 0) == 0; });
+  env.push_back("GOMAXPROCS=1");
+  return env;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -126,6 +133,13 @@ class SystemMounter : public Mounter {
   }
 
   bool IsMountPoint(const std::string& target) override {
+    // statx says whether a path is the root of a mount (Linux 5.8) without reading the mount
+    // table, which grows with every pod's network namespace; older kernels fall back to it.
+    struct statx stx;
+    if (::statx(AT_FDCWD, target.c_str(), 0, 0, &stx) == 0 &&
+        (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0) {
+      return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+    }
     std::error_code ec;
     std::string path = fs::weakly_canonical(target, ec).string();
     if (ec) path = target;
@@ -321,6 +335,9 @@ class RuncRuntime : public ContainerRuntime {
         containers_(options_.root + "/containers") {}
 
   Status Init() {
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    runc_env_ = ShortLivedGoToolEnv(std::move(env));
     RETURN_IF_ERROR(base::MakeDirs(runc_root_, 0700));
     RETURN_IF_ERROR(base::MakeDirs(containers_, 0700));
     return runner_->BecomeSubreaper();
@@ -418,6 +435,7 @@ class RuncRuntime : public ContainerRuntime {
     for (const std::string& a : {std::string("--bundle"), dir, std::string("--pid-file"), dir + "/pid", id}) {
       ps.argv.push_back(a);
     }
+    ps.env = runc_env_;
     ps.stdin_fd = bundle.stdin_fd;
     ps.stdout_fd = out.get();
     ps.stderr_fd = err.get();
@@ -541,6 +559,7 @@ class RuncRuntime : public ContainerRuntime {
     ProcessSpec ps;
     ps.argv = {options_.runc, "--root", runc_root_};
     ps.argv.insert(ps.argv.end(), args.begin(), args.end());
+    ps.env = runc_env_;
     ps.timeout = options_.timeout;
     ASSIGN_OR_RETURN(ProcessResult r, runner_->Run(ps));
     if (r.exit_code != 0) {
@@ -616,6 +635,7 @@ class RuncRuntime : public ContainerRuntime {
   const std::unique_ptr<ProcessRunner> runner_;
   const std::string runc_root_;
   const std::string containers_;
+  std::vector<std::string> runc_env_;  // the agent's environment for runc (ShortLivedGoToolEnv)
   std::atomic<uint64_t> exec_serial_{0};
 };
 

@@ -371,6 +371,12 @@ TEST(ConsoleSocket, ReceivesTheDescriptorRuncSends) {
             base::Code::kInvalid);
 }
 
+TEST(ShortLivedGoToolEnv, OneSchedulerThreadWhateverTheCallerSet) {
+  EXPECT_EQ(ShortLivedGoToolEnv({"PATH=/bin", "GOMAXPROCS=8", "HOME=/root"}),
+            (std::vector<std::string>{"PATH=/bin", "HOME=/root", "GOMAXPROCS=1"}));
+  EXPECT_EQ(ShortLivedGoToolEnv({}), (std::vector<std::string>{"GOMAXPROCS=1"}));
+}
+
 TEST(ValidContainerId, Rules) {
   EXPECT_TRUE(ValidContainerId("pod_ns_c-1.2"));
   EXPECT_FALSE(ValidContainerId(""));

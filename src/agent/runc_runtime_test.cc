@@ -155,6 +155,26 @@ class RuncRuntimeTest : public ::testing::Test {
   std::unique_ptr<ContainerRuntime> runtime_;
 };
 
+TEST(SystemMounter, KnowsAMountPointAndUnmountsIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  char tmpl[] = "/tmp/fulcrum-mounter-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, target = dir + "/mnt";
+  fs::create_directories(target);
+  auto mounter = NewSystemMounter();
+  EXPECT_FALSE(mounter->IsMountPoint(target));
+  EXPECT_FALSE(mounter->IsMountPoint(dir + "/absent"));
+  ASSERT_EQ(::mount("tmpfs", target.c_str(), "tmpfs", 0, "size=1m"), 0);
+  EXPECT_TRUE(mounter->IsMountPoint(target));
+  EXPECT_TRUE(mounter->IsMountPoint(dir + "/./mnt"));
+  EXPECT_FALSE(mounter->IsMountPoint(dir));
+  EXPECT_TRUE(mounter->Unmount(target).ok());
+  EXPECT_FALSE(mounter->IsMountPoint(target));
+  EXPECT_TRUE(MountsUnder(dir).empty());
+  EXPECT_TRUE(mounter->Unmount(target).ok());  // nothing mounted: nothing to do
+  fs::remove_all(dir);
+}
+
 TEST_F(RuncRuntimeTest, RunKillReuseDelete) {
   ContainerSpecInput c;
   c.command = {"sh", "-c",
