@@ -12,6 +12,7 @@
 
 #include "api/validation.h"
 #include "base/log.h"
+#include "scheduler/batch_resources.h"
 #include "scheduler/profile.h"
 #include "scheduler/usage_feed.h"
 #include "client/events.h"
@@ -26,6 +27,9 @@ using client::ObjectPtr;
 
 constexpr char kComponent[] = "default-scheduler";
 constexpr auto kRetryInterval = std::chrono::seconds(60);
+// Nodes' batch resources: computed at most this often after a change, and at least this often.
+constexpr auto kPublishInterval = std::chrono::seconds(1);
+constexpr auto kPublishRefresh = std::chrono::seconds(5);
 
 const Json& At(const Json& j, const char* key) {
   static const Json kNull;
@@ -111,7 +115,8 @@ class LiveSchedulerImpl : public LiveScheduler {
         nodes_(api, "/api/v1/nodes", ""),
         node_metrics_(api, "/apis/scheduling.fulcrum.dev/v1alpha1/nodemetrics", ""),
         profile_feed_(profiles_.get()),
-        profile_writer_(api, options_.profile_write_interval) {
+        profile_writer_(api, options_.profile_write_interval),
+        batch_publisher_(api) {
     client::InformerHandlers n;
     n.on_add = [this](const ObjectPtr& o) { OnNode(o, false); };
     n.on_update = [this](const ObjectPtr&, const ObjectPtr& o) { OnNode(o, false); };
@@ -140,7 +145,7 @@ class LiveSchedulerImpl : public LiveScheduler {
       LOG_INFO << "scheduler: restored " << *restored << " application profile(s)";
     }
     node_metrics_.Start();
-    profile_thread_ = std::thread([this] { WriteProfiles(); });
+    write_back_ = std::thread([this] { WriteBack(); });
     loop_ = std::thread([this] { Loop(); });
     for (int i = 0; i < std::max(1, options_.binders); ++i) binders_.emplace_back([this] { Bind(); });
   }
@@ -155,7 +160,7 @@ class LiveSchedulerImpl : public LiveScheduler {
       profile_cv_.notify_all();
     }
     if (loop_.joinable()) loop_.join();
-    if (profile_thread_.joinable()) profile_thread_.join();
+    if (write_back_.joinable()) write_back_.join();
     for (auto& t : binders_) {
       if (t.joinable()) t.join();
     }
@@ -186,6 +191,7 @@ class LiveSchedulerImpl : public LiveScheduler {
       }
       nodes_info_.pop_back();
       node_index_.erase(name);
+      batch_publisher_.Forget(name);
     } else {
       if (it == node_index_.end()) {
         nodes_info_.emplace_back();
@@ -193,7 +199,9 @@ class LiveSchedulerImpl : public LiveScheduler {
         node_index_[name] = nodes_info_.size() - 1;
       }
       UpdateNodeInfoFromJson(*node, FindNode(name));
+      batch_publisher_.Seen(name, *node, clock_->Now());
     }
+    BatchCapacityMoved();
     RetryUnschedulable();
   }
 
@@ -209,6 +217,7 @@ class LiveSchedulerImpl : public LiveScheduler {
           n->RemovePod(StringAt(*pod, {"metadata", "namespace"}), StringAt(*pod, {"metadata", "name"}));
         }
         placed_.erase(placed);
+        BatchCapacityMoved();
         RetryUnschedulable();  // resources were freed
       }
       unschedulable_.erase(key);
@@ -225,6 +234,7 @@ class LiveSchedulerImpl : public LiveScheduler {
       if (NodeInfo* n = FindNode(node)) {
         n->AddPod(PodInfoFromJson(*pod), true);
         placed_[key] = node;
+        BatchCapacityMoved();
       }
       return;
     }
@@ -253,6 +263,7 @@ class LiveSchedulerImpl : public LiveScheduler {
     // Usage thresholds may pass now, and learnt profiles may lend batch pods what cold ones (the
     // requests) did not.
     if (lower || profiles_->version() != profiles_version) RetryUnschedulable();
+    BatchCapacityMoved();
   }
 
   // Forgets the usage of nodes whose last report expired (checked at most once a second).
@@ -271,19 +282,67 @@ class LiveSchedulerImpl : public LiveScheduler {
     }
   }
 
-  void WriteProfiles() {
+  // Writes what the scheduler publishes: learnt profiles as AppProfiles (checked every 5 s) and
+  // the nodes' batch resources (as soon as the loop finds them due).
+  void WriteBack() {
     for (;;) {
       std::vector<AppProfile> due;
+      std::vector<std::pair<std::string, BatchResources>> batch;
       {
         std::unique_lock lock(mu_);
-        if (profile_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return stopping_; })) return;
+        profile_cv_.wait_for(lock, std::chrono::seconds(5),
+                             [this] { return stopping_ || !batch_writes_.empty(); });
+        if (stopping_) return;
         due = profile_writer_.Due(*profiles_, clock_->Now());
+        batch.assign(batch_writes_.begin(), batch_writes_.end());
+        batch_writes_.clear();
+      }
+      if (!batch.empty()) {
+        auto [failed, s] = batch_publisher_.Write(batch);
+        if (!failed.empty()) {
+          LOG_WARNING << "scheduler: publishing batch resources of " << failed.size()
+                      << " node(s): " << s.ToString();
+          std::lock_guard lock(mu_);
+          for (const std::string& node : failed) batch_publisher_.Failed(node);
+        }
       }
       if (due.empty()) continue;
       if (auto s = profile_writer_.Write(due); !s.ok()) {
         LOG_WARNING << "scheduler: writing application profiles: " << s.ToString();
       }
     }
+  }
+
+  // The batch capacity the policy lends on each node, for the Nodes' kubernetes.io/batch-cpu and
+  // batch-memory (batch_resources.h): what a batch pod of the shortest runtime could be given
+  // now, so that no batch pod is placed against more than the node shows. Computed by the loop
+  // thread (the policy is its own): at most once a second after something moved
+  // (BatchCapacityMoved), and every 5 s (time moves the predictions, and old reports expire);
+  // the writes go to WriteBack.
+  void PublishBatchResources() {
+    if (!policy_->ReclaimsForBatch() || nodes_info_.empty()) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_publish_ < kPublishInterval ||
+        (!batch_moved_ && now - last_publish_ < kPublishRefresh)) {
+      return;
+    }
+    last_publish_ = now;
+    batch_moved_ = false;
+    ExpireUsage();
+    PodInfo probe;
+    probe.qos = Qos::kBatch;
+    probe.expected_runtime_seconds = 1;
+    policy_->BeginPod(probe, nodes_info_);
+    std::vector<std::pair<std::string, BatchResources>> computed;
+    computed.reserve(nodes_info_.size());
+    for (const NodeInfo& node : nodes_info_) {
+      Resources r = policy_->BatchAllocatable(node);
+      computed.emplace_back(node.name, BatchResources{r.cpu_milli, r.memory_bytes});
+    }
+    auto due = batch_publisher_.Due(computed, clock_->Now());
+    if (due.empty()) return;
+    for (auto& [node, value] : due) batch_writes_[node] = value;  // replaces a pending write
+    profile_cv_.notify_all();
   }
 
   // What a placement under a policy that reclaims for batch went by, for the Scheduled event
@@ -313,6 +372,12 @@ class LiveSchedulerImpl : public LiveScheduler {
     return note.empty() ? "" : " (" + std::string(policy_->name()) + ": " + note + ")";
   }
 
+  // A node's pods, usage or allocatable changed: its batch capacity is published again soon.
+  void BatchCapacityMoved() {
+    batch_moved_ = true;
+    cv_.notify_one();
+  }
+
   void Enqueue(const std::string& key, int32_t priority) {
     queued_.insert(key);
     queue_.insert(QueueKey{priority, next_seq_++, key});
@@ -332,8 +397,11 @@ class LiveSchedulerImpl : public LiveScheduler {
     std::unique_lock lock(mu_);
     auto last_retry = std::chrono::steady_clock::now();
     while (!stopping_) {
+      PublishBatchResources();
       if (queue_.empty()) {
-        cv_.wait_for(lock, std::chrono::seconds(5));
+        // Wakes for the next pod, or to publish what moved once the interval has passed.
+        cv_.wait_for(lock, batch_moved_ && policy_->ReclaimsForBatch() ? kPublishInterval
+                                                                       : kPublishRefresh);
         if (std::chrono::steady_clock::now() - last_retry > kRetryInterval) {
           last_retry = std::chrono::steady_clock::now();
           RetryUnschedulable();
@@ -357,6 +425,7 @@ class LiveSchedulerImpl : public LiveScheduler {
         std::string note = PlacementNote(info, node);
         node.AddPod(info, false);
         placed_[next.key] = node.name;
+        batch_moved_ = true;
         bind_queue_.push_back({pod, node.name, std::move(note)});
         bind_cv_.notify_one();
         continue;
@@ -435,6 +504,7 @@ class LiveSchedulerImpl : public LiveScheduler {
       if (auto it = placed_.find(key); it != placed_.end() && it->second == job.node) {
         if (NodeInfo* n = FindNode(job.node)) n->RemovePod(ns, name);
         placed_.erase(it);
+        BatchCapacityMoved();
       }
       if (!r.status().IsNotFound() && !r.status().IsConflict()) unschedulable_[key] = 0;
     }
@@ -450,7 +520,11 @@ class LiveSchedulerImpl : public LiveScheduler {
   client::Informer node_metrics_;
   ProfileFeed profile_feed_;          // under mu_
   AppProfileWriter profile_writer_;   // Due under mu_
-  std::thread profile_thread_;
+  BatchResourcePublisher batch_publisher_;                    // Seen, Due, Failed under mu_
+  std::map<std::string, BatchResources> batch_writes_;        // node -> due; under mu_
+  std::chrono::steady_clock::time_point last_publish_;        // loop thread
+  bool batch_moved_ = false;                                  // under mu_
+  std::thread write_back_;
   std::unordered_map<std::string, int64_t> usage_reported_at_;  // node -> unix seconds; under mu_
   base::WallTime last_expiry_check_;                            // under mu_
 

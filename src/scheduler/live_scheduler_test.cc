@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "client/test_server.h"
+#include "scheduler/batch_resources.h"
 
 namespace fulcrum::scheduler {
 namespace {
@@ -27,12 +28,55 @@ class LiveSchedulerTest : public ::testing::TestWithParam<std::string> {
     labels["kubernetes.io/hostname"] = name;
     Json node = {{"metadata", {{"name", name}, {"labels", labels}}}, {"spec", {{"taints", taints}}}};
     ASSERT_TRUE(api().Create(ResourcePath("v1", "nodes"), node).ok());
+    AgentStatusUpdate(name, cpu);
+  }
+  // What the agent's node status update writes (agent.cc NodeObject, UpdateNodeStatus: a merge
+  // patch of the status, with a new heartbeat time).
+  void AgentStatusUpdate(const std::string& name, const std::string& cpu) {
+    Json resources = {{"cpu", cpu}, {"memory", "8Gi"}, {"pods", "110"},
+                      {"ephemeral-storage", "100000000000"}};
     Json status = {{"status",
-                    {{"allocatable", {{"cpu", cpu}, {"memory", "8Gi"}, {"pods", "110"}}},
-                     {"capacity", {{"cpu", cpu}, {"memory", "8Gi"}, {"pods", "110"}}},
-                     {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+                    {{"allocatable", resources},
+                     {"capacity", resources},
+                     {"conditions",
+                      {{{"type", "Ready"},
+                        {"status", "True"},
+                        {"lastHeartbeatTime", base::FormatRfc3339Micro(base::RealClock()->Now())}}}}}}};
     auto r = api().Patch(ResourcePath("v1", "nodes", "", name, "status"), client::PatchType::kMerge, status);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
+  // The agent's usage report (a NodeMetric): the node's CPU, 100m of it system usage, and each
+  // online pod's CPU.
+  void Report(const std::string& node, const std::string& node_cpu,
+              const std::vector<std::pair<std::string, std::string>>& pods) {
+    const char* kGv = "scheduling.fulcrum.dev/v1alpha1";
+    Json list = Json::array();
+    for (const auto& [name, cpu] : pods) {
+      list.push_back({{"namespace", "default"}, {"name", name}, {"qos", "online"},
+                      {"usage", {{"cpu", cpu}, {"memory", "1Mi"}}},
+                      {"average", {{"cpu", cpu}, {"memory", "1Mi"}}}});
+    }
+    Json metric = {{"apiVersion", kGv}, {"kind", "NodeMetric"}, {"metadata", {{"name", node}}}};
+    (void)api().Create(ResourcePath(kGv, "nodemetrics"), metric);  // AlreadyExists after the first
+    Json status = {{"updateTime", base::FormatRfc3339(base::RealClock()->Now())},
+                   {"nodeMetric",
+                    {{"usage", {{"cpu", node_cpu}, {"memory", "1Gi"}}},
+                     {"systemUsage", {{"cpu", "100m"}}}}},
+                   {"podsMetric", list}};
+    auto r = api().Patch(ResourcePath(kGv, "nodemetrics", "", node, "status"),
+                         client::PatchType::kMerge, Json{{"status", status}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
+  Json Node(const std::string& name) {
+    auto got = api().Get(ResourcePath("v1", "nodes", "", name));
+    return got.ok() ? *got : Json::object();
+  }
+  // The node's published kubernetes.io/batch-cpu, -1 when it has none.
+  int64_t BatchCpu(const std::string& node) {
+    auto r = BatchResourcesOf(Node(node));
+    return r ? r->cpu_milli : -1;
   }
 
   void AddPod(const std::string& name, const std::string& cpu, Json extra_spec = Json::object(),
@@ -157,6 +201,54 @@ TEST_P(LiveSchedulerTest, PreemptsLowerPriorityPods) {
   EXPECT_TRUE(Eventually([&] { return NodeOf("high") == "only"; }, 70s));
 }
 
+// The scheduler publishes what it lends batch pods on the Node (kubernetes.io/batch-cpu and
+// batch-memory, as Koordinator does) under each policy that reclaims for batch; the agent's own
+// status updates keep it; a large move of the node's usage is published again. Under requests,
+// nothing is lent to batch, and nothing is published.
+TEST_P(LiveSchedulerTest, PublishesBatchResourcesOnTheNode) {
+  AddNode("n", "2");
+  Start();
+  AddPod("web-0", "950m");
+  AddPod("web-1", "950m");
+  ASSERT_TRUE(Eventually([&] { return NodeOf("web-0") == "n" && NodeOf("web-1") == "n"; }));
+  if (GetParam() == "requests") {
+    Report("n", "120m", {{"web-0", "10m"}, {"web-1", "10m"}});
+    AddPod("probe", "10m");  // placed after the loop's passes over the report
+    ASSERT_TRUE(Eventually([&] { return NodeOf("probe") == "n"; }));
+    EXPECT_EQ(BatchCpu("n"), -1) << Node("n").dump();
+    return;
+  }
+  // Before any report: 65% of the node (the agent's suppress threshold) less the online
+  // requests, 1300m - 1900m: nothing to lend. (1300m, published before the pods were bound, is
+  // more than 10% away.)
+  ASSERT_TRUE(Eventually([&] { return BatchCpu("n") == 0; })) << Node("n").dump();
+  Json node = Node("n");
+  EXPECT_EQ(node["status"]["capacity"]["kubernetes.io/batch-cpu"], "0");
+  // Memory: the node's allocatable less the online pods' requests (none here).
+  EXPECT_EQ(node["status"]["allocatable"]["kubernetes.io/batch-memory"],
+            std::to_string(int64_t{8} << 30));
+
+  // The agent reports both replicas nearly idle: 1300m - 100m of system - 20m of online use
+  // (archimedes learns their profile from the report, and lends no more than that either).
+  Report("n", "120m", {{"web-0", "10m"}, {"web-1", "10m"}});
+  ASSERT_TRUE(Eventually([&] { return BatchCpu("n") > 0; }, 30s)) << Node("n").dump();
+  EXPECT_LE(BatchCpu("n"), 1180);
+  EXPECT_GE(BatchCpu("n"), 1100);
+
+  // The agent's heartbeat (a merge patch of its status) leaves the batch resources in place.
+  std::string rv = base::StringAt(Node("n"), {"metadata", "resourceVersion"});
+  AgentStatusUpdate("n", "2");
+  node = Node("n");
+  EXPECT_NE(base::StringAt(node, {"metadata", "resourceVersion"}), rv);
+  EXPECT_EQ(node["status"]["allocatable"]["cpu"], "2");
+  EXPECT_GE(BatchCpu("n"), 1100);
+  EXPECT_TRUE(node["status"]["capacity"].contains("kubernetes.io/batch-cpu")) << node.dump();
+
+  // Online load rises: 1300m - 100m - 1000m.
+  Report("n", "1100m", {{"web-0", "500m"}, {"web-1", "500m"}});
+  EXPECT_TRUE(Eventually([&] { return BatchCpu("n") == 200; }, 30s)) << Node("n").dump();
+}
+
 INSTANTIATE_TEST_SUITE_P(Policies, LiveSchedulerTest,
                          ::testing::Values("requests", "load-aware", "archimedes"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
@@ -202,23 +294,7 @@ TEST_F(ArchimedesLiveTest, ColdPodsGoByRequestsAndBatchRunsOnCapacityReclaimedFr
 
   // The agent reports both replicas nearly idle: their profiles are learnt from it, and the pending
   // batch pod is tried again at once (not at the minute's retry).
-  const char* kGv = "scheduling.fulcrum.dev/v1alpha1";
-  Json pods = Json::array();
-  for (const char* name : {"web-0", "web-1"}) {
-    pods.push_back({{"namespace", "default"}, {"name", name}, {"qos", "online"},
-                    {"usage", {{"cpu", "10m"}, {"memory", "1Mi"}}},
-                    {"average", {{"cpu", "10m"}, {"memory", "1Mi"}}}});
-  }
-  Json metric = {{"apiVersion", kGv}, {"kind", "NodeMetric"}, {"metadata", {{"name", "n"}}}};
-  ASSERT_TRUE(api().Create(ResourcePath(kGv, "nodemetrics"), metric).ok());
-  Json status = {{"updateTime", base::FormatRfc3339(base::RealClock()->Now())},
-                 {"nodeMetric",
-                  {{"usage", {{"cpu", "120m"}, {"memory", "1Gi"}}},
-                   {"systemUsage", {{"cpu", "100m"}}}}},
-                 {"podsMetric", pods}};
-  auto r = api().Patch(ResourcePath(kGv, "nodemetrics", "", "n", "status"),
-                       client::PatchType::kMerge, Json{{"status", status}});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Report("n", "120m", {{"web-0", "10m"}, {"web-1", "10m"}});
   EXPECT_TRUE(Eventually([&] { return NodeOf("crunch") == "n"; }, 30s));
   std::string scheduled;
   EXPECT_TRUE(Eventually([&] { return !(scheduled = EventMessage("crunch", "Scheduled")).empty(); }));

@@ -22,14 +22,16 @@ sets through a ConfigMap its pods read (low: sleep; high: busy shell loops). The
 (priority class fulcrum-batch, backoffLimit 0, 300m) spins until the ConfigMap tells it to finish.
 
 Checks, by the order of observed states, never by time: the scheduler learns the online
-deployment's profile from the agent's reports (AppProfile deployment-web); the batch pod is then
-placed on the node although the requests do not fit, and its Scheduled event says what was
-reclaimed; while online load is low it runs unthrottled; when online load rises, the batch
-container is throttled (BatchThrottled event, the agent's fulcrum_qos_* metrics), then its pod is
-evicted (event Evicted, phase Failed, reason Evicted, a message naming cpu and the threshold,
-condition DisruptionTarget), then the Job makes a replacement, which the scheduler holds back
-(PodScheduled=False: Insufficient kubernetes.io/batch-cpu) while online load is high; the online
-pods are never evicted, restarted or throttled, and keep running busy; when online load falls the
+deployment's profile from the agent's reports (AppProfile deployment-web); the Node shows the batch
+capacity it lends (kubernetes.io/batch-cpu, Koordinator's batch resources), kept across the agent's
+own node status updates; the batch pod is then placed on the node although the requests do not fit,
+and its Scheduled event says what was reclaimed; while online load is low it runs unthrottled; when
+online load rises, the batch container is throttled (BatchThrottled event, the agent's
+fulcrum_qos_* metrics), then its pod is evicted (event Evicted, phase Failed, reason Evicted, a
+message naming cpu and the threshold, condition DisruptionTarget), then the Job makes a
+replacement, which the scheduler holds back (PodScheduled=False: Insufficient
+kubernetes.io/batch-cpu; the Node's batch-cpu falls below the pod's request) while online load is high; the online pods
+are never evicted, restarted or throttled, and keep running busy; when online load falls the
 replacement is placed on reclaimed capacity again and runs unthrottled, and the Job completes with
 no failure counted (the evicted pod is replaceable, not failed: backoffLimit 0 would fail the Job
 otherwise).
@@ -269,6 +271,17 @@ class ColocationTest(unittest.TestCase):
         self.assertEqual(int(m.group("allocatable")), allocatable, message)
         return message
 
+    def batch_cpu(self):
+        """The node's published kubernetes.io/batch-cpu (millicores), or None."""
+        out = self.kubectl("get", "node", NODE, "-o",
+                           "jsonpath={.status.allocatable.kubernetes\\.io/batch-cpu}").strip()
+        return int(out) if out else None
+
+    def heartbeat(self):
+        """The Ready condition's lastHeartbeatTime: the agent's last node status update."""
+        conditions = self.get("node", NODE)["status"].get("conditions", [])
+        return [c.get("lastHeartbeatTime") for c in conditions if c["type"] == "Ready"]
+
     def set_load(self, **data):
         self.kubectl("patch", "configmap", "load", "--type=merge", "-p", json.dumps({"data": data}))
 
@@ -291,6 +304,19 @@ class ColocationTest(unittest.TestCase):
         profile = e2e.poll(lambda: self.profile_learnt("deployment-web"), 60, interval=0.5,
                            what="the AppProfile of deployment web")
         self.assertEqual(profile["spec"]["app"], "default/Deployment/web")
+        # The node shows the batch capacity reclaimed from the idle deployment, as Koordinator's
+        # batch resources (milli-cores), never more than the agent lets batch use; the agent's
+        # own status updates (its heartbeat) keep it.
+        lent = e2e.poll(lambda: (lambda v: v if v is not None and v >= BATCH_MILLI else None)(
+            self.batch_cpu()), 60, interval=0.5, what="kubernetes.io/batch-cpu on the node")
+        self.assertLessEqual(lent, allocatable * self.suppress // 100)
+        node = self.get("node", NODE)
+        self.assertIn("kubernetes.io/batch-memory", node["status"]["allocatable"])
+        self.assertIn("kubernetes.io/batch-cpu", node["status"]["capacity"])
+        beat = self.heartbeat()
+        e2e.poll(lambda: self.heartbeat() != beat, 60, interval=0.5,
+                 what="the agent's next node status update")
+        self.assertIsNotNone(self.batch_cpu(), self.get("node", NODE)["status"])
 
         self.kubectl("apply", "-f", "-", input=JOB)
         first = e2e.poll(lambda: [p for p in self.pods("job-name=crunch")
@@ -360,6 +386,9 @@ class ColocationTest(unittest.TestCase):
         self.assertEqual(facts["held back"],
                          "0/1 nodes are available: 1 Insufficient kubernetes.io/batch-cpu.")
         self.assertIsNone(facts["replacement node"])
+        # The node shows it too: less batch CPU than the replacement asks for.
+        e2e.poll(lambda: (self.batch_cpu() or 0) < BATCH_MILLI, 60, interval=0.5,
+                 what="kubernetes.io/batch-cpu below %dm while online load is high" % BATCH_MILLI)
 
         status = facts["evicted status"]
         self.assertEqual(status["reason"], "Evicted", status)
@@ -401,6 +430,8 @@ class ColocationTest(unittest.TestCase):
                                         p["status"].get("phase") == "Running"],
                                120, interval=0.5, what="the replacement running")[0]
         self.assert_on_reclaimed_capacity(replacement, allocatable, online_requests)
+        e2e.poll(lambda: (self.batch_cpu() or 0) >= BATCH_MILLI, 60, interval=0.5,
+                 what="kubernetes.io/batch-cpu back above %dm" % BATCH_MILLI)
         e2e.poll(lambda: (lambda m: (self.pod_cpu(m, replacement["metadata"]["name"]) or 0) >= 0.05
                           and self.value(m, "fulcrum_qos_batch_throttled_containers") == 0)(
             self.metrics()), 120, interval=0.5,
@@ -411,7 +442,8 @@ class ColocationTest(unittest.TestCase):
         job = self.get("job", "crunch")
         self.assertEqual(job["status"]["succeeded"], 1)
         self.assertFalse(job["status"].get("failed"), job["status"])
-        print("first batch pod: %s" % placed, file=sys.stderr)
+        print("first batch pod: %s; the node's kubernetes.io/batch-cpu then: %d" % (placed, lent),
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
