@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "client/http_client.h"
 
 namespace fulcrum::bench {
@@ -48,9 +49,6 @@ using client::Transport;
 using client::Url;
 
 namespace {
-
-using OJson = nlohmann::ordered_json;
-using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -114,67 +112,14 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
   std::map<std::string, double*> doubles = {{"create-seconds", &f->create_seconds},
                                             {"load-timeout", &f->load_timeout},
                                             {"watch-drain-seconds", &f->watch_drain_seconds}};
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") return false;
-    if (arg.rfind("--", 0) != 0) {
-      std::fprintf(stderr, "api_bench: unexpected argument %s\n", arg.c_str());
-      return false;
-    }
-    std::string name = arg.substr(2);
-    std::string value;
-    auto eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      std::fprintf(stderr, "api_bench: --%s needs a value\n", name.c_str());
-      return false;
-    }
-    try {
-      if (auto s = strings.find(name); s != strings.end()) {
-        *s->second = value;
-      } else if (auto n = ints.find(name); n != ints.end()) {
-        *n->second = std::stoi(value);
-      } else if (auto d = doubles.find(name); d != doubles.end()) {
-        *d->second = std::stod(value);
-      } else {
-        std::fprintf(stderr, "api_bench: unknown flag --%s\n", name.c_str());
-        return false;
-      }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "api_bench: --%s: not a number: %s\n", name.c_str(), value.c_str());
-      return false;
-    }
-  }
-  return true;
+  return ParseNamedFlags("api_bench", argc, argv, strings, ints, doubles);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// The 1-minute load average: on a shared 2-core machine it says how much else was running.
-double LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  double one = -1;
-  in >> one;
-  return one;
-}
-
-void Emit(OJson j) {
-  j["loadavg_1m"] = LoadAverage();
-  std::printf("%s\n", j.dump().c_str());
-  std::fflush(stdout);
-}
 
 void Progress(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void Progress(const char* fmt, ...) {
@@ -186,28 +131,7 @@ void Progress(const char* fmt, ...) {
   va_end(ap);
 }
 
-double Round(double v, int digits) {
-  double m = std::pow(10.0, digits);
-  return std::round(v * m) / m;
-}
 
-// Nearest-rank percentile of an unsorted sample (sorted in place).
-template <typename T>
-OJson Percentiles(std::vector<T>& v, double scale, int digits) {
-  OJson j = OJson::object();
-  if (v.empty()) return j;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    std::size_t idx = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
-    idx = idx == 0 ? 0 : idx - 1;
-    return Round(static_cast<double>(v[std::min(idx, v.size() - 1)]) * scale, digits);
-  };
-  j["p50"] = at(0.50);
-  j["p90"] = at(0.90);
-  j["p99"] = at(0.99);
-  j["max"] = Round(static_cast<double>(v.back()) * scale, digits);
-  return j;
-}
 
 struct ProcStatus {
   int64_t vm_rss_kib = -1;
@@ -255,12 +179,6 @@ double ProcCpuSeconds(int pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-double SelfCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 // CPU used by this process and the measured server(s) across one phase.
 class CpuMeter {

@@ -17,7 +17,7 @@ shift
 FULCRUM="$BUILD_DIR/cmd/fulcrum/fulcrum"
 API_BENCH="$BUILD_DIR/bench/api_bench"
 ETCD=${ETCD:-/usr/bin/etcd}
-for bin in "$FULCRUM" "$API_BENCH"; do
+for bin in "$FULCRUM" "$API_BENCH" "$BUILD_DIR/bench/tls_fanout_floor"; do
   [[ -x "$bin" ]] || { echo "run.sh: $bin not built (cmake --build $BUILD_DIR --target benchmarks)" >&2; exit 2; }
 done
 if [[ -f "$BUILD_DIR/CMakeCache.txt" ]] && ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$BUILD_DIR/CMakeCache.txt"; then
@@ -94,6 +94,20 @@ timeout --signal=TERM "${BENCH_TIMEOUT:-600}" "$API_BENCH" \
   --server-pid "$FULCRUM_PID" \
   --etcd "$ETCD_URL" --etcd-pid "$ETCD_PID" \
   "$@" || status=$?
+
+# With the watch fan-out, the same fan-out by nothing but TLS (bench/tls_fanout_floor.cc): what
+# these cores allow any server whose clients run beside it, in the same run.
+scenarios=all
+for ((i = 1; i <= $#; i++)); do
+  case "${!i}" in
+    --scenarios=*) scenarios=${!i#--scenarios=} ;;
+    --scenarios) j=$((i + 1)); scenarios=${!j:-} ;;
+  esac
+done
+if [[ ",$scenarios," == *,all,* || ",$scenarios," == *,watch_fanout,* ]]; then
+  timeout --signal=TERM "${BENCH_TIMEOUT:-600}" "$BUILD_DIR/bench/tls_fanout_floor" \
+    --connections 1000 --rates "${FLOOR_RATES:-1000,500,300,200,100}" --seconds 5 || status=$?
+fi
 
 for name in fulcrum etcd; do
   pid_var=${name^^}_PID
