@@ -210,6 +210,25 @@ TEST_F(ControllersTest, JobRunsToCompletionAndReplacesEvictedPods) {
   EXPECT_EQ((*got)["status"]["active"], 0);
 }
 
+// The scheduler reads a batch pod's expected runtime from the pod: a Job's annotation goes to
+// its pods, unless the pod template says otherwise.
+TEST_F(ControllersTest, JobPassesItsExpectedRuntimeToItsPods) {
+  Json job = Json::parse(R"({"metadata":{"name":"crunch",
+      "annotations":{"fulcrum.dev/expected-runtime":"30m"}},
+    "spec":{"template":{"metadata":{"labels":{"app":"crunch"}},
+      "spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"x"}]}}}})");
+  ASSERT_TRUE(api().Create(ResourcePath("batch/v1", "jobs", "default"), job).ok());
+  job["metadata"]["name"] = "own";
+  job["spec"]["template"]["metadata"] =
+      Json::parse(R"({"labels":{"app":"own"},"annotations":{"fulcrum.dev/expected-runtime":"5m"}})");
+  ASSERT_TRUE(api().Create(ResourcePath("batch/v1", "jobs", "default"), job).ok());
+  ASSERT_TRUE(Eventually([&] { return Pods("app=crunch").size() == 1 && Pods("app=own").size() == 1; }));
+  EXPECT_EQ(base::StringAt(Pods("app=crunch")[0], {"metadata", "annotations", "fulcrum.dev/expected-runtime"}),
+            "30m");
+  EXPECT_EQ(base::StringAt(Pods("app=own")[0], {"metadata", "annotations", "fulcrum.dev/expected-runtime"}),
+            "5m");
+}
+
 TEST_F(ControllersTest, JobFailsPastItsBackoffLimit) {
   Json job = Json::parse(R"({"metadata":{"name":"doomed"},"spec":{"backoffLimit":0,
     "template":{"metadata":{"labels":{"app":"doomed"}},

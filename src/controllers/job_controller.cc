@@ -14,6 +14,8 @@ using client::ObjectPtr;
 constexpr int kBurst = 500;
 constexpr auto kBaseBackoff = std::chrono::seconds(10);
 constexpr auto kMaxBackoff = std::chrono::seconds(360);
+// The scheduler's annotation (scheduler/job_runtime.h): how long a batch pod is expected to run.
+constexpr char kExpectedRuntime[] = "fulcrum.dev/expected-runtime";
 
 bool ConditionTrue(const Json& job, const char* type) {
   const Json* conditions = base::FindPath(job, {"status", "conditions"});
@@ -169,6 +171,13 @@ base::Status JobController::Sync(const std::string& key) {
                                   std::chrono::milliseconds(1));
           } else {
             Json pod = PodFromTemplate(spec["template"], *job, "batch/v1", "Job");
+            // The Job's expected runtime, for the scheduler, which reads it from the pod (a
+            // runtime in the pod template wins).
+            std::string runtime = StringAt(*job, {"metadata", "annotations", kExpectedRuntime});
+            if (!runtime.empty() &&
+                StringAt(pod, {"metadata", "annotations", kExpectedRuntime}).empty()) {
+              pod["metadata"]["annotations"][kExpectedRuntime] = runtime;
+            }
             std::string path = client::ResourcePath("v1", "pods", ns);
             for (int64_t i = 0; i < std::min<int64_t>(want - have, kBurst); ++i) {
               auto r = api_->Create(path, pod);

@@ -6,6 +6,9 @@
 // A pod evicted (status.reason "Evicted", or a DisruptionTarget condition) is replaced without
 // counting as a failure, as a podFailurePolicy rule `Ignore` on DisruptionTarget would do: batch
 // work that fulcrum evicts to protect online services is rescheduled, not failed.
+//
+// The Job's fulcrum.dev/expected-runtime annotation is copied to its pods unless their template
+// has one: the scheduler places a batch pod by its expected runtime (docs/scheduler.md).
 #pragma once
 
 #include "controllers/controller.h"

@@ -88,7 +88,9 @@ struct PodInfo {
   int32_t priority = 0;
   Qos qos = Qos::kOnline;
   std::string app;                   // the owning workload ("ns/Deployment/name"): profile key
-  // Batch only: the expected runtime when known (from the job's profile), 0 when unknown.
+  // Batch only: the expected runtime when known (the pod's fulcrum.dev/expected-runtime, or learnt
+  // from completed runs of its application: job_runtime.h), 0 when unknown (the policy assumes
+  // kDefaultBatchRuntimeSeconds).
   int64_t expected_runtime_seconds = 0;
 };
 
@@ -204,6 +206,8 @@ class Policy {
   // allocatable like any pod's. true: online pods are checked against allocatable minus online
   // requests only, and batch pods against BatchAllocatable().
   virtual bool ReclaimsForBatch() const { return false; }
+  // Whether a batch pod's placement depends on its expected runtime (PodInfo).
+  virtual bool PlacesBatchByRuntime() const { return false; }
   // The capacity batch pods may request on this node (cpu, memory); only when ReclaimsForBatch.
   virtual Resources BatchAllocatable(const NodeInfo& node) { return node.allocatable; }
   // For each k, at least BatchAllocatable(nodes[i]).cpu_milli for any batch pod whose expected

@@ -13,6 +13,8 @@
 #include "api/validation.h"
 #include "base/log.h"
 #include "scheduler/batch_resources.h"
+#include "scheduler/job_runtime.h"
+#include "scheduler/placement.h"
 #include "scheduler/profile.h"
 #include "scheduler/usage_feed.h"
 #include "client/events.h"
@@ -30,6 +32,8 @@ constexpr auto kRetryInterval = std::chrono::seconds(60);
 // Nodes' batch resources: computed at most this often after a change, and at least this often.
 constexpr auto kPublishInterval = std::chrono::seconds(1);
 constexpr auto kPublishRefresh = std::chrono::seconds(5);
+// A batch Job's expected runtime: this quantile of its last 20 completed runs.
+constexpr double kRuntimeQuantile = 0.9;
 
 const Json& At(const Json& j, const char* key) {
   static const Json kNull;
@@ -212,6 +216,7 @@ class LiveSchedulerImpl : public LiveScheduler {
     std::lock_guard lock(mu_);
     auto placed = placed_.find(key);
     if (gone) {
+      RecordRuntime(*pod, deleted);
       if (placed != placed_.end()) {
         if (NodeInfo* n = FindNode(placed->second)) {
           n->RemovePod(StringAt(*pod, {"metadata", "namespace"}), StringAt(*pod, {"metadata", "name"}));
@@ -243,6 +248,31 @@ class LiveSchedulerImpl : public LiveScheduler {
     if (!scheduler.empty() && scheduler != options_.scheduler_name) return;
     if (placed != placed_.end() || unschedulable_.count(key) || queued_.count(key)) return;
     Enqueue(key, PodInfoFromJson(*pod).priority);
+  }
+
+  // A completed pod of a Job: its runtime, once per pod (the informer's first list brings the
+  // completed pods still in the API, so a restarted scheduler knows their runs again).
+  void RecordRuntime(const Json& pod, bool deleted) {
+    std::string uid = StringAt(pod, {"metadata", "uid"});
+    if (deleted ? runtime_counted_.erase(uid) > 0 : runtime_counted_.count(uid) > 0) return;
+    int64_t seconds = CompletedRuntimeSeconds(pod);
+    if (seconds <= 0) return;
+    std::string app = PodInfoFromJson(pod).app;
+    if (app.find("/Job/") == std::string::npos) return;  // one run of its own: nothing to learn
+    runtimes_.Record(app, seconds);
+    if (!deleted) runtime_counted_.insert(uid);
+  }
+
+  // A batch pod's expected runtime when it has none of its own (the annotation, read by
+  // PodInfoFromJson): learnt from its application's completed runs. Returns where it came from,
+  // for the Scheduled event.
+  std::string FillExpectedRuntime(PodInfo* pod) const {
+    if (pod->expected_runtime_seconds > 0) return std::string(kExpectedRuntimeAnnotation);
+    pod->expected_runtime_seconds = runtimes_.Expected(pod->app);
+    if (pod->expected_runtime_seconds <= 0) return "default";
+    size_t runs = runtimes_.Runs(pod->app);
+    return "p" + std::to_string(std::lround(kRuntimeQuantile * 100)) + " of " +
+           std::to_string(runs) + (runs == 1 ? " run" : " runs");
   }
 
   // An agent's usage report: the node's measured usage, and observations for the profiles.
@@ -349,8 +379,10 @@ class LiveSchedulerImpl : public LiveScheduler {
   // (before the pod is added to the node): for a batch pod, the batch CPU requested on the node
   // with it against what the policy reclaims there, and the online pods' requests against
   // allocatable (batch placed although requests would not fit shows here); the node's measured
-  // usage when it has reported. "" under the requests policy.
-  std::string PlacementNote(const PodInfo& pod, const NodeInfo& node) {
+  // usage when it has reported; under a policy that places batch pods by their runtime, the
+  // expected runtime and where it came from. "" under the requests policy.
+  std::string PlacementNote(const PodInfo& pod, const NodeInfo& node,
+                            const std::string& runtime_source) {
     if (!policy_->ReclaimsForBatch()) return "";
     auto milli = [](double m) { return std::to_string(static_cast<int64_t>(m)) + "m"; };
     auto mib = [](double b) { return std::to_string(static_cast<int64_t>(b / (1024 * 1024))) + "Mi"; };
@@ -361,6 +393,11 @@ class LiveSchedulerImpl : public LiveScheduler {
       note = "batch cpu " + milli(batch) + " of " + milli(policy_->BatchAllocatable(node).cpu_milli) +
              " reclaimable, online requests " + milli(node.online_requested.cpu_milli) + "/" +
              allocatable;
+      if (policy_->PlacesBatchByRuntime()) {
+        int64_t runtime = pod.expected_runtime_seconds > 0 ? pod.expected_runtime_seconds
+                                                           : kDefaultBatchRuntimeSeconds;
+        note += ", expected runtime " + FormatGoDuration(runtime) + " (" + runtime_source + ")";
+      }
     }
     if (node.cpu_usage_milli >= 0) {
       if (!note.empty()) note += ", ";
@@ -418,11 +455,12 @@ class LiveSchedulerImpl : public LiveScheduler {
         continue;
       }
       PodInfo info = PodInfoFromJson(*pod);
+      std::string runtime_source = info.qos == Qos::kBatch ? FillExpectedRuntime(&info) : "";
       ExpireUsage();
       Decision d = Schedule(info, nodes_info_, *policy_);
       if (d.node_index) {
         NodeInfo& node = nodes_info_[*d.node_index];
-        std::string note = PlacementNote(info, node);
+        std::string note = PlacementNote(info, node, runtime_source);
         node.AddPod(info, false);
         placed_[next.key] = node.name;
         batch_moved_ = true;
@@ -526,6 +564,8 @@ class LiveSchedulerImpl : public LiveScheduler {
   bool batch_moved_ = false;                                  // under mu_
   std::thread write_back_;
   std::unordered_map<std::string, int64_t> usage_reported_at_;  // node -> unix seconds; under mu_
+  JobRuntimes runtimes_{JobRuntimes::Options{20, kRuntimeQuantile}};  // under mu_
+  std::set<std::string> runtime_counted_;  // uids of completed pods in runtimes_; under mu_
   base::WallTime last_expiry_check_;                            // under mu_
 
   std::mutex mu_;
@@ -605,6 +645,12 @@ PodInfo PodInfoFromJson(const Json& pod) {
       StringAt(pod, {"metadata", "annotations", "fulcrum.dev/qos"}) == "batch") {
     info.qos = Qos::kBatch;
   }
+  // An invalid duration is ignored: the runtime is then learnt or the default, as the Scheduled
+  // event says.
+  std::string runtime = StringAt(pod, {"metadata", "annotations", kExpectedRuntimeAnnotation});
+  if (auto seconds = ParseGoDurationSeconds(runtime); !runtime.empty() && seconds.ok()) {
+    info.expected_runtime_seconds = *seconds;
+  }
   // The application: the owning workload, with a Deployment's ReplicaSet hash taken off.
   const Json& refs = At(meta, "ownerReferences");
   if (refs.is_array()) {
@@ -622,6 +668,19 @@ PodInfo PodInfoFromJson(const Json& pod) {
   }
   if (info.app.empty()) info.app = info.ns + "/Pod/" + info.name;
   return info;
+}
+
+int64_t CompletedRuntimeSeconds(const Json& pod) {
+  if (StringAt(pod, {"status", "phase"}) != "Succeeded") return -1;
+  base::WallTime start, end, t;
+  if (!base::ParseRfc3339(StringAt(pod, {"status", "startTime"}), &start)) return -1;
+  const Json& statuses = At(At(pod, "status"), "containerStatuses");
+  if (!statuses.is_array()) return -1;
+  for (const Json& c : statuses) {
+    if (base::ParseRfc3339(StringAt(c, {"state", "terminated", "finishedAt"}), &t) && t > end) end = t;
+  }
+  if (end == base::WallTime{} || end <= start) return -1;
+  return std::chrono::duration_cast<std::chrono::seconds>(end - start).count();
 }
 
 void UpdateNodeInfoFromJson(const Json& node, NodeInfo* info) {

@@ -58,6 +58,9 @@ base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClien
 
 // The scheduler's views of API objects (exposed for tests).
 PodInfo PodInfoFromJson(const base::Json& pod);
+// A Succeeded pod's runtime in seconds, from status.startTime to its containers' last
+// finishedAt; -1 for any other pod, or when either time is missing.
+int64_t CompletedRuntimeSeconds(const base::Json& pod);
 // Node readiness is folded into taints: a node whose Ready condition is not True carries
 // node.kubernetes.io/not-ready:NoSchedule, as the node lifecycle controller would add.
 void UpdateNodeInfoFromJson(const base::Json& node, NodeInfo* info);

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <thread>
 
 #include "client/test_server.h"
@@ -300,8 +301,80 @@ TEST_F(ArchimedesLiveTest, ColdPodsGoByRequestsAndBatchRunsOnCapacityReclaimedFr
   EXPECT_TRUE(Eventually([&] { return !(scheduled = EventMessage("crunch", "Scheduled")).empty(); }));
   EXPECT_THAT(scheduled, ::testing::MatchesRegex(
                              "Successfully assigned default/crunch to n \\(archimedes: batch cpu "
-                             "300m of [0-9]+m reclaimable, online requests 1900m/2000m, measured "
+                             "300m of [0-9]+m reclaimable, online requests 1900m/2000m, expected "
+                             "runtime 1h0m0s \\(default\\), measured "
                              "cpu 120m/2000m, memory 1024Mi/8192Mi\\)"));
+}
+
+// A batch Job's expected runtime: an hour while nothing is known, then learnt from its completed
+// pods (of this Job, and of the Jobs a CronJob names alike), and the pod's
+// fulcrum.dev/expected-runtime annotation over both. The Scheduled event says which.
+TEST_F(ArchimedesLiveTest, BatchRuntimeIsLearntFromCompletedRunsAndAnnotationOverrides) {
+  AddNode("n", "2");
+  Start(LiveSchedulerOptions{});
+  auto batch_pod = [&](const std::string& name, const std::string& job, Json annotations) {
+    Json pod = {{"metadata",
+                 {{"name", name},
+                  {"annotations", annotations},
+                  {"ownerReferences",
+                   {{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"name", job},
+                     {"uid", "uid-" + job}, {"controller", true}}}}}},
+                {"spec",
+                 {{"priorityClassName", "fulcrum-batch"},
+                  {"containers",
+                   {{{"name", "c"}, {"image", "x"},
+                     {"resources", {{"requests", {{"cpu", "100m"}}}}}}}}}}};
+    auto r = api().Create(ResourcePath("v1", "pods", "default"), pod);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  auto runtime_note = [&](const std::string& pod) {
+    std::string scheduled;
+    EXPECT_TRUE(Eventually([&] { return !(scheduled = EventMessage(pod, "Scheduled")).empty(); }))
+        << FailedSchedulingMessage(pod);
+    std::smatch m;
+    std::regex re("expected runtime ([0-9hms]+) \\(([^)]*)\\)");
+    return std::regex_search(scheduled, m, re) ? m[1].str() + " (" + m[2].str() + ")" : scheduled;
+  };
+  // The agent marks a pod done: started at `start`, its container finished `seconds` later.
+  auto complete = [&](const std::string& name, int64_t seconds) {
+    base::WallTime start = base::RealClock()->Now() - std::chrono::hours(3);
+    Json status = {{"status",
+                    {{"phase", "Succeeded"},
+                     {"startTime", base::FormatRfc3339(start)},
+                     {"containerStatuses",
+                      {{{"name", "c"},
+                        {"state",
+                         {{"terminated",
+                           {{"exitCode", 0},
+                            {"reason", "Completed"},
+                            {"finishedAt",
+                             base::FormatRfc3339(start + std::chrono::seconds(seconds))}}}}}}}}}}};
+    auto r = api().Patch(ResourcePath("v1", "pods", "default", name, "status"),
+                         client::PatchType::kMerge, status);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+
+  batch_pod("crunch-a", "crunch", Json::object());
+  EXPECT_EQ(runtime_note("crunch-a"), "1h0m0s (default)");
+  // The scheduler's pod informer delivers the completion before the next pod's creation (one
+  // watch, in order), so the next pod is placed knowing the run.
+  complete("crunch-a", 1800);
+  batch_pod("crunch-b", "crunch", Json::object());
+  EXPECT_EQ(runtime_note("crunch-b"), "30m0s (p90 of 1 run)");
+  complete("crunch-b", 2400);
+  batch_pod("crunch-c", "crunch", Json::object());
+  EXPECT_EQ(runtime_note("crunch-c"), "40m0s (p90 of 2 runs)");  // fewer than 10 runs: the longest
+  batch_pod("crunch-d", "crunch", Json{{"fulcrum.dev/expected-runtime", "2h30m"}});
+  EXPECT_EQ(runtime_note("crunch-d"), "2h30m0s (fulcrum.dev/expected-runtime)");
+  batch_pod("crunch-e", "crunch", Json{{"fulcrum.dev/expected-runtime", "soon"}});
+  EXPECT_EQ(runtime_note("crunch-e"), "40m0s (p90 of 2 runs)");  // not a duration: ignored
+
+  // A CronJob's runs are Jobs named <cronjob>-<minute>: one history.
+  batch_pod("report-28373940-x", "report-28373940", Json::object());
+  EXPECT_EQ(runtime_note("report-28373940-x"), "1h0m0s (default)");
+  complete("report-28373940-x", 600);
+  batch_pod("report-28375380-y", "report-28375380", Json::object());
+  EXPECT_EQ(runtime_note("report-28375380-y"), "10m0s (p90 of 1 run)");
 }
 
 }  // namespace

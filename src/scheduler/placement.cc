@@ -50,6 +50,7 @@ class ArchimedesPolicy : public Policy {
         risk_z_(NormalTailInverse(options.risk_bound)) {}
   std::string_view name() const override { return "archimedes"; }
   bool ReclaimsForBatch() const override { return true; }
+  bool PlacesBatchByRuntime() const override { return true; }
 
   void BeginPod(const PodInfo& pod, std::span<const NodeInfo> nodes) override {
     BeginNodes(nodes);
@@ -203,6 +204,7 @@ class OraclePolicy : public Policy {
   explicit OraclePolicy(const PolicyOptions& options) : options_(options) {}
   std::string_view name() const override { return "oracle"; }
   bool ReclaimsForBatch() const override { return true; }
+  bool PlacesBatchByRuntime() const override { return true; }
 
   void BeginPod(const PodInfo& pod, std::span<const NodeInfo> nodes) override {
     now_ = UnixNow(options_.clock);
