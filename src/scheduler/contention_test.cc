@@ -64,6 +64,36 @@ TEST(ProfileStore, LearnsTheDailyShapeAndColdStartsFromRequests) {
   EXPECT_EQ(store.version(), v);  // nothing new
 }
 
+// LearnSoFar makes a profile of the cycle so far without ending it: the next Commit gives what
+// it gives without the early look, and other applications are not touched.
+TEST(ProfileStore, LearnSoFarLeavesTheCycleOpen) {
+  ProfileStore early, plain;
+  for (ProfileStore* store : {&early, &plain}) {
+    store->Observe("old", 0, 40.0);
+    store->Commit();
+    store->Observe("old", 86400, 80.0);  // the next cycle, not ended
+    store->Observe("new", 86400, 100.0);
+  }
+  uint64_t version = early.version();
+  early.LearnSoFar("new");
+  EXPECT_GT(early.version(), version);
+  ASSERT_NE(early.Find("new"), nullptr);
+  EXPECT_FLOAT_EQ(early.Find("new")->cpu_mean[0], 100);
+  EXPECT_FLOAT_EQ(early.Find("old")->cpu_mean[0], 40);  // its cycle is not over
+  EXPECT_EQ(plain.Find("new"), nullptr);
+  early.LearnSoFar("unknown");  // nothing observed: nothing happens
+  EXPECT_EQ(early.Find("unknown"), nullptr);
+  for (ProfileStore* store : {&early, &plain}) {
+    store->Observe("new", 86400 + 60, 300.0);
+    store->Commit();
+  }
+  for (const char* app : {"old", "new"}) {
+    EXPECT_EQ(early.Find(app)->cpu_mean, plain.Find(app)->cpu_mean) << app;
+    EXPECT_EQ(early.Find(app)->cpu_std, plain.Find(app)->cpu_std) << app;
+  }
+  EXPECT_FLOAT_EQ(early.Find("new")->cpu_mean[0], 200);  // one cycle of (100, 300)
+}
+
 TEST(NodeDemand, SameAppReplicasAreCorrelated) {
   ProfileStore store;
   ObserveDays(store, "a", 3000);

@@ -60,41 +60,77 @@ void ProfileStore::Commit() {
       Accumulator::Fresh& f = a.fresh[s];
       if (f.n == 0) continue;
       touched = true;
-      double w = a.weight[s] > 0 ? decay : 0;
-      // Normalise the new samples to a weight of 1 per cycle, whatever their count.
-      a.weight[s] = a.weight[s] * w + 1;
-      a.sum[s] = a.sum[s] * w + f.sum / f.n;
-      a.sum_sq[s] = a.sum_sq[s] * w + f.sum_sq / f.n;
+      Fold(f, decay, &a.weight[s], &a.sum[s], &a.sum_sq[s]);
       f = {};
     }
     if (!touched) continue;
     changed = true;
-    if (!a.profile) a.profile = &profiles_[a.app];  // elements of profiles_ never move
-    AppProfile& p = *a.profile;
-    p.app = a.app;
-    p.slot_seconds = options_.slot_seconds;
-    p.slots = options_.slots;
-    p.cold = false;
-    p.cpu_mean.assign(options_.slots, 0);
-    p.cpu_std.assign(options_.slots, 0);
-    double total_mean = 0, total_weight = 0;
-    for (int s = 0; s < options_.slots; ++s) {
-      if (a.weight[s] == 0) continue;
-      total_mean += a.sum[s];
-      total_weight += a.weight[s];
-    }
-    double fallback = total_weight > 0 ? total_mean / total_weight : 0;
-    for (int s = 0; s < options_.slots; ++s) {
-      double mean = a.weight[s] > 0 ? a.sum[s] / a.weight[s] : fallback;
-      double var = a.weight[s] > 0 ? a.sum_sq[s] / a.weight[s] - mean * mean : mean * mean;
-      double sd = std::sqrt(std::max(0.0, var));
-      sd = std::max(sd, options_.min_relative_spread * mean);
-      p.cpu_mean[s] = static_cast<float>(mean);
-      p.cpu_std[s] = static_cast<float>(sd);
-      p.observed_samples += a.weight[s];
-    }
+    Publish(a, false);
   }
   if (changed) ++version_;
+}
+
+void ProfileStore::LearnSoFar(std::string_view app) {
+  auto it = accumulator_index_.find(app);
+  if (it == accumulator_index_.end()) return;
+  Accumulator& a = accumulators_[it->second];
+  bool fresh = std::any_of(a.fresh.begin(), a.fresh.end(),
+                           [](const Accumulator::Fresh& f) { return f.n > 0; });
+  if (!fresh) return;
+  Publish(a, true);
+  ++version_;
+}
+
+void ProfileStore::Fold(const Accumulator::Fresh& f, double decay, double* weight, double* sum,
+                        double* sum_sq) {
+  double w = *weight > 0 ? decay : 0;
+  // Normalise the new samples to a weight of 1 per cycle, whatever their count.
+  *weight = *weight * w + 1;
+  *sum = *sum * w + f.sum / f.n;
+  *sum_sq = *sum_sq * w + f.sum_sq / f.n;
+}
+
+void ProfileStore::Publish(Accumulator& a, bool with_fresh) {
+  const size_t n = static_cast<size_t>(options_.slots);
+  const double *weight = a.weight.data(), *sum = a.sum.data(), *sum_sq = a.sum_sq.data();
+  std::vector<double> folded;  // weight, sum, sum_sq with the fresh samples, when asked for
+  if (with_fresh) {
+    const double decay = std::exp2(-1.0 / options_.half_life_cycles);
+    folded.reserve(3 * n);
+    folded.insert(folded.end(), a.weight.begin(), a.weight.end());
+    folded.insert(folded.end(), a.sum.begin(), a.sum.end());
+    folded.insert(folded.end(), a.sum_sq.begin(), a.sum_sq.end());
+    for (size_t s = 0; s < n; ++s) {
+      if (a.fresh[s].n > 0) Fold(a.fresh[s], decay, &folded[s], &folded[n + s], &folded[2 * n + s]);
+    }
+    weight = folded.data();
+    sum = weight + n;
+    sum_sq = sum + n;
+  }
+  if (!a.profile) a.profile = &profiles_[a.app];  // elements of profiles_ never move
+  AppProfile& p = *a.profile;
+  p.app = a.app;
+  p.slot_seconds = options_.slot_seconds;
+  p.slots = options_.slots;
+  p.cold = false;
+  p.cpu_mean.assign(n, 0);
+  p.cpu_std.assign(n, 0);
+  double total_mean = 0, total_weight = 0;
+  for (size_t s = 0; s < n; ++s) {
+    if (weight[s] == 0) continue;
+    total_mean += sum[s];
+    total_weight += weight[s];
+  }
+  double fallback = total_weight > 0 ? total_mean / total_weight : 0;
+  for (size_t s = 0; s < n; ++s) {
+    double mean = weight[s] > 0 ? sum[s] / weight[s] : fallback;
+    double var = weight[s] > 0 ? sum_sq[s] / weight[s] - mean * mean : mean * mean;
+    double sd = std::sqrt(std::max(0.0, var));
+    sd = std::max(sd, options_.min_relative_spread * mean);
+    p.cpu_mean[s] = static_cast<float>(mean);
+    p.cpu_std[s] = static_cast<float>(sd);
+    p.observed_samples += weight[s];
+  }
 }
 
 const AppProfile* ProfileStore::Find(std::string_view app) const {

@@ -68,6 +68,12 @@ class ProfileStore {
   // Turns what was observed since the last call into the profiles' means and spreads, decaying
   // older cycles. Call periodically (the simulator: every hour).
   void Commit();
+  // Makes the app's profile what it would be if the current cycle ended now (its samples since
+  // the last Commit taken as this cycle's), without ending it: the next Commit still takes them
+  // in once, with the rest of the cycle, and touches no other application. For an application
+  // seen for the first time, which should not wait for its slot to end to be known. Nothing
+  // happens when the app has no samples since the last Commit.
+  void LearnSoFar(std::string_view app);
 
   // A profile for the app; a cold one from `request_cpu_milli` when nothing was observed. The
   // reference stays valid for the store's lifetime (Commit and Restore update a learnt profile in
@@ -98,6 +104,12 @@ class ProfileStore {
     std::vector<Fresh> fresh;
   };
   Accumulator& AccumulatorFor(std::string_view app) { return accumulators_[IndexOf(app)]; }
+  // Adds a slot's samples since the last Commit to its decayed totals, as one cycle.
+  static void Fold(const Accumulator::Fresh& fresh, double decay, double* weight, double* sum,
+                   double* sum_sq);
+  // The app's profile from its totals (and, with_fresh, the samples since the last Commit as one
+  // more cycle, leaving the totals as they are).
+  void Publish(Accumulator& a, bool with_fresh);
 
   // Looked up by string_view without building a std::string (a lookup per application and
   // observation, and per node and application when contention tables are rebuilt).

@@ -137,12 +137,13 @@ void ProfileFeed::Observe(const NodeUsageReport& report, const NodeInfo& node) {
   int64_t slot = report.unix_seconds / profiles_->options().slot_seconds;
   if (committed_slot_ >= 0 && slot != committed_slot_) profiles_->Commit();  // the slot before
   committed_slot_ = slot;
-  bool new_app = false;
   for (const auto& [app, cpu] : by_app) {
-    if (profiles_->Find(app) == nullptr) new_app = true;
+    bool new_app = profiles_->Find(app) == nullptr;
     profiles_->Observe(app, report.unix_seconds, cpu);
+    // Known at once; the slot itself is still learnt when it ends (the other applications' partial
+    // slots stay as they are).
+    if (new_app) profiles_->LearnSoFar(app);
   }
-  if (new_app) profiles_->Commit();
 }
 
 std::string AppProfileName(std::string_view app) {

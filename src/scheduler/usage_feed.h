@@ -65,8 +65,9 @@ void ForgetNodeUsage(NodeInfo* node);
 // Feeds application profiles from reports: each reported pod's average CPU over the window is one
 // observation of its application (the app of the pod on the node, "ns/Kind/name"). The store's
 // Commit is called when the profile slot changes (its model: a slot's history decays once per
-// cycle) and when an application is seen for the first time, so that it has a learnt profile at
-// once. Not thread-safe (as the store).
+// cycle); an application seen for the first time is learnt at once from what its slot has so far
+// (ProfileStore::LearnSoFar), the others' partial slots left alone. Not thread-safe (as the
+// store).
 class ProfileFeed {
  public:
   explicit ProfileFeed(ProfileStore* profiles) : profiles_(profiles) {}

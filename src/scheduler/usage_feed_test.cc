@@ -242,6 +242,49 @@ TEST(UsageFeedTest, ProfilesLearnFromReportsAndRoundTripAsObjects) {
   EXPECT_EQ(AppProfileName("ns/Pod/burn"), "pod-burn");
 }
 
+// Regression: the first sight of a new application committed every application's partial slot,
+// so an application seen before had the first part of its slot taken as a cycle of its own (the
+// slot's later samples then came in as a second cycle, the first decayed): its profile moved
+// mid-slot and its slot mean leant to the later samples. A new application is learnt at once
+// from what its slot has so far; the others learn their slot when it ends, as one cycle.
+TEST(UsageFeedTest, NewApplicationDoesNotCommitOthersPartialSlot) {
+  ProfileStore store;
+  ProfileFeed feed(&store);
+  NodeInfo n = Node("a", 4000);
+  n.AddPod(Pod("web-0", 1000, Qos::kOnline, "shop/Deployment/web"), true);
+  n.AddPod(Pod("batch-0", 1000, Qos::kOnline, "shop/Job/batch"), true);
+  auto report = [&](const std::string& time, std::vector<std::tuple<std::string, std::string,
+                                                                     std::string, std::string>> pods) {
+    auto r = NodeUsageFromMetric(Metric("a", time, "2000m", pods));
+    ASSERT_TRUE(r.ok());
+    feed.Observe(*r, n);
+  };
+  report("2026-11-27T10:00:00Z", {{"shop", "web-0", "100m", "online"}});
+  const AppProfile* web = store.Find("shop/Deployment/web");
+  ASSERT_NE(web, nullptr);  // learnt at first sight
+  int slot = web->SlotAt(1795773600);  // 10:00 UTC
+  EXPECT_FLOAT_EQ(web->cpu_mean[slot], 100);
+  // Later in the same 15-minute slot the Job appears.
+  report("2026-11-27T10:05:00Z",
+         {{"shop", "web-0", "300m", "online"}, {"shop", "batch-0", "50m", "online"}});
+  const AppProfile* batch = store.Find("shop/Job/batch");
+  ASSERT_NE(batch, nullptr);  // learnt at first sight
+  EXPECT_FLOAT_EQ(batch->cpu_mean[slot], 50);
+  EXPECT_FLOAT_EQ(web->cpu_mean[slot], 100) << "web's slot is not over";
+  // The slot ends: web's slot is the mean of its samples (100, 300), one cycle; the Job's too.
+  report("2026-11-27T10:15:00Z",
+         {{"shop", "web-0", "900m", "online"}, {"shop", "batch-0", "70m", "online"}});
+  EXPECT_FLOAT_EQ(web->cpu_mean[slot], 200);
+  EXPECT_FLOAT_EQ(web->cpu_std[slot], 100);
+  EXPECT_FLOAT_EQ(batch->cpu_mean[slot], 50);
+  // The Job's first slot, learnt early from a part of it, counts once when it ends: its next
+  // slot (10:15, 70m) decays nothing of it.
+  EXPECT_FLOAT_EQ(batch->cpu_mean[(slot + 1) % 96], 50);  // not learnt yet: the profile's mean
+  report("2026-11-27T10:30:00Z", {{"shop", "batch-0", "70m", "online"}});
+  EXPECT_FLOAT_EQ(batch->cpu_mean[(slot + 1) % 96], 70);
+  EXPECT_FLOAT_EQ(batch->cpu_mean[slot], 50);
+}
+
 TEST(UsageFeedTest, WriterCreatesUpdatesAndLoadsProfiles) {
   client::TestServer server;
   ASSERT_TRUE(server.client().Create(ResourcePath("v1", "namespaces"),
