@@ -2,6 +2,7 @@
 // streams (watches) on a few event-loop threads.
 #include "apiserver/http_server.h"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
@@ -14,12 +15,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include "base/json.h"
 #include "base/log.h"
@@ -90,15 +94,173 @@ class StreamWriterBase {
   StreamWriters* writers_;
 };
 
+// How a StreamWriter reads and writes its connection: through the stream it was handed (plain
+// TCP, or TLS through Asio's engine).
+template <typename Stream>
+class StreamTransport {
+ public:
+  explicit StreamTransport(Stream stream) : stream_(std::move(stream)) {}
+  auto get_executor() { return stream_.get_executor(); }
+  tcp::socket& socket() { return Socket(stream_); }
+  // Writes all of `buffers` (which stay valid until `done` runs) and calls done(ec).
+  template <typename Done>
+  void Write(const std::vector<asio::const_buffer>& buffers, Done done) {
+    asio::async_write(stream_, buffers,
+                      [done = std::move(done)](boost::system::error_code ec, std::size_t) mutable {
+                        done(ec);
+                      });
+  }
+  // Reads and discards what the peer sends; done(ec) after each read.
+  template <typename Done>
+  void Discard(asio::mutable_buffer buffer, Done done) {
+    stream_.async_read_some(buffer, [done = std::move(done)](boost::system::error_code ec,
+                                                             std::size_t) mutable { done(ec); });
+  }
+
+ private:
+  Stream stream_;
+};
+
+// A TLS connection whose response head is out, written from here on by OpenSSL straight to the
+// socket (a socket BIO behind a write buffer, in place of Asio's BIO pair): the chunks of one
+// write are gathered once and encrypted into few system calls, where Asio's engine takes them 16
+// KiB at a time (Beast copies them together first), copies each encrypted record out of its BIO
+// pair and writes it with an operation of its own. Only when nothing the peer sent is still
+// buffered inside the engine (Possible), since that would be lost.
+// OpenSSL's socket BIO, except that it writes with MSG_NOSIGNAL: a peer gone away is an error
+// for the writer, never a SIGPIPE for the process (Asio sends so; this library does not rely on
+// the program ignoring the signal).
+BIO_METHOD* SocketBioWithoutSigpipe() {
+  static BIO_METHOD* method = [] {
+    const BIO_METHOD* base = BIO_s_socket();
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "socket, MSG_NOSIGNAL");
+    BIO_meth_set_write(m, [](BIO* b, const char* data, int len) -> int {
+      int fd = -1;
+      BIO_get_fd(b, &fd);
+      BIO_clear_retry_flags(b);
+      ssize_t n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        BIO_set_retry_write(b);
+      }
+      return static_cast<int>(n);
+    });
+    BIO_meth_set_read(m, BIO_meth_get_read(base));
+    BIO_meth_set_puts(m, BIO_meth_get_puts(base));
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(base));
+    BIO_meth_set_create(m, BIO_meth_get_create(base));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(base));
+    return m;
+  }();
+  return method;
+}
+
+class DirectTlsTransport {
+ public:
+  using TlsStream = beast::ssl_stream<tcp::socket>;
+
+  static bool Possible(TlsStream& stream) {
+    SSL* ssl = stream.native_handle();
+    return SSL_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0;
+  }
+
+  explicit DirectTlsTransport(TlsStream stream) : stream_(std::move(stream)) {
+    SSL* ssl = stream_.native_handle();
+    BIO* socket_bio = BIO_new(SocketBioWithoutSigpipe());
+    BIO_set_fd(socket_bio, static_cast<int>(socket().native_handle()), BIO_NOCLOSE);
+    BIO* buffered = BIO_new(BIO_f_buffer());
+    BIO_set_write_buffer_size(buffered, kMaxStreamWrite + 64 * 1024);
+    BIO_up_ref(socket_bio);  // held by the read side and by the buffer's chain
+    BIO_push(buffered, socket_bio);
+    SSL_set_bio(ssl, socket_bio, buffered);  // frees the engine's half of its BIO pair
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  }
+
+  auto get_executor() { return stream_.get_executor(); }
+  tcp::socket& socket() { return Socket(stream_); }
+
+  template <typename Done>
+  void Write(const std::vector<asio::const_buffer>& buffers, Done done) {
+    out_.clear();
+    for (const auto& b : buffers) out_.append(static_cast<const char*>(b.data()), b.size());
+    written_ = 0;
+    flushing_ = false;
+    WriteSome(std::move(done));
+  }
+
+  template <typename Done>
+  void Discard(asio::mutable_buffer buffer, Done done) {
+    socket().async_wait(tcp::socket::wait_read, [this, buffer, done = std::move(done)](
+                                                    boost::system::error_code ec) mutable {
+      if (ec) return done(ec);
+      for (;;) {
+        std::size_t n = 0;
+        if (SSL_read_ex(stream_.native_handle(), buffer.data(), buffer.size(), &n) == 1) continue;
+        int e = SSL_get_error(stream_.native_handle(), 0);
+        ERR_clear_error();
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return done({});
+        return done(asio::error::eof);  // closed (close_notify or TCP) or failed
+      }
+    });
+  }
+
+ private:
+  // Encrypts what is left of out_ into the write buffer, then flushes it to the socket, waiting
+  // for the socket to take more whenever it is full.
+  template <typename Done>
+  void WriteSome(Done done) {
+    SSL* ssl = stream_.native_handle();
+    while (!flushing_ && written_ < out_.size()) {
+      std::size_t n = 0;
+      if (SSL_write_ex(ssl, out_.data() + written_, out_.size() - written_, &n) == 1) {
+        written_ += n;
+        continue;
+      }
+      int e = SSL_get_error(ssl, 0);
+      ERR_clear_error();
+      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        return Wait(e == SSL_ERROR_WANT_WRITE, std::move(done));
+      }
+      return Finish(asio::error::broken_pipe, std::move(done));
+    }
+    flushing_ = true;
+    if (BIO_flush(SSL_get_wbio(ssl)) == 1) return Finish({}, std::move(done));
+    if (BIO_should_retry(SSL_get_wbio(ssl))) return Wait(true, std::move(done));
+    ERR_clear_error();
+    Finish(asio::error::broken_pipe, std::move(done));
+  }
+
+  template <typename Done>
+  void Wait(bool for_write, Done done) {
+    socket().async_wait(for_write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                        [this, done = std::move(done)](boost::system::error_code ec) mutable {
+                          if (ec) return Finish(ec, std::move(done));
+                          WriteSome(std::move(done));
+                        });
+  }
+
+  // Calls done from the executor, never inside Write: the caller may write again at once.
+  template <typename Done>
+  void Finish(boost::system::error_code ec, Done done) {
+    asio::post(get_executor(), [ec, done = std::move(done)]() mutable { done(ec); });
+  }
+
+  TlsStream stream_;
+  std::string out_;          // the write under way, gathered
+  std::size_t written_ = 0;  // of out_, taken by SSL_write
+  bool flushing_ = false;    // all of out_ encrypted; the write buffer going to the socket
+};
+
 // Owns one connection after the head of a streamed response, on one of the loop threads (every
 // handler runs on the socket's strand): polls the HttpStream when it can write, writes the chunks
 // it returns (shared buffers, gathered into one write), waits for a wake or the time the stream
 // asked for when there is nothing, and closes the connection when the stream ends, the client
 // goes away, or a write stalls.
-template <typename Stream>
+template <typename Transport>
 class StreamWriter : public StreamWriterBase,
-                     public std::enable_shared_from_this<StreamWriter<Stream>> {
+                     public std::enable_shared_from_this<StreamWriter<Transport>> {
  public:
+  template <typename Stream>
   StreamWriter(StreamWriters* writers, Stream stream, std::shared_ptr<HttpStream> body,
                std::string first)
       : StreamWriterBase(writers),
@@ -169,9 +331,9 @@ class StreamWriter : public StreamWriterBase,
     for (const auto& b : sending_) buffers_.emplace_back(b->data(), b->size());
     writing_ = true;
     Arm(now + (finishing_ || body_->Abandoned() ? kStreamGrace : kStreamStallLimit));
-    asio::async_write(stream_, buffers_,
-                      [self = this->shared_from_this()](boost::system::error_code ec,
-                                                        std::size_t) { self->Written(ec); });
+    stream_.Write(buffers_, [self = this->shared_from_this()](boost::system::error_code ec) {
+      self->Written(ec);
+    });
   }
 
   void Written(boost::system::error_code ec) {
@@ -182,7 +344,7 @@ class StreamWriter : public StreamWriterBase,
     } else if (finishing_) {
       // The body is complete: send FIN, and close once the client closes too (or soon anyway).
       boost::system::error_code ignored;
-      Socket(stream_).shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
       Arm(Now() + kStreamGrace);
     } else {
       Pump();
@@ -191,15 +353,14 @@ class StreamWriter : public StreamWriterBase,
 
   // Reads (and discards) whatever the client sends, to learn at once when it goes away.
   void ReadPeer() {
-    stream_.async_read_some(asio::buffer(peer_buffer_),
-                            [self = this->shared_from_this()](boost::system::error_code ec,
-                                                              std::size_t) {
-                              if (ec) {
-                                self->Close();
-                              } else {
-                                self->ReadPeer();
-                              }
-                            });
+    stream_.Discard(asio::buffer(peer_buffer_),
+                    [self = this->shared_from_this()](boost::system::error_code ec) {
+                      if (ec) {
+                        self->Close();
+                      } else {
+                        self->ReadPeer();
+                      }
+                    });
   }
 
   // The timer serves both waits: for the stream's next poll when idle, and for a write's
@@ -227,12 +388,12 @@ class StreamWriter : public StreamWriterBase,
     closed_ = true;
     body_->Cancel();
     timer_.cancel();
-    CloseSocket(Socket(stream_));
+    CloseSocket(stream_.socket());
   }
 
   static TimePoint Now() { return std::chrono::steady_clock::now(); }
 
-  Stream stream_;
+  Transport stream_;
   std::shared_ptr<HttpStream> body_;
   asio::steady_timer timer_;
   SharedBytes first_;                       // the response's initial body, as a chunk
@@ -582,9 +743,24 @@ class BeastHttpServer : public HttpServer {
       response.stream->Cancel();
       return false;
     }
-    auto writer = std::make_shared<StreamWriter<Stream>>(&writers_, std::move(stream),
+    std::shared_ptr<StreamWriterBase> writer;
+    std::function<void()> begin;
+    auto make = [&]<typename Transport>(std::type_identity<Transport>) {
+      auto w = std::make_shared<StreamWriter<Transport>>(&writers_, std::move(stream),
                                                          response.stream,
                                                          std::move(response.body));
+      begin = [w] { w->Begin(); };
+      writer = w;
+    };
+    if constexpr (std::is_same_v<Stream, DirectTlsTransport::TlsStream>) {
+      if (DirectTlsTransport::Possible(stream)) {
+        make(std::type_identity<DirectTlsTransport>{});
+      } else {
+        make(std::type_identity<StreamTransport<Stream>>{});
+      }
+    } else {
+      make(std::type_identity<StreamTransport<Stream>>{});
+    }
     {
       std::lock_guard lock(writers_.mu);
       if (writers_.stopping) {
@@ -593,7 +769,7 @@ class BeastHttpServer : public HttpServer {
       }
       writers_.alive.insert(writer.get());
     }
-    writer->Begin();
+    begin();
     return true;
   }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -9,9 +10,13 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <thread>
+
+#include "apiserver/pki.h"
 
 namespace fulcrum::apiserver {
 namespace {
@@ -107,12 +112,36 @@ class FakeStream : public HttpStream {
   bool cancelled_ = false;
 };
 
-// Hands out FakeStreams for GET /watch and remembers them.
+// A serving certificate for 127.0.0.1 in a temporary directory, made once for the test binary
+// and removed at exit (both live on the heap, so that no destructor runs before the removal).
+const Pki& TestPki() {
+  static const std::string* dir = [] {
+    char tmpl[] = "/tmp/fulcrum-http-test-XXXXXX";
+    EXPECT_NE(::mkdtemp(tmpl), nullptr);
+    return new std::string(tmpl);
+  }();
+  static const Pki* pki = [] {
+    auto made = EnsurePki(*dir, {"127.0.0.1"});
+    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(*dir, ec);
+    });
+    return new Pki(made.ok() ? *made : Pki{});
+  }();
+  return *pki;
+}
+
+// Hands out FakeStreams for GET /watch and remembers them; TLS with `tls`.
 class StreamServer {
  public:
-  explicit StreamServer(std::size_t stream_threads = 2) {
+  explicit StreamServer(bool tls, std::size_t stream_threads = 2) {
     HttpServerOptions options;
     options.stream_threads = stream_threads;
+    if (tls) {
+      options.cert_file = TestPki().server_cert_file;
+      options.key_file = TestPki().server_key_file;
+    }
     auto server = StartHttpServer(options, [this](const HttpRequest& request) {
       HttpResponse response;
       if (request.path != "/watch") {
@@ -152,10 +181,11 @@ class StreamServer {
   std::vector<std::shared_ptr<FakeStream>> streams_;
 };
 
-// A blocking client socket with a receive timeout, so no test can hang.
+// A blocking client socket with a receive timeout, so no test can hang; TLS (not verifying the
+// server) with `tls`.
 class Client {
  public:
-  explicit Client(uint16_t port, int receive_buffer = 0) {
+  explicit Client(uint16_t port, bool tls, int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{20, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -167,16 +197,30 @@ class Client {
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (connected_ && tls) {
+      ctx_ = SSL_CTX_new(TLS_client_method());
+      ssl_ = SSL_new(ctx_);
+      SSL_set_fd(ssl_, fd_);
+      connected_ = SSL_connect(ssl_) == 1;
+    }
   }
   ~Client() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
     if (fd_ >= 0) ::close(fd_);
   }
   bool connected() const { return connected_; }
   void Send(const std::string& data) {
+    if (ssl_ != nullptr) {
+      ASSERT_EQ(SSL_write(ssl_, data.data(), static_cast<int>(data.size())),
+                static_cast<int>(data.size()));
+      return;
+    }
     ASSERT_EQ(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(data.size()));
   }
   void Get(const std::string& path) { Send("GET " + path + " HTTP/1.1\r\nHost: test\r\n\r\n"); }
+  // Goes away without a word (no TLS close_notify).
   void Close() {
     ::close(fd_);
     fd_ = -1;
@@ -186,7 +230,7 @@ class Client {
     std::string out;
     char buf[65536];
     for (;;) {
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      long n = ssl_ != nullptr ? SSL_read(ssl_, buf, sizeof(buf)) : ::recv(fd_, buf, sizeof(buf), 0);
       if (n <= 0) return out;
       out.append(buf, static_cast<std::size_t>(n));
     }
@@ -195,6 +239,8 @@ class Client {
  private:
   int fd_ = -1;
   bool connected_ = false;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
 };
 
 // The decoded body of a chunked response, and whether the last chunk ended it.
@@ -238,13 +284,23 @@ TEST(HttpChunkTest, FramesWithHexSize) {
   EXPECT_EQ(HttpChunk(""), "");
 }
 
-TEST(HttpServerStreamTest, ManyStreamsReceiveEveryChunkInOrder) {
-  StreamServer server;
+// Every stream test runs over plain TCP and over TLS (where the stream is written by OpenSSL
+// straight to the socket once the head is out).
+class HttpServerStreamTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool tls() const { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Transport, HttpServerStreamTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Tls" : "Plain"; });
+
+TEST_P(HttpServerStreamTest, ManyStreamsReceiveEveryChunkInOrder) {
+  StreamServer server(tls());
   constexpr int kClients = 200;
   constexpr int kChunks = 100;
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < kClients; ++i) {
-    clients.push_back(std::make_unique<Client>(server.port()));
+    clients.push_back(std::make_unique<Client>(server.port(), tls()));
     ASSERT_TRUE(clients.back()->connected());
     clients.back()->Get("/watch");
   }
@@ -268,12 +324,12 @@ TEST(HttpServerStreamTest, ManyStreamsReceiveEveryChunkInOrder) {
   }
 }
 
-TEST(HttpServerStreamTest, PlainRequestsStillWorkBesideStreams) {
-  StreamServer server;
-  Client watcher(server.port());
+TEST_P(HttpServerStreamTest, PlainRequestsStillWorkBesideStreams) {
+  StreamServer server(tls());
+  Client watcher(server.port(), tls());
   watcher.Get("/watch");
   auto streams = server.Streams(1);
-  Client plain(server.port());
+  Client plain(server.port(), tls());
   plain.Send("GET /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
   std::string answer = plain.ReadAll();
   EXPECT_NE(answer.find("200 OK"), std::string::npos);
@@ -282,9 +338,9 @@ TEST(HttpServerStreamTest, PlainRequestsStillWorkBesideStreams) {
   EXPECT_TRUE(Decode(watcher.ReadAll()).complete);
 }
 
-TEST(HttpServerStreamTest, ClientGoingAwayCancelsTheStream) {
-  StreamServer server;
-  Client client(server.port());
+TEST_P(HttpServerStreamTest, ClientGoingAwayCancelsTheStream) {
+  StreamServer server(tls());
+  Client client(server.port(), tls());
   client.Get("/watch");
   auto streams = server.Streams(1);
   streams[0]->Push(Chunk("one\n"));
@@ -292,9 +348,9 @@ TEST(HttpServerStreamTest, ClientGoingAwayCancelsTheStream) {
   EXPECT_TRUE(streams[0]->WaitCancelled(20s));
 }
 
-TEST(HttpServerStreamTest, StreamIsPolledAgainWhenItAsks) {
-  StreamServer server;
-  Client client(server.port());
+TEST_P(HttpServerStreamTest, StreamIsPolledAgainWhenItAsks) {
+  StreamServer server(tls());
+  Client client(server.port(), tls());
   client.Get("/watch");
   auto streams = server.Streams(1);
   streams[0]->PollEvery(10ms);
@@ -304,14 +360,14 @@ TEST(HttpServerStreamTest, StreamIsPolledAgainWhenItAsks) {
   EXPECT_EQ(Decode(client.ReadAll()).data, "x\n");
 }
 
-TEST(HttpServerStreamTest, AbandonedStreamOfAStuckClientIsClosed) {
-  StreamServer server;
-  Client stuck(server.port(), /*receive_buffer=*/4096);
+TEST_P(HttpServerStreamTest, AbandonedStreamOfAStuckClientIsClosed) {
+  StreamServer server(tls());
+  Client stuck(server.port(), tls(), /*receive_buffer=*/4096);
   stuck.Get("/watch");
   // The stuck client's stream must be the first: connections are served in parallel, so the
   // second is opened only once the first stream exists.
   server.Streams(1);
-  Client healthy(server.port());
+  Client healthy(server.port(), tls());
   healthy.Get("/watch");
   auto streams = server.Streams(2);
   // Far more than the socket buffers hold: the writes to the stuck client stall.
@@ -325,11 +381,11 @@ TEST(HttpServerStreamTest, AbandonedStreamOfAStuckClientIsClosed) {
   EXPECT_EQ(Decode(healthy.ReadAll()).data, "fine\n");
 }
 
-TEST(HttpServerStreamTest, StopClosesOpenStreams) {
-  auto server = std::make_unique<StreamServer>(1);
+TEST_P(HttpServerStreamTest, StopClosesOpenStreams) {
+  auto server = std::make_unique<StreamServer>(tls(), 1);
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 10; ++i) {
-    clients.push_back(std::make_unique<Client>(server->port()));
+    clients.push_back(std::make_unique<Client>(server->port(), tls()));
     clients.back()->Get("/watch");
   }
   auto streams = server->Streams(10);
