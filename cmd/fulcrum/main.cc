@@ -47,7 +47,9 @@ const char kUsage[] =
     "  --store URI         sqlite:PATH (default DIR/state.db)\n"
     "  --scheduler-policy P  archimedes (default) | load-aware | requests (docs/scheduler.md)\n"
     "  --profile-slot-seconds S  the scheduler's application profile slot (default 900; a\n"
-    "                      profile learns when a slot ends)\n"
+    "                      divisor of 86400; a profile learns when a slot ends)\n"
+    "  --profile-utc-offset S  the time zone profiles count days in, seconds east of UTC\n"
+    "                      (default 0; 28800 for UTC+8)\n"
     "  --control-loops on|off  server: run the controllers and scheduler (default on; the API\n"
     "                      benchmarks measure the API server alone with off)\n"
     "  --node-name NAME    up: this node's name (default: the host name)\n"
@@ -92,7 +94,8 @@ bool ParseFlags(int argc, char** argv, int first, Flags* flags, std::string* err
     }
     if (name != "data-dir" && name != "listen" && name != "store" && name != "scheduler-policy" &&
         name != "control-loops" && name != "node-name" && name != "pod-cidr" && name != "bridge" &&
-        name != "usage-report-interval" && name != "profile-slot-seconds") {
+        name != "usage-report-interval" && name != "profile-slot-seconds" &&
+        name != "profile-utc-offset") {
       *error = "unknown flag --" + name;
       return false;
     }
@@ -146,16 +149,22 @@ bool SchedulerOptionsFromFlags(const Flags& flags, fulcrum::scheduler::LiveSched
   if (auto it = flags.values.find("scheduler-policy"); it != flags.values.end()) {
     options->policy = it->second;
   }
-  if (auto it = flags.values.find("profile-slot-seconds"); it != flags.values.end()) {
+  // Whole seconds within [min, max]; the range is checked again (and said) by StartLiveScheduler.
+  auto whole_seconds = [&](const char* name, long long min, long long max, int64_t* out) {
+    auto it = flags.values.find(name);
+    if (it == flags.values.end()) return true;
     char* end = nullptr;
     long long seconds = std::strtoll(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end != 0 || seconds <= 0) {
-      *error = "--profile-slot-seconds must be whole seconds above 0, not \"" + it->second + "\"";
+    if (it->second.empty() || *end != 0 || seconds < min || seconds > max) {
+      *error = std::string("--") + name + " must be whole seconds from " + std::to_string(min) +
+               " to " + std::to_string(max) + ", not \"" + it->second + "\"";
       return false;
     }
-    options->profile_slot_seconds = seconds;
-  }
-  return true;
+    *out = seconds;
+    return true;
+  };
+  return whole_seconds("profile-slot-seconds", 1, 86400, &options->profile_slot_seconds) &&
+         whole_seconds("profile-utc-offset", -86399, 86399, &options->profile_utc_offset_seconds);
 }
 
 // `fulcrum up` runs the node agent as a child process of this same binary, so that a fault in one

@@ -106,19 +106,32 @@ struct QueueKey {
   }
 };
 
+// The clock shifted into the time zone profiles count their days in (the policy's "now").
+class OffsetClock : public base::Clock {
+ public:
+  OffsetClock(const base::Clock* clock, std::chrono::seconds offset) : clock_(clock), offset_(offset) {}
+  base::WallTime Now() const override { return clock_->Now() + offset_; }
+
+ private:
+  const base::Clock* const clock_;
+  const std::chrono::seconds offset_;
+};
+
 class LiveSchedulerImpl : public LiveScheduler {
  public:
   LiveSchedulerImpl(client::ApiClient* api, base::Clock* clock, LiveSchedulerOptions options,
+                    std::unique_ptr<base::Clock> profile_clock,
                     std::unique_ptr<ProfileStore> profiles, std::unique_ptr<Policy> policy)
       : api_(api),
         clock_(clock),
         options_(std::move(options)),
+        profile_clock_(std::move(profile_clock)),
         profiles_(std::move(profiles)),
         policy_(std::move(policy)),
         pods_(api, "/api/v1/pods", ""),
         nodes_(api, "/api/v1/nodes", ""),
         node_metrics_(api, "/apis/scheduling.fulcrum.dev/v1alpha1/nodemetrics", ""),
-        profile_feed_(profiles_.get()),
+        profile_feed_(profiles_.get(), options_.profile_utc_offset_seconds),
         profile_writer_(api, options_.profile_write_interval),
         batch_publisher_(api) {
     client::InformerHandlers n;
@@ -551,6 +564,7 @@ class LiveSchedulerImpl : public LiveScheduler {
   client::ApiClient* api_;
   base::Clock* clock_;
   const LiveSchedulerOptions options_;
+  std::unique_ptr<base::Clock> profile_clock_;  // the policy's clock
   std::unique_ptr<ProfileStore> profiles_;  // read by the archimedes policy
   std::unique_ptr<Policy> policy_;          // used by the loop thread only
   client::Informer pods_;
@@ -715,9 +729,14 @@ void UpdateNodeInfoFromJson(const Json& node, NodeInfo* info) {
 base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClient* api,
                                                                 base::Clock* clock,
                                                                 LiveSchedulerOptions options) {
-  if (options.profile_slot_seconds <= 0) {
-    return base::Invalid("the profile slot must be a positive number of seconds, not " +
-                         std::to_string(options.profile_slot_seconds));
+  // As AppProfile objects require: a slot divides a day.
+  if (options.profile_slot_seconds <= 0 || 86400 % options.profile_slot_seconds != 0) {
+    return base::Invalid("the profile slot must be a number of seconds that divides a day (86400), "
+                         "not " + std::to_string(options.profile_slot_seconds));
+  }
+  if (options.profile_utc_offset_seconds <= -86400 || options.profile_utc_offset_seconds >= 86400) {
+    return base::Invalid("the profiles' UTC offset must be less than a day either way, not " +
+                         std::to_string(options.profile_utc_offset_seconds) + " s");
   }
   if (options.batch_cpu_percent < 1 || options.batch_cpu_percent > 100) {
     return base::Invalid("the batch CPU percentage must be within 1-100, not " +
@@ -725,21 +744,24 @@ base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClien
   }
   ProfileOptions profile_options;
   profile_options.slot_seconds = options.profile_slot_seconds;
-  profile_options.slots = static_cast<int>(std::max<int64_t>(1, 86400 / options.profile_slot_seconds));
+  profile_options.slots = static_cast<int>(86400 / options.profile_slot_seconds);
   // Cold start: an application with no history uses its requests, no more, no less.
   profile_options.cold_mean_fraction = 1;
   profile_options.cold_spread_fraction = 0;
   // Profiles live as long as the scheduler (and as AppProfile objects).
   auto profiles = std::make_unique<ProfileStore>(profile_options);
+  auto profile_clock =
+      std::make_unique<OffsetClock>(clock, std::chrono::seconds(options.profile_utc_offset_seconds));
   PolicyOptions policy_options;
-  policy_options.clock = clock;
+  policy_options.clock = profile_clock.get();
   policy_options.profiles = profiles.get();
   // What the agents let batch pods use: load-aware's reclaim threshold, archimedes' margin.
   double batch_share = options.batch_cpu_percent / 100.0;
   policy_options.batch_reclaim_threshold = batch_share;
   policy_options.safety_margin = 1 - batch_share;
   ASSIGN_OR_RETURN(std::unique_ptr<Policy> policy, MakePolicy(options.policy, policy_options));
-  auto s = std::make_unique<LiveSchedulerImpl>(api, clock, std::move(options), std::move(profiles),
+  auto s = std::make_unique<LiveSchedulerImpl>(api, clock, std::move(options),
+                                               std::move(profile_clock), std::move(profiles),
                                                std::move(policy));
   s->Start();
   return std::unique_ptr<LiveScheduler>(std::move(s));

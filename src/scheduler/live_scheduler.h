@@ -25,9 +25,12 @@ struct LiveSchedulerOptions {
   // Learnt application profiles are written back as AppProfile objects at most this often each
   // (a newly learnt one at once); usage_feed.h.
   std::chrono::seconds profile_write_interval{60};
-  // A profile slot; a day's cycle is 86400 / this many slots (one slot when it is a day or more).
-  // A slot's observations become the profile when the slot ends.
+  // A profile slot, a divisor of a day (as AppProfile objects require); a day's cycle is 86400 /
+  // this many slots. A slot's observations become the profile when the slot ends.
   int64_t profile_slot_seconds = 900;
+  // The time zone profiles count their days in, in seconds east of UTC (28800: UTC+8): a day's
+  // first slot begins at midnight there. Less than a day either way.
+  int64_t profile_utc_offset_seconds = 0;
   // Batch pods are lent no more than the agents let them use: this percentage of a node's CPU
   // less what online pods and the system use (the agents' --qos-cpu-suppress-percent; Koordinator
   // sets its cpuReclaimThresholdPercent to the same 65).
@@ -50,7 +53,8 @@ class LiveScheduler {
 // objects at start and written back as they are learnt) and the loop. An application with no
 // profile yet is taken to use exactly its requests (no spread), so that archimedes places it as
 // the requests policy would and lends none of it to batch pods. Errors: NotFound for an unknown
-// policy; Invalid for a non-positive profile slot or a batch CPU percentage outside 1-100.
+// policy; Invalid for a profile slot that does not divide a day, a UTC offset of a day or more, or
+// a batch CPU percentage outside 1-100.
 // `api` and `clock` must outlive the scheduler.
 base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClient* api,
                                                                 base::Clock* clock,

@@ -377,5 +377,67 @@ TEST_F(ArchimedesLiveTest, BatchRuntimeIsLearntFromCompletedRunsAndAnnotationOve
   EXPECT_EQ(runtime_note("report-28375380-y"), "10m0s (p90 of 1 run)");
 }
 
+// Profiles count their days in the time zone --profile-utc-offset names: a profile learnt there
+// (restored from its AppProfile) is read at the local time of day, so a busy local morning is
+// busy now for the batch pod placed now, whatever the hour is in UTC. And slots that do not divide
+// a day, or offsets of a day, are refused (AppProfile objects could not hold them).
+TEST_F(ArchimedesLiveTest, ProfilesAreReadInTheirTimeZone) {
+  AddNode("n", "4");
+  // An online pod whose profile is busy (2000m) in the local slots of now and the next two,
+  // nearly idle (10m) in all others; UTC's slot of now is 8 hours away.
+  constexpr int64_t kOffset = 8 * 3600;
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    base::RealClock()->Now().time_since_epoch()).count();
+  int local_slot = static_cast<int>((now + kOffset) / 900 % 96);
+  Json mean = Json::array(), sd = Json::array();
+  for (int i = 0; i < 96; ++i) {
+    bool busy = (i - local_slot + 96) % 96 < 3;
+    mean.push_back(busy ? 2000 : 10);
+    sd.push_back(1);
+  }
+  const char* kGv = "scheduling.fulcrum.dev/v1alpha1";
+  Json profile = {{"apiVersion", kGv},
+                  {"kind", "AppProfile"},
+                  {"metadata", {{"name", "pod-web-0"}, {"namespace", "default"}}},
+                  {"spec", {{"app", "default/Pod/web-0"}, {"slotSeconds", 900}, {"slots", 96}}},
+                  {"status", {{"cpuMeanMilli", mean}, {"cpuStdMilli", sd}, {"samples", 96}}}};
+  auto created = api().Create(ResourcePath(kGv, "appprofiles", "default"), profile);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto patched = api().Patch(ResourcePath(kGv, "appprofiles", "default", "pod-web-0", "status"),
+                             client::PatchType::kMerge, Json{{"status", profile["status"]}});
+  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  AddPod("web-0", "2", Json{{"nodeName", "n"}});
+
+  for (int64_t slot : {int64_t{7}, int64_t{4000000000}}) {
+    LiveSchedulerOptions bad;
+    bad.profile_slot_seconds = slot;
+    auto s = StartLiveScheduler(&api(), base::RealClock(), bad);
+    ASSERT_FALSE(s.ok()) << slot;
+    EXPECT_EQ(s.status().code(), base::Code::kInvalid);
+    EXPECT_NE(s.status().message().find("divides a day"), std::string::npos) << s.status().message();
+  }
+  for (int64_t offset : {86400, -86400}) {
+    LiveSchedulerOptions bad;
+    bad.profile_utc_offset_seconds = offset;
+    auto s = StartLiveScheduler(&api(), base::RealClock(), bad);
+    ASSERT_FALSE(s.ok()) << offset;
+    EXPECT_EQ(s.status().code(), base::Code::kInvalid);
+  }
+
+  LiveSchedulerOptions options;
+  options.profile_utc_offset_seconds = kOffset;
+  Start(options);
+  AddPod("crunch", "100m",
+         Json{{"priorityClassName", "fulcrum-batch"}});
+  ASSERT_TRUE(Eventually([&] { return !EventMessage("crunch", "Scheduled").empty(); }))
+      << FailedSchedulingMessage("crunch");
+  // 65% of 4000m less the busy local hour's 2000m (read at UTC's hour, 10m: about 2590m).
+  std::smatch m;
+  std::string scheduled = EventMessage("crunch", "Scheduled");
+  ASSERT_TRUE(std::regex_search(scheduled, m, std::regex("of ([0-9]+)m reclaimable"))) << scheduled;
+  EXPECT_LT(std::stoi(m[1].str()), 700) << scheduled;
+  EXPECT_GE(std::stoi(m[1].str()), 500) << scheduled;
+}
+
 }  // namespace
 }  // namespace fulcrum::scheduler

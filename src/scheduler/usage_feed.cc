@@ -134,12 +134,13 @@ void ProfileFeed::Observe(const NodeUsageReport& report, const NodeInfo& node) {
       }
     }
   }
-  int64_t slot = report.unix_seconds / profiles_->options().slot_seconds;
+  const int64_t local = report.unix_seconds + utc_offset_seconds_;
+  int64_t slot = local / profiles_->options().slot_seconds;
   if (committed_slot_ >= 0 && slot != committed_slot_) profiles_->Commit();  // the slot before
   committed_slot_ = slot;
   for (const auto& [app, cpu] : by_app) {
     bool new_app = profiles_->Find(app) == nullptr;
-    profiles_->Observe(app, report.unix_seconds, cpu);
+    profiles_->Observe(app, local, cpu);
     // Known at once; the slot itself is still learnt when it ends (the other applications' partial
     // slots stay as they are).
     if (new_app) profiles_->LearnSoFar(app);

@@ -70,11 +70,15 @@ void ForgetNodeUsage(NodeInfo* node);
 // store).
 class ProfileFeed {
  public:
-  explicit ProfileFeed(ProfileStore* profiles) : profiles_(profiles) {}
+  // Profiles count days from midnight at `utc_offset_seconds` east of UTC: a report's time is
+  // shifted by it before it is placed in a slot.
+  explicit ProfileFeed(ProfileStore* profiles, int64_t utc_offset_seconds = 0)
+      : profiles_(profiles), utc_offset_seconds_(utc_offset_seconds) {}
   void Observe(const NodeUsageReport& report, const NodeInfo& node);
 
  private:
   ProfileStore* const profiles_;
+  const int64_t utc_offset_seconds_;
   int64_t committed_slot_ = -1;
 };
 

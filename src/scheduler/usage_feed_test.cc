@@ -285,6 +285,27 @@ TEST(UsageFeedTest, NewApplicationDoesNotCommitOthersPartialSlot) {
   EXPECT_FLOAT_EQ(batch->cpu_mean[slot], 50);
 }
 
+// Profiles in another time zone (--profile-utc-offset): a report at 23:50 UTC is 07:50 at UTC+8,
+// and the slots change at local quarter hours.
+TEST(UsageFeedTest, ProfileSlotsAreCountedInTheProfilesTimeZone) {
+  ProfileStore store;
+  ProfileFeed feed(&store, 8 * 3600);
+  NodeInfo n = Node("a", 4000);
+  n.AddPod(Pod("web-0", 1000, Qos::kOnline, "shop/Deployment/web"), true);
+  for (auto [time, cpu] : {std::pair{"2026-11-27T23:50:00Z", "100m"},   // 07:50: slot 31
+                           std::pair{"2026-11-28T00:05:00Z", "300m"},   // 08:05: slot 32
+                           std::pair{"2026-11-28T00:20:00Z", "500m"}}) {  // 08:20: slot 33
+    auto r = NodeUsageFromMetric(Metric("a", time, "2000m", {{"shop", "web-0", cpu, "online"}}));
+    ASSERT_TRUE(r.ok());
+    feed.Observe(*r, n);
+  }
+  const AppProfile* web = store.Find("shop/Deployment/web");
+  ASSERT_NE(web, nullptr);
+  EXPECT_FLOAT_EQ(web->cpu_mean[31], 100);
+  EXPECT_FLOAT_EQ(web->cpu_mean[32], 300);
+  EXPECT_FLOAT_EQ(web->cpu_mean[95], 200);  // UTC's 23:45 slot: never seen, the profile's mean
+}
+
 TEST(UsageFeedTest, WriterCreatesUpdatesAndLoadsProfiles) {
   client::TestServer server;
   ASSERT_TRUE(server.client().Create(ResourcePath("v1", "namespaces"),

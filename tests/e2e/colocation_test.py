@@ -14,9 +14,10 @@ busy machine:
   use before it suppresses batch, and all the scheduler lends it: an idle online deployment
   leaves room for a 300m batch pod and a busy one leaves none;
 - the agent reports usage every 2 s, and an application profile has one slot a day
-  (--profile-slot-seconds 86400), so archimedes learns a profile when it first sees an
-  application and keeps it for the run (it would otherwise take in the busy phase when a
-  15-minute slot ends; the run fails only if it spans midnight UTC).
+  (--profile-slot-seconds 86400) counted in a time zone where the run starts at noon
+  (--profile-utc-offset, chosen at start), so archimedes learns a profile when it first sees an
+  application and keeps it for the run, whatever the time of day (it would otherwise take in the
+  busy phase when a slot ends: a 15-minute slot at any moment, or one a day at midnight).
 The online deployment requests all of the node's CPU but 200m; its CPU follows a pattern the test
 sets through a ConfigMap its pods read (low: sleep; high: busy shell loops). The batch Job
 (priority class fulcrum-batch, backoffLimit 0, 300m) spins until the ConfigMap tells it to finish.
@@ -47,6 +48,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import unittest
 import urllib.request
 
@@ -174,10 +176,14 @@ class ColocationTest(unittest.TestCase):
         # Half a core of the node for online + batch before batch is suppressed.
         cls.suppress = max(1, min(100, round(50 / cpus)))
         cls.metrics_port = free_port()
+        # The profiles' day starts 12 hours before now and ends 12 hours after: no run reaches
+        # the end of the slot.
+        offset = 43200 - int(time.time()) % 86400
         cls.server = e2e.start_all_in_one(NODE, POD_CIDR, BRIDGE, [
             "--scheduler-policy", POLICY,
             "--usage-report-interval", "2",
             "--profile-slot-seconds", "86400",
+            "--profile-utc-offset", str(offset),
             "--metrics-listen", "127.0.0.1:%d" % cls.metrics_port,
             "--qos-cpu-system-usage", "off",
             "--qos-cpu-suppress-percent", str(cls.suppress),
