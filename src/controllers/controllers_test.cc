@@ -219,13 +219,16 @@ TEST_F(ControllersTest, JobPassesItsExpectedRuntimeToItsPods) {
       "spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"x"}]}}}})");
   ASSERT_TRUE(api().Create(ResourcePath("batch/v1", "jobs", "default"), job).ok());
   job["metadata"]["name"] = "own";
-  job["spec"]["template"]["metadata"] =
-      Json::parse(R"({"labels":{"app":"own"},"annotations":{"fulcrum.dev/expected-runtime":"5m"}})");
+  job["spec"]["template"]["metadata"] = Json::parse(
+      R"({"labels":{"app":"own"},"annotations":{"fulcrum.dev/expected-runtime":"5m"}})");
   ASSERT_TRUE(api().Create(ResourcePath("batch/v1", "jobs", "default"), job).ok());
-  ASSERT_TRUE(Eventually([&] { return Pods("app=crunch").size() == 1 && Pods("app=own").size() == 1; }));
-  EXPECT_EQ(base::StringAt(Pods("app=crunch")[0], {"metadata", "annotations", "fulcrum.dev/expected-runtime"}),
+  ASSERT_TRUE(
+      Eventually([&] { return Pods("app=crunch").size() == 1 && Pods("app=own").size() == 1; }));
+  EXPECT_EQ(base::StringAt(Pods("app=crunch")[0],
+                           {"metadata", "annotations", "fulcrum.dev/expected-runtime"}),
             "30m");
-  EXPECT_EQ(base::StringAt(Pods("app=own")[0], {"metadata", "annotations", "fulcrum.dev/expected-runtime"}),
+  EXPECT_EQ(base::StringAt(Pods("app=own")[0],
+                           {"metadata", "annotations", "fulcrum.dev/expected-runtime"}),
             "5m");
 }
 

@@ -22,8 +22,9 @@ std::optional<BatchResources> BatchResourcesOf(const base::Json& node) {
 }
 
 base::Json BatchResourcesPatch(const BatchResources& r) {
-  base::Json resources = {{kBatchCpuResource, std::to_string(std::max<int64_t>(0, r.cpu_milli))},
-                          {kBatchMemoryResource, std::to_string(std::max<int64_t>(0, r.memory_bytes))}};
+  base::Json resources = {
+      {kBatchCpuResource, std::to_string(std::max<int64_t>(0, r.cpu_milli))},
+      {kBatchMemoryResource, std::to_string(std::max<int64_t>(0, r.memory_bytes))}};
   return {{"status", {{"allocatable", resources}, {"capacity", resources}}}};
 }
 
@@ -53,8 +54,7 @@ std::vector<std::pair<std::string, BatchResources>> BatchResourcePublisher::Due(
   std::vector<std::pair<std::string, BatchResources>> due;
   for (const auto& [node, value] : computed) {
     auto it = published_.find(node);
-    bool write = it == published_.end() ||
-                 Differs(it->second.value.cpu_milli, value.cpu_milli) ||
+    bool write = it == published_.end() || Differs(it->second.value.cpu_milli, value.cpu_milli) ||
                  Differs(it->second.value.memory_bytes, value.memory_bytes) ||
                  (it->second.value != value && now - it->second.at >= options_.max_age);
     if (!write) continue;

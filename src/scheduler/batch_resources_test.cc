@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-
 namespace fulcrum::scheduler {
 namespace {
 
@@ -32,18 +31,18 @@ TEST(BatchResourcesTest, WritesOnlyChangesBeyondTheThresholdOrAfterMaxAge) {
   auto due = [&](int64_t cpu, int64_t memory, base::WallTime now) {
     return publisher.Due({{"n", BatchResources{cpu, memory}}}, now).size() == 1;
   };
-  EXPECT_TRUE(due(1000, 4000, t0));             // nothing published yet
-  EXPECT_FALSE(due(1000, 4000, t0 + 1s));       // the same
-  EXPECT_FALSE(due(1090, 4000, t0 + 2s));       // +9%: not worth a write
-  EXPECT_FALSE(due(910, 3700, t0 + 3s));        // -9%, -7.5%
-  EXPECT_TRUE(due(1110, 4000, t0 + 4s));        // +11% of what was published (1000)
-  EXPECT_TRUE(due(1110, 3500, t0 + 5s));        // memory -12.5%
+  EXPECT_TRUE(due(1000, 4000, t0));        // nothing published yet
+  EXPECT_FALSE(due(1000, 4000, t0 + 1s));  // the same
+  EXPECT_FALSE(due(1090, 4000, t0 + 2s));  // +9%: not worth a write
+  EXPECT_FALSE(due(910, 3700, t0 + 3s));   // -9%, -7.5%
+  EXPECT_TRUE(due(1110, 4000, t0 + 4s));   // +11% of what was published (1000)
+  EXPECT_TRUE(due(1110, 3500, t0 + 5s));   // memory -12.5%
   EXPECT_FALSE(due(1111, 3500, t0 + 6s));
-  EXPECT_TRUE(due(1111, 3500, t0 + 5s + 300s));  // moved a little, and the last write is 300 s old
+  EXPECT_TRUE(due(1111, 3500, t0 + 5s + 300s));   // moved a little, and the last write is 300 s old
   EXPECT_FALSE(due(1111, 3500, t0 + 5s + 900s));  // not moved: no write however old
   EXPECT_TRUE(due(0, 3500, t0 + 901s));
-  EXPECT_FALSE(due(0, 3500, t0 + 902s));        // 0 stays 0
-  EXPECT_TRUE(due(1, 3500, t0 + 903s));         // anything above 0 is more than 10% of 0
+  EXPECT_FALSE(due(0, 3500, t0 + 902s));  // 0 stays 0
+  EXPECT_TRUE(due(1, 3500, t0 + 903s));   // anything above 0 is more than 10% of 0
 
   // A node is forgotten when it goes, and when a write fails: written again at the next Due.
   publisher.Forget("n");

@@ -14,21 +14,26 @@ base::Result<int64_t> ParseGoDurationSeconds(std::string_view text) {
   // Go's units, in seconds.
   static const std::pair<std::string_view, double> kUnits[] = {
       {"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"\xce\xbcs", 1e-6},
-      {"ms", 1e-3}, {"s", 1},     {"m", 60},            {"h", 3600}};
+      {"ms", 1e-3}, {"s", 1},     {"m", 60},           {"h", 3600}};
   std::string_view s = text;
   if (s.empty()) return invalid();
   double total = 0;
   while (!s.empty()) {
-    // A decimal number: digits, optionally a fraction (at least one digit either side of it).
+    // A decimal number, with a fraction or not ("1.5", ".5", "5."): one digit at least.
     size_t i = 0;
-    double value = 0;
-    bool digits = false;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') value = value * 10 + (s[i++] - '0'), digits = true;
-    if (i < s.size() && s[i] == '.') {
-      ++i;
-      double scale = 0.1;
-      while (i < s.size() && s[i] >= '0' && s[i] <= '9') value += (s[i++] - '0') * scale, scale /= 10, digits = true;
+    double value = 0, scale = 1;
+    bool digits = false, fraction = false;
+    for (; i < s.size(); ++i) {
+      if (s[i] == '.' && !fraction) {
+        fraction = true;
+        continue;
+      }
+      if (s[i] < '0' || s[i] > '9') break;
+      digits = true;
+      if (fraction) scale /= 10;
+      value = value * 10 + (s[i] - '0');
     }
+    value *= scale;
     if (!digits) return invalid();
     size_t unit_start = i;
     while (i < s.size() && !(s[i] >= '0' && s[i] <= '9') && s[i] != '.') ++i;
@@ -82,7 +87,8 @@ int64_t JobRuntimes::Expected(std::string_view app) const {
   std::vector<int64_t> sorted(it->second.begin(), it->second.end());
   std::sort(sorted.begin(), sorted.end());
   // Nearest rank: the smallest run with at least `quantile` of the runs at or below it.
-  size_t rank = static_cast<size_t>(std::ceil(options_.quantile * static_cast<double>(sorted.size())));
+  size_t rank =
+      static_cast<size_t>(std::ceil(options_.quantile * static_cast<double>(sorted.size())));
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 

@@ -15,7 +15,7 @@ TEST(JobRuntimeTest, ParsesGoDurations) {
   EXPECT_EQ(seconds("1.5h"), 5400);
   EXPECT_EQ(seconds("90s"), 90);
   EXPECT_EQ(seconds("2h0m0s"), 7200);
-  EXPECT_EQ(seconds("250ms"), 1);      // rounded up to whole seconds
+  EXPECT_EQ(seconds("250ms"), 1);  // rounded up to whole seconds
   EXPECT_EQ(seconds("1m0.5s"), 61);
   EXPECT_EQ(seconds("1500000us"), 2);
   EXPECT_EQ(seconds("1\xc2\xb5s"), 1);  // µs
@@ -53,7 +53,7 @@ TEST(JobRuntimeTest, EstimateIsAHighQuantileOfRecentRuns) {
   runtimes.Record("batch/Job/report-1", 600);
   EXPECT_EQ(runtimes.Expected("batch/Job/report-2"), 600);  // the next run of the same work
   EXPECT_EQ(runtimes.Runs("batch/Job/report-2"), 1u);
-  runtimes.Record("batch/Job/report-2", 0);     // not a run
+  runtimes.Record("batch/Job/report-2", 0);  // not a run
   runtimes.Record("batch/Job/report-2", -30);
   EXPECT_EQ(runtimes.Runs("batch/Job/report"), 1u);
   // Ten runs of 100..1000 s: p90 by nearest rank is the 9th, 900 s; fewer than ten: the longest.

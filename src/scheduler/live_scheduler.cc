@@ -12,13 +12,13 @@
 
 #include "api/validation.h"
 #include "base/log.h"
+#include "client/events.h"
+#include "client/informer.h"
 #include "scheduler/batch_resources.h"
 #include "scheduler/job_runtime.h"
 #include "scheduler/placement.h"
 #include "scheduler/profile.h"
 #include "scheduler/usage_feed.h"
-#include "client/events.h"
-#include "client/informer.h"
 
 namespace fulcrum::scheduler {
 namespace {
@@ -109,7 +109,8 @@ struct QueueKey {
 // The clock shifted into the time zone profiles count their days in (the policy's "now").
 class OffsetClock : public base::Clock {
  public:
-  OffsetClock(const base::Clock* clock, std::chrono::seconds offset) : clock_(clock), offset_(offset) {}
+  OffsetClock(const base::Clock* clock, std::chrono::seconds offset)
+      : clock_(clock), offset_(offset) {}
   base::WallTime Now() const override { return clock_->Now() + offset_; }
 
  private:
@@ -450,8 +451,8 @@ class LiveSchedulerImpl : public LiveScheduler {
       PublishBatchResources();
       if (queue_.empty()) {
         // Wakes for the next pod, or to publish what moved once the interval has passed.
-        cv_.wait_for(lock, batch_moved_ && policy_->ReclaimsForBatch() ? kPublishInterval
-                                                                       : kPublishRefresh);
+        cv_.wait_for(
+            lock, batch_moved_ && policy_->ReclaimsForBatch() ? kPublishInterval : kPublishRefresh);
         if (std::chrono::steady_clock::now() - last_retry > kRetryInterval) {
           last_retry = std::chrono::steady_clock::now();
           RetryUnschedulable();
@@ -572,10 +573,10 @@ class LiveSchedulerImpl : public LiveScheduler {
   client::Informer node_metrics_;
   ProfileFeed profile_feed_;          // under mu_
   AppProfileWriter profile_writer_;   // Due under mu_
-  BatchResourcePublisher batch_publisher_;                    // Seen, Due, Failed under mu_
-  std::map<std::string, BatchResources> batch_writes_;        // node -> due; under mu_
-  std::chrono::steady_clock::time_point last_publish_;        // loop thread
-  bool batch_moved_ = false;                                  // under mu_
+  BatchResourcePublisher batch_publisher_;              // Seen, Due, Failed under mu_
+  std::map<std::string, BatchResources> batch_writes_;  // node -> due; under mu_
+  std::chrono::steady_clock::time_point last_publish_;  // loop thread
+  bool batch_moved_ = false;                            // under mu_
   std::thread write_back_;
   std::unordered_map<std::string, int64_t> usage_reported_at_;  // node -> unix seconds; under mu_
   JobRuntimes runtimes_{JobRuntimes::Options{20, kRuntimeQuantile}};  // under mu_
@@ -691,7 +692,8 @@ int64_t CompletedRuntimeSeconds(const Json& pod) {
   const Json& statuses = At(At(pod, "status"), "containerStatuses");
   if (!statuses.is_array()) return -1;
   for (const Json& c : statuses) {
-    if (base::ParseRfc3339(StringAt(c, {"state", "terminated", "finishedAt"}), &t) && t > end) end = t;
+    bool finished = base::ParseRfc3339(StringAt(c, {"state", "terminated", "finishedAt"}), &t);
+    if (finished && t > end) end = t;
   }
   if (end == base::WallTime{} || end <= start) return -1;
   return std::chrono::duration_cast<std::chrono::seconds>(end - start).count();
@@ -731,8 +733,8 @@ base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClien
                                                                 LiveSchedulerOptions options) {
   // As AppProfile objects require: a slot divides a day.
   if (options.profile_slot_seconds <= 0 || 86400 % options.profile_slot_seconds != 0) {
-    return base::Invalid("the profile slot must be a number of seconds that divides a day (86400), "
-                         "not " + std::to_string(options.profile_slot_seconds));
+    return base::Invalid("the profile slot must be a number of seconds that divides a day, not " +
+                         std::to_string(options.profile_slot_seconds));
   }
   if (options.profile_utc_offset_seconds <= -86400 || options.profile_utc_offset_seconds >= 86400) {
     return base::Invalid("the profiles' UTC offset must be less than a day either way, not " +
@@ -750,8 +752,8 @@ base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClien
   profile_options.cold_spread_fraction = 0;
   // Profiles live as long as the scheduler (and as AppProfile objects).
   auto profiles = std::make_unique<ProfileStore>(profile_options);
-  auto profile_clock =
-      std::make_unique<OffsetClock>(clock, std::chrono::seconds(options.profile_utc_offset_seconds));
+  auto profile_clock = std::make_unique<OffsetClock>(
+      clock, std::chrono::seconds(options.profile_utc_offset_seconds));
   PolicyOptions policy_options;
   policy_options.clock = profile_clock.get();
   policy_options.profiles = profiles.get();
@@ -760,9 +762,9 @@ base::Result<std::unique_ptr<LiveScheduler>> StartLiveScheduler(client::ApiClien
   policy_options.batch_reclaim_threshold = batch_share;
   policy_options.safety_margin = 1 - batch_share;
   ASSIGN_OR_RETURN(std::unique_ptr<Policy> policy, MakePolicy(options.policy, policy_options));
-  auto s = std::make_unique<LiveSchedulerImpl>(api, clock, std::move(options),
-                                               std::move(profile_clock), std::move(profiles),
-                                               std::move(policy));
+  auto s =
+      std::make_unique<LiveSchedulerImpl>(api, clock, std::move(options), std::move(profile_clock),
+                                          std::move(profiles), std::move(policy));
   s->Start();
   return std::unique_ptr<LiveScheduler>(std::move(s));
 }

@@ -34,15 +34,16 @@ class LiveSchedulerTest : public ::testing::TestWithParam<std::string> {
   // What the agent's node status update writes (agent.cc NodeObject, UpdateNodeStatus: a merge
   // patch of the status, with a new heartbeat time).
   void AgentStatusUpdate(const std::string& name, const std::string& cpu) {
-    Json resources = {{"cpu", cpu}, {"memory", "8Gi"}, {"pods", "110"},
-                      {"ephemeral-storage", "100000000000"}};
-    Json status = {{"status",
-                    {{"allocatable", resources},
-                     {"capacity", resources},
-                     {"conditions",
-                      {{{"type", "Ready"},
-                        {"status", "True"},
-                        {"lastHeartbeatTime", base::FormatRfc3339Micro(base::RealClock()->Now())}}}}}}};
+    Json resources = {
+        {"cpu", cpu}, {"memory", "8Gi"}, {"pods", "110"}, {"ephemeral-storage", "100000000000"}};
+    Json status = {
+        {"status",
+         {{"allocatable", resources},
+          {"capacity", resources},
+          {"conditions",
+           {{{"type", "Ready"},
+             {"status", "True"},
+             {"lastHeartbeatTime", base::FormatRfc3339Micro(base::RealClock()->Now())}}}}}}};
     auto r = api().Patch(ResourcePath("v1", "nodes", "", name, "status"), client::PatchType::kMerge, status);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
@@ -54,17 +55,19 @@ class LiveSchedulerTest : public ::testing::TestWithParam<std::string> {
     const char* kGv = "scheduling.fulcrum.dev/v1alpha1";
     Json list = Json::array();
     for (const auto& [name, cpu] : pods) {
-      list.push_back({{"namespace", "default"}, {"name", name}, {"qos", "online"},
+      list.push_back({{"namespace", "default"},
+                      {"name", name},
+                      {"qos", "online"},
                       {"usage", {{"cpu", cpu}, {"memory", "1Mi"}}},
                       {"average", {{"cpu", cpu}, {"memory", "1Mi"}}}});
     }
     Json metric = {{"apiVersion", kGv}, {"kind", "NodeMetric"}, {"metadata", {{"name", node}}}};
     (void)api().Create(ResourcePath(kGv, "nodemetrics"), metric);  // AlreadyExists after the first
-    Json status = {{"updateTime", base::FormatRfc3339(base::RealClock()->Now())},
-                   {"nodeMetric",
-                    {{"usage", {{"cpu", node_cpu}, {"memory", "1Gi"}}},
-                     {"systemUsage", {{"cpu", "100m"}}}}},
-                   {"podsMetric", list}};
+    Json status = {
+        {"updateTime", base::FormatRfc3339(base::RealClock()->Now())},
+        {"nodeMetric",
+         {{"usage", {{"cpu", node_cpu}, {"memory", "1Gi"}}}, {"systemUsage", {{"cpu", "100m"}}}}},
+        {"podsMetric", list}};
     auto r = api().Patch(ResourcePath(kGv, "nodemetrics", "", node, "status"),
                          client::PatchType::kMerge, Json{{"status", status}});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -313,17 +316,20 @@ TEST_F(ArchimedesLiveTest, BatchRuntimeIsLearntFromCompletedRunsAndAnnotationOve
   AddNode("n", "2");
   Start(LiveSchedulerOptions{});
   auto batch_pod = [&](const std::string& name, const std::string& job, Json annotations) {
-    Json pod = {{"metadata",
-                 {{"name", name},
-                  {"annotations", annotations},
-                  {"ownerReferences",
-                   {{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"name", job},
-                     {"uid", "uid-" + job}, {"controller", true}}}}}},
-                {"spec",
-                 {{"priorityClassName", "fulcrum-batch"},
-                  {"containers",
-                   {{{"name", "c"}, {"image", "x"},
-                     {"resources", {{"requests", {{"cpu", "100m"}}}}}}}}}}};
+    Json pod = {
+        {"metadata",
+         {{"name", name},
+          {"annotations", annotations},
+          {"ownerReferences",
+           {{{"apiVersion", "batch/v1"},
+             {"kind", "Job"},
+             {"name", job},
+             {"uid", "uid-" + job},
+             {"controller", true}}}}}},
+        {"spec",
+         {{"priorityClassName", "fulcrum-batch"},
+          {"containers",
+           {{{"name", "c"}, {"image", "x"}, {"resources", {{"requests", {{"cpu", "100m"}}}}}}}}}}};
     auto r = api().Create(ResourcePath("v1", "pods", "default"), pod);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   };
@@ -386,8 +392,9 @@ TEST_F(ArchimedesLiveTest, ProfilesAreReadInTheirTimeZone) {
   // An online pod whose profile is busy (2000m) in the local slots of now and the next two,
   // nearly idle (10m) in all others; UTC's slot of now is 8 hours away.
   constexpr int64_t kOffset = 8 * 3600;
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    base::RealClock()->Now().time_since_epoch()).count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(base::RealClock()->Now().time_since_epoch())
+          .count();
   int local_slot = static_cast<int>((now + kOffset) / 900 % 96);
   Json mean = Json::array(), sd = Json::array();
   for (int i = 0; i < 96; ++i) {
@@ -414,7 +421,8 @@ TEST_F(ArchimedesLiveTest, ProfilesAreReadInTheirTimeZone) {
     auto s = StartLiveScheduler(&api(), base::RealClock(), bad);
     ASSERT_FALSE(s.ok()) << slot;
     EXPECT_EQ(s.status().code(), base::Code::kInvalid);
-    EXPECT_NE(s.status().message().find("divides a day"), std::string::npos) << s.status().message();
+    EXPECT_NE(s.status().message().find("divides a day"), std::string::npos)
+        << s.status().message();
   }
   for (int64_t offset : {86400, -86400}) {
     LiveSchedulerOptions bad;
@@ -427,8 +435,7 @@ TEST_F(ArchimedesLiveTest, ProfilesAreReadInTheirTimeZone) {
   LiveSchedulerOptions options;
   options.profile_utc_offset_seconds = kOffset;
   Start(options);
-  AddPod("crunch", "100m",
-         Json{{"priorityClassName", "fulcrum-batch"}});
+  AddPod("crunch", "100m", Json{{"priorityClassName", "fulcrum-batch"}});
   ASSERT_TRUE(Eventually([&] { return !EventMessage("crunch", "Scheduled").empty(); }))
       << FailedSchedulingMessage("crunch");
   // 65% of 4000m less the busy local hour's 2000m (read at UTC's hour, 10m: about 2590m).

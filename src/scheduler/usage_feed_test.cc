@@ -253,15 +253,16 @@ TEST(UsageFeedTest, NewApplicationDoesNotCommitOthersPartialSlot) {
   NodeInfo n = Node("a", 4000);
   n.AddPod(Pod("web-0", 1000, Qos::kOnline, "shop/Deployment/web"), true);
   n.AddPod(Pod("batch-0", 1000, Qos::kOnline, "shop/Job/batch"), true);
-  auto report = [&](const std::string& time, std::vector<std::tuple<std::string, std::string,
-                                                                     std::string, std::string>> pods) {
-    auto r = NodeUsageFromMetric(Metric("a", time, "2000m", pods));
-    ASSERT_TRUE(r.ok());
-    feed.Observe(*r, n);
-  };
+  auto report =
+      [&](const std::string& time,
+          std::vector<std::tuple<std::string, std::string, std::string, std::string>> pods) {
+        auto r = NodeUsageFromMetric(Metric("a", time, "2000m", pods));
+        ASSERT_TRUE(r.ok());
+        feed.Observe(*r, n);
+      };
   report("2026-11-27T10:00:00Z", {{"shop", "web-0", "100m", "online"}});
   const AppProfile* web = store.Find("shop/Deployment/web");
-  ASSERT_NE(web, nullptr);  // learnt at first sight
+  ASSERT_NE(web, nullptr);             // learnt at first sight
   int slot = web->SlotAt(1795773600);  // 10:00 UTC
   EXPECT_FLOAT_EQ(web->cpu_mean[slot], 100);
   // Later in the same 15-minute slot the Job appears.
@@ -292,8 +293,8 @@ TEST(UsageFeedTest, ProfileSlotsAreCountedInTheProfilesTimeZone) {
   ProfileFeed feed(&store, 8 * 3600);
   NodeInfo n = Node("a", 4000);
   n.AddPod(Pod("web-0", 1000, Qos::kOnline, "shop/Deployment/web"), true);
-  for (auto [time, cpu] : {std::pair{"2026-11-27T23:50:00Z", "100m"},   // 07:50: slot 31
-                           std::pair{"2026-11-28T00:05:00Z", "300m"},   // 08:05: slot 32
+  for (auto [time, cpu] : {std::pair{"2026-11-27T23:50:00Z", "100m"},     // 07:50: slot 31
+                           std::pair{"2026-11-28T00:05:00Z", "300m"},     // 08:05: slot 32
                            std::pair{"2026-11-28T00:20:00Z", "500m"}}) {  // 08:20: slot 33
     auto r = NodeUsageFromMetric(Metric("a", time, "2000m", {{"shop", "web-0", cpu, "online"}}));
     ASSERT_TRUE(r.ok());
