@@ -34,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench/bench_util.h"
+#include "bench/harness.h"
 #include "client/http_client.h"
 
 namespace fulcrum::bench {
@@ -118,9 +118,6 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-
-
-
 void Progress(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void Progress(const char* fmt, ...) {
   va_list ap;
@@ -130,8 +127,6 @@ void Progress(const char* fmt, ...) {
   std::fprintf(stderr, "\n");
   va_end(ap);
 }
-
-
 
 struct ProcStatus {
   int64_t vm_rss_kib = -1;
@@ -178,7 +173,6 @@ double ProcCpuSeconds(int pid) {
   }
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
-
 
 // CPU used by this process and the measured server(s) across one phase.
 class CpuMeter {

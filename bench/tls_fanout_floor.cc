@@ -2,7 +2,8 @@
 // watchers each receive every event, p99 delivery <= 100 ms at 1,000 writes/s), measured without
 // the API server. One process, two threads, N TLS connections over loopback (TLS 1.3 with
 // AES-128-GCM, what the server negotiates with its clients):
-// - writers (--threads, each for its share of the connections) stamp each batch of events with their due times (one event every 1/RATE s) and
+// - writers (--threads, each for its share of the connections) stamp each batch of events with
+// their due times (one event every 1/RATE s) and
 //   send the batch to each connection with one SSL_write (blocking sockets: a reader that falls
 //   behind holds the writer back, as a full socket holds back a server);
 // - as many readers read their connections (epoll, non-blocking) and takes each event's delivery
@@ -32,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench/bench_util.h"
+#include "bench/harness.h"
 
 namespace fulcrum::bench {
 namespace {
@@ -272,8 +273,8 @@ OJson Run(std::vector<Connection>& conns, const Flags& f, double rate) {
   }
   for (size_t t = 0; t < threads; ++t) {
     writers.emplace_back([&, t] {
-      writes[t] = WriteSlice(conns, slice(t), slice(t + 1), total, f.event_bytes, rate, batch_ns,
-                             t0);
+      writes[t] =
+          WriteSlice(conns, slice(t), slice(t + 1), total, f.event_bytes, rate, batch_ns, t0);
     });
   }
   for (auto& w : writers) w.join();
@@ -322,7 +323,8 @@ int Main(int argc, char** argv) {
                         {"event-bytes", &f.event_bytes},
                         {"threads", &f.threads}},
                        {{"seconds", &f.seconds}, {"batch-ms", &f.batch_ms}}) ||
-      f.connections < 1 || f.threads < 1 || f.threads > f.connections || f.event_bytes < 9 || f.seconds <= 0 || f.batch_ms <= 0) {
+      f.connections < 1 || f.threads < 1 || f.threads > f.connections || f.event_bytes < 9 ||
+      f.seconds <= 0 || f.batch_ms <= 0) {
     std::fputs(kUsage, stderr);
     return 2;
   }

@@ -105,10 +105,9 @@ class StreamTransport {
   // Writes all of `buffers` (which stay valid until `done` runs) and calls done(ec).
   template <typename Done>
   void Write(const std::vector<asio::const_buffer>& buffers, Done done) {
-    asio::async_write(stream_, buffers,
-                      [done = std::move(done)](boost::system::error_code ec, std::size_t) mutable {
-                        done(ec);
-                      });
+    asio::async_write(
+        stream_, buffers,
+        [done = std::move(done)](boost::system::error_code ec, std::size_t) mutable { done(ec); });
   }
   // Reads and discards what the peer sends; done(ec) after each read.
   template <typename Done>

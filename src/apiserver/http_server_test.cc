@@ -230,7 +230,8 @@ class Client {
     std::string out;
     char buf[65536];
     for (;;) {
-      long n = ssl_ != nullptr ? SSL_read(ssl_, buf, sizeof(buf)) : ::recv(fd_, buf, sizeof(buf), 0);
+      long n =
+          ssl_ != nullptr ? SSL_read(ssl_, buf, sizeof(buf)) : ::recv(fd_, buf, sizeof(buf), 0);
       if (n <= 0) return out;
       out.append(buf, static_cast<std::size_t>(n));
     }

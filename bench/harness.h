@@ -1,4 +1,4 @@
-// Small helpers the benchmarks share: clocks, the load average, rounding, percentiles, one JSON
+// The benchmarks' harness: clocks, the load average, rounding, percentiles, one JSON
 // line per result.
 #pragma once
 
