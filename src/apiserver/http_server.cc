@@ -19,7 +19,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -78,6 +77,8 @@ class StreamWriterBase {
  public:
   explicit StreamWriterBase(StreamWriters* writers) : writers_(writers) {}
   virtual ~StreamWriterBase() = default;
+  // Starts writing; called once, from the thread that handed the connection over.
+  virtual void Begin() = 0;
   // Closes the connection soon. Called with writers->mu held, from any thread.
   virtual void Shutdown() = 0;
 
@@ -270,8 +271,7 @@ class StreamWriter : public StreamWriterBase,
   }
   ~StreamWriter() override { Unregister(); }
 
-  // Starts writing; called once, from the thread that handed the connection over.
-  void Begin() {
+  void Begin() override {
     auto waker = std::make_shared<Waker>(stream_.get_executor(), this->weak_from_this());
     body_->Start([waker] { waker->Wake(); });
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -742,23 +742,17 @@ class BeastHttpServer : public HttpServer {
       response.stream->Cancel();
       return false;
     }
-    std::shared_ptr<StreamWriterBase> writer;
-    std::function<void()> begin;
-    auto make = [&]<typename Transport>(std::type_identity<Transport>) {
-      auto w = std::make_shared<StreamWriter<Transport>>(&writers_, std::move(stream),
-                                                         response.stream,
-                                                         std::move(response.body));
-      begin = [w] { w->Begin(); };
-      writer = w;
+    auto make = [&]<typename Transport>() -> std::shared_ptr<StreamWriterBase> {
+      return std::make_shared<StreamWriter<Transport>>(&writers_, std::move(stream),
+                                                       response.stream, std::move(response.body));
     };
+    std::shared_ptr<StreamWriterBase> writer;
     if constexpr (std::is_same_v<Stream, DirectTlsTransport::TlsStream>) {
-      if (DirectTlsTransport::Possible(stream)) {
-        make(std::type_identity<DirectTlsTransport>{});
-      } else {
-        make(std::type_identity<StreamTransport<Stream>>{});
-      }
+      writer = DirectTlsTransport::Possible(stream)
+                   ? make.template operator()<DirectTlsTransport>()
+                   : make.template operator()<StreamTransport<Stream>>();
     } else {
-      make(std::type_identity<StreamTransport<Stream>>{});
+      writer = make.template operator()<StreamTransport<Stream>>();
     }
     {
       std::lock_guard lock(writers_.mu);
@@ -768,7 +762,7 @@ class BeastHttpServer : public HttpServer {
       }
       writers_.alive.insert(writer.get());
     }
-    begin();
+    writer->Begin();
     return true;
   }
 
