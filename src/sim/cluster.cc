@@ -12,6 +12,8 @@
 
 #include "scheduler/fit_index.h"
 #include "scheduler/framework.h"
+#include "scheduler/job_runtime.h"
+#include "scheduler/placement.h"
 #include "scheduler/profile.h"
 
 namespace fulcrum::sim {
@@ -76,9 +78,34 @@ struct RunningBatch {
   int pod;  // index into workload.batch
   int attempt;
   int job;
+  int start_minute;  // the first minute it runs
   int64_t cpu_milli;
   double remaining_seconds;  // of full-speed runtime
   double work_cpu_minutes;   // milli-minutes of work done so far
+};
+
+// Batch expected runtimes learnt as the live scheduler learns them: a scheduler::JobRuntimes with
+// its default options, which are live_scheduler.cc's (the p90 of a key's last 20 completed runs),
+// and 0 while no run is known (the policy's default then); one key per trace task. The trace is
+// replayed every day, so a task's later days learn from its earlier ones. Estimates are kept by
+// task index, so that a scheduling attempt costs no string lookup.
+class TaskRuntimes {
+ public:
+  explicit TaskRuntimes(int tasks) : expected_(tasks, 0) {}
+  int64_t Expected(int task) {
+    if (expected_[task] < 0) expected_[task] = runtimes_.Expected(Key(task));
+    return expected_[task];
+  }
+  // A completed pod of `task` that ran `seconds` of wall-clock time (throttled minutes included).
+  void Record(int task, int64_t seconds) {
+    runtimes_.Record(Key(task), seconds);
+    expected_[task] = -1;  // recomputed when next asked
+  }
+
+ private:
+  static std::string Key(int task) { return "batch/Job/task" + std::to_string(task); }
+  scheduler::JobRuntimes runtimes_;
+  std::vector<int64_t> expected_;  // -1: to be recomputed
 };
 
 // The name of attempt `attempt` of batch pod `pod` on its node.
@@ -221,8 +248,10 @@ Result<Workload> BuildWorkload(const std::vector<TraceSeries>& online,
 
   double factor = o.nodes / kTraceMachines * o.batch_scale;
   std::map<std::tuple<int64_t, int, int>, int> jobs;
+  w.tasks = static_cast<int>(tasks.size());
   for (int day = 0; day < o.days; ++day) {
-    for (const BatchTask& task : tasks) {
+    for (size_t task_index = 0; task_index < tasks.size(); ++task_index) {
+      const BatchTask& task = tasks[task_index];
       if (!(task.cpu_per_instance > 0) || task.end_time <= task.create_time ||
           task.instances <= 0) {
         continue;
@@ -250,6 +279,7 @@ Result<Workload> BuildWorkload(const std::vector<TraceSeries>& online,
           BatchPod pod;
           pod.arrival_minute = arrival;
           pod.job = it->second;
+          pod.task = static_cast<int>(task_index);
           pod.cpu_milli = n * instance_milli;
           pod.memory_bytes = static_cast<int64_t>(n * instance_mem);
           pod.duration_seconds = task.end_time - task.create_time;
@@ -281,6 +311,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
                    scheduler::MakePolicy(policy_name, policy_options));
   const bool learns = policy_name == "archimedes";
   const bool oracle = policy_name == "oracle";
+  TaskRuntimes runtimes(learns ? w.tasks : 0);
 
   PolicyReport report;
   report.policy = std::string(policy_name);
@@ -436,6 +467,10 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
           rb.work_cpu_minutes += work;
           batch_used += work;
           if (rb.remaining_seconds <= 1e-9) {
+            if (learns) {
+              double ran = static_cast<double>(t - rb.start_minute) * 60 + seconds / speed;
+              runtimes.Record(w.batch[rb.pod].task, std::max<int64_t>(1, std::llround(ran)));
+            }
             batch_work += rb.work_cpu_minutes;
             ++report.batch_pods_completed;
             if (--job_left[rb.job] == 0) ++report.batch_jobs_completed;
@@ -511,7 +546,9 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
       pod.app = "batch/Job/j";
       pod.app += std::to_string(bp.job);
       pod.requests = {bp.cpu_milli, bp.memory_bytes, 1};
-      pod.expected_runtime_seconds = bp.duration_seconds;
+      pod.expected_runtime_seconds = learns ? runtimes.Expected(bp.task) : bp.duration_seconds;
+      const bool default_runtime = pod.expected_runtime_seconds <= 0;
+      if (default_runtime) pod.expected_runtime_seconds = scheduler::kDefaultBatchRuntimeSeconds;
       int c = kHeadroomClasses - 1;
       while (c > 0 && kHeadroomRuntimes[c] > pod.expected_runtime_seconds) --c;
       schedule_options.batch_headroom = &headroom[c];
@@ -522,8 +559,10 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
         continue;
       }
       nodes[*node].AddPod(pod);
+      if (default_runtime) ++report.batch_placed_default_runtime;
+      if (pod.expected_runtime_seconds < bp.duration_seconds) ++report.batch_placed_short_runtime;
       NodeState& s = state[*node];
-      s.batch.push_back({it->pod, it->attempt, bp.job, bp.cpu_milli,
+      s.batch.push_back({it->pod, it->attempt, bp.job, static_cast<int>(t + 1), bp.cpu_milli,
                          static_cast<double>(bp.duration_seconds), 0});
       s.batch_cpu_milli += bp.cpu_milli;
       std::array<double, kHeadroomClasses> values;
@@ -572,9 +611,12 @@ std::string ReportJson(const PolicyReport& r, int nodes, int days) {
       << ",\"online_unmet_cpu_seconds\":" << num(r.online_unmet_cpu_seconds)
       << ",\"online_unmet_from_batch_cpu_seconds\":" << num(r.online_unmet_from_batch_cpu_seconds)
       << ",\"batch_pods_completed\":" << r.batch_pods_completed
-      << ",\"batch_pods_pending\":" << r.batch_pods_pending << ",\"decisions\":" << r.decisions
-      << ",\"online_pods_unplaced\":" << r.online_pods_unplaced << ",\"nodes\":" << nodes
-      << ",\"days\":" << days << ",\"wall_seconds\":" << num(r.wall_seconds) << "}";
+      << ",\"batch_pods_pending\":" << r.batch_pods_pending
+      << ",\"batch_placed_default_runtime\":" << r.batch_placed_default_runtime
+      << ",\"batch_placed_short_runtime\":" << r.batch_placed_short_runtime
+      << ",\"decisions\":" << r.decisions << ",\"online_pods_unplaced\":" << r.online_pods_unplaced
+      << ",\"nodes\":" << nodes << ",\"days\":" << days
+      << ",\"wall_seconds\":" << num(r.wall_seconds) << "}";
   return out.str();
 }
 

@@ -72,6 +72,7 @@ struct OnlineReplica {
 struct BatchPod {
   int64_t arrival_minute;
   int job;                 // index into the workload's jobs
+  int task;                // index into the trace's tasks: its runtimes are learnt under it
   int64_t cpu_milli;
   int64_t memory_bytes;
   int64_t duration_seconds;
@@ -84,6 +85,7 @@ struct Workload {
   std::vector<OnlineReplica> replicas;
   std::vector<BatchPod> batch;          // by arrival
   std::vector<int> job_pods;            // pods per job
+  int tasks = 0;                        // the trace's tasks (every BatchPod::task is below)
   int64_t minutes = 0;
   int64_t start_unix = 0;
 
@@ -117,13 +119,22 @@ struct PolicyReport {
   int64_t decisions = 0;
   int64_t online_pods_unplaced = 0;
   int64_t batch_pods_pending = 0;   // still queued at the end
+  // Batch pods placed with the default expected runtime (no completed run of their task known),
+  // and with an expected runtime under their duration (archimedes learns them; the others are
+  // given the duration).
+  int64_t batch_placed_default_runtime = 0;
+  int64_t batch_placed_short_runtime = 0;
   double wall_seconds = 0;
   // Per hour: cluster CPU utilization and node-minutes in contention (for --plot).
   std::vector<double> util_by_hour;
   std::vector<double> contention_by_hour;
 };
 
-// Runs the workload under one policy. NotFound for an unknown policy name.
+// Runs the workload under one policy. NotFound for an unknown policy name. A batch pod's expected
+// runtime is learnt under `archimedes` as the live scheduler learns it (scheduler::JobRuntimes,
+// one key per trace task, from the wall-clock runtimes of its completed pods; an evicted pod is
+// no run); the other policies are given its duration (the oracle knows the future; `requests`
+// and `load-aware` do not use it).
 base::Result<PolicyReport> RunCluster(const Workload& workload, std::string_view policy,
                                       const ClusterOptions& options);
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -115,6 +116,44 @@ TEST(RunCluster, DeterministicForASeedAndSaneForEveryPolicy) {
   std::string svg = PlotSvg({reports["requests"], reports["archimedes"]});
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
   EXPECT_TRUE(RunCluster(*w, "nope", o).status().IsNotFound());
+}
+
+// One task of ten-minute pods on a quiet cluster, replayed on two days: archimedes places the
+// first day's pods with the 1 h default (no run of the task has completed yet) and the second
+// day's with what the first day's took. Given the exact duration, it would place none with the
+// default.
+TEST(RunCluster, ArchimedesLearnsBatchRuntimesFromEarlierDays) {
+  ClusterOptions o = Small();
+  o.online_fill = 0.2;
+  o.batch_scale = 130;  // one or two copies of the task a day
+  BatchTask task;
+  task.create_time = 3600;
+  task.end_time = task.create_time + 600;
+  task.job_id = 1;
+  task.task_id = 1;
+  task.instances = 40;
+  task.status = "Terminated";
+  task.cpu_per_instance = 100;
+  task.memory_per_instance = 0.001;
+  auto w = BuildWorkload({Wave("a", 10, 90)}, {task}, o);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  int64_t first_day = std::count_if(w->batch.begin(), w->batch.end(),
+                                    [](const BatchPod& p) { return p.arrival_minute < 1440; });
+  ASSERT_GT(first_day, 0);
+  ASSERT_GT(static_cast<int64_t>(w->batch.size()), first_day);
+
+  auto r = RunCluster(*w, "archimedes", o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->batch_pods_completed, static_cast<int64_t>(w->batch.size()));
+  EXPECT_EQ(r->evictions, 0);
+  EXPECT_EQ(r->batch_placed_default_runtime, first_day);
+  EXPECT_EQ(r->batch_placed_short_runtime, 0);  // learnt: what the runs took, not less
+
+  // The oracle knows every pod's duration.
+  auto oracle = RunCluster(*w, "oracle", o);
+  ASSERT_TRUE(oracle.ok());
+  EXPECT_EQ(oracle->batch_placed_default_runtime, 0);
+  EXPECT_EQ(oracle->batch_placed_short_runtime, 0);
 }
 
 TEST(SniffTraceFormat, FromTheFirstLine) {
