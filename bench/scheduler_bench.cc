@@ -5,7 +5,11 @@
 // simulator's clusters are most of the time), with and without the headroom index (fit_index.h),
 // percentage 1 as in the simulator's 10,000-node run.
 //
+// Each line's "placements" is a hash of the sequence of chosen nodes (-1 when a pod fits
+// nowhere): a change that should leave every decision alone must leave it alone.
+//
 // usage: scheduler_bench [--nodes 5000] [--pods 20000] [--percent 100] [--free-every 50]
+//                        [--policy archimedes|requests] [--only online|batch|full]
 
 #include <time.h>
 
@@ -18,6 +22,7 @@
 #include <numbers>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -80,6 +85,21 @@ std::vector<NodeInfo> Cluster(int count, std::mt19937_64& rng) {
   return nodes;
 }
 
+// FNV-1a over the chosen node of each decision, in order.
+class PlacementHash {
+ public:
+  void Add(const fulcrum::scheduler::Decision& d) {
+    int64_t node = d.node_index ? static_cast<int64_t>(*d.node_index) : -1;
+    for (int b = 0; b < 8; ++b) {
+      hash_ = (hash_ ^ static_cast<uint8_t>(node >> (8 * b))) * 1099511628211ull;
+    }
+  }
+  unsigned long long value() const { return hash_; }
+
+ private:
+  unsigned long long hash_ = 14695981039346656037ull;
+};
+
 // Wall-clock and CPU seconds of run().
 template <typename Run>
 std::pair<double, double> Timed(Run run) {
@@ -94,11 +114,14 @@ std::pair<double, double> Timed(Run run) {
 
 int main(int argc, char** argv) {
   int nodes_count = 5000, pods = 20000, percent = 100, free_every = 50;
+  std::string only_policy, only;  // empty: all
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--nodes")) nodes_count = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--pods")) pods = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--percent")) percent = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--free-every")) free_every = std::max(1, std::atoi(argv[i + 1]));
+    if (!std::strcmp(argv[i], "--policy")) only_policy = argv[i + 1];
+    if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
   }
   // Profiles: each app a daily wave with its own phase and size, one day observed.
   fulcrum::scheduler::ProfileStore profiles;
@@ -117,13 +140,18 @@ int main(int argc, char** argv) {
   fulcrum::scheduler::ScheduleOptions schedule_options;
   schedule_options.percentage_of_nodes_to_score = percent;
 
+  auto skip = [&](std::string_view policy_name, std::string_view kind) {
+    return (!only_policy.empty() && policy_name != only_policy) || (!only.empty() && kind != only);
+  };
   for (const char* policy_name : {"archimedes", "requests"}) {
     for (bool batch : {false, true}) {
+      if (skip(policy_name, batch ? "batch" : "online")) continue;
       std::mt19937_64 rng(42);
       std::vector<NodeInfo> nodes = Cluster(nodes_count, rng);
       auto policy = std::move(fulcrum::scheduler::MakePolicy(policy_name, options).value());
       size_t start = 0;
       int placed = 0;
+      PlacementHash placements;
       // One pass to fill the policy's per-node caches, as a running scheduler has them.
       fulcrum::scheduler::Schedule(batch ? BatchPod(-1, rng) : OnlinePod(0, -1, rng), nodes,
                                    *policy, schedule_options, &start);
@@ -132,6 +160,7 @@ int main(int argc, char** argv) {
           PodInfo pod =
               batch ? BatchPod(i, rng) : OnlinePod(static_cast<int>(rng() % kApps), i, rng);
           auto d = fulcrum::scheduler::Schedule(pod, nodes, *policy, schedule_options, &start);
+          placements.Add(d);
           if (d.node_index) {
             nodes[*d.node_index].AddPod(pod);
             ++placed;
@@ -142,15 +171,16 @@ int main(int argc, char** argv) {
           "{\"bench\":\"schedule\",\"policy\":\"%s\",\"pods\":\"%s\",\"nodes\":%d,"
           "\"percentage_of_nodes_to_score\":%d,\"decisions\":%d,\"placed\":%d,"
           "\"seconds\":%.3f,\"cpu_seconds\":%.3f,\"pods_per_second\":%.0f,"
-          "\"pods_per_cpu_second\":%.0f}\n",
+          "\"pods_per_cpu_second\":%.0f,\"placements\":\"%016llx\"}\n",
           policy_name, batch ? "batch" : "online", nodes_count, percent, pods, placed, seconds,
-          cpu_seconds, pods / seconds, pods / cpu_seconds);
+          cpu_seconds, pods / seconds, pods / cpu_seconds, placements.value());
       std::fflush(stdout);
     }
   }
 
   for (const char* policy_name : {"archimedes", "requests"}) {
     for (bool indexed : {false, true}) {
+      if (skip(policy_name, "full")) continue;
       std::mt19937_64 rng(42);
       std::vector<NodeInfo> nodes = Cluster(nodes_count, rng);
       auto policy = std::move(fulcrum::scheduler::MakePolicy(policy_name, options).value());
@@ -178,11 +208,13 @@ int main(int argc, char** argv) {
       if (indexed) full_options.batch_headroom = &index;
       size_t start = 0;
       int placed = 0;
+      PlacementHash placements;
       auto [seconds, cpu_seconds] = Timed([&] {
         for (int i = 0; i < pods; ++i) {
           PodInfo pod = BatchPod(i, rng);
           pod.expected_runtime_seconds = 0;  // the index is for any runtime
           auto d = fulcrum::scheduler::Schedule(pod, nodes, *policy, full_options, &start);
+          placements.Add(d);
           if (d.node_index) {
             nodes[*d.node_index].AddPod(pod);
             refresh(*d.node_index);
@@ -193,9 +225,10 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"bench\":\"schedule_full\",\"policy\":\"%s\",\"index\":%s,\"nodes\":%d,"
           "\"free_every\":%d,\"decisions\":%d,\"placed\":%d,\"seconds\":%.3f,"
-          "\"cpu_seconds\":%.3f,\"pods_per_second\":%.0f,\"pods_per_cpu_second\":%.0f}\n",
+          "\"cpu_seconds\":%.3f,\"pods_per_second\":%.0f,\"pods_per_cpu_second\":%.0f,"
+          "\"placements\":\"%016llx\"}\n",
           policy_name, indexed ? "true" : "false", nodes_count, free_every, pods, placed, seconds,
-          cpu_seconds, pods / seconds, pods / cpu_seconds);
+          cpu_seconds, pods / seconds, pods / cpu_seconds, placements.value());
       std::fflush(stdout);
     }
   }
