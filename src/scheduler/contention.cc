@@ -1,6 +1,7 @@
 #include "scheduler/contention.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 
@@ -11,6 +12,31 @@ namespace {
 // is none. It matters only without spread (applications with no history, taken at their
 // requests), where a node filled exactly by requests would otherwise count as z = 0.
 constexpr double kFitTolerance = 1e-3;
+
+// The bounds of each block of `slots` slots from each slot's {mean, variance term, spread} (from
+// `at(slot)`), into *blocks; none when a variance or spread is negative or a value NaN: the bounds
+// WorstZ takes from them hold for non-negative operands only.
+template <typename At>
+void BlockBounds(int slots, At at, std::vector<SlotBlock>* blocks) {
+  blocks->assign((slots + kSlotsPerBlock - 1) / kSlotsPerBlock, SlotBlock());
+  for (int s = 0; s < slots; ++s) {
+    auto [mean, var, sd] = at(s);
+    if (!(var >= 0 && sd >= 0) || std::isnan(mean)) {
+      blocks->clear();
+      return;
+    }
+    SlotBlock& b = (*blocks)[s / kSlotsPerBlock];
+    if (s % kSlotsPerBlock == 0) {
+      b = {mean, var, var, sd, sd};
+      continue;
+    }
+    b.max_mean = std::max(b.max_mean, mean);
+    b.max_var = std::max(b.max_var, var);
+    b.min_var = std::min(b.min_var, var);
+    b.max_sd = std::max(b.max_sd, sd);
+    b.min_sd = std::min(b.min_sd, sd);
+  }
+}
 
 }  // namespace
 
@@ -49,10 +75,12 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
     Group(node, profiles);
   }
   app_counts_.clear();
-  app_bloom_ = 0;
+  DemandSummary& sum = summary_;
+  sum = DemandSummary();
   for (const AppGroup& g : groups_) {
     app_counts_.emplace_back(g.app_hash, g.replicas);
-    app_bloom_ |= uint64_t{1} << (g.app_hash % 64);
+    sum.app_bloom |= uint64_t{1} << (g.app_hash % 64);
+    sum.max_replicas = std::max(sum.max_replicas, g.replicas);
     const AppProfile& profile = *g.profile;
     double n = g.replicas;
     for (int s = 0, ps = 0; s < slots_; ++s, ps = ps + 1 < profile.slots ? ps + 1 : 0) {
@@ -62,18 +90,24 @@ void NodeDemand::Build(const NodeInfo& node, const ProfileStore& profiles) {
       sd_sum_[s] += sd;
     }
   }
-  min_headroom_ = HUGE_VAL;
-  max_var_ = max_sd_sum_ = peak_mean_ = 0;
+  sum.min_headroom = HUGE_VAL;
   peak_slot_ = 0;
   for (int s = 0; s < slots_; ++s) {
-    min_headroom_ = std::min(min_headroom_, capacity_ - mean_[s]);
-    max_var_ = std::max(max_var_, var_[s]);
-    max_sd_sum_ = std::max(max_sd_sum_, sd_sum_[s]);
-    if (mean_[s] > peak_mean_) {
-      peak_mean_ = mean_[s];
+    sum.min_headroom = std::min(sum.min_headroom, capacity_ - mean_[s]);
+    sum.max_var = std::max(sum.max_var, var_[s]);
+    sum.max_sd_sum = std::max(sum.max_sd_sum, sd_sum_[s]);
+    if (mean_[s] > sum.peak_mean) {
+      sum.peak_mean = mean_[s];
       peak_slot_ = s;
     }
   }
+  if (slots_ > 0) peak_ = {mean_[peak_slot_], var_[peak_slot_], sd_sum_[peak_slot_]};
+  BlockBounds(
+      slots_,
+      [&](int s) {
+        return std::array{mean_[s], var_[s], sd_sum_[s]};
+      },
+      &blocks_);
   std::copy(mean_.begin(), mean_.begin() + slots_, mean_.begin() + slots_);
   std::copy(var_.begin(), var_.begin() + slots_, var_.begin() + slots_);
   std::copy(sd_sum_.begin(), sd_sum_.begin() + slots_, sd_sum_.begin() + slots_);
@@ -114,7 +148,7 @@ int WindowSlots(int64_t duration_seconds, int64_t slot_seconds, int slots) {
 }
 
 int NodeDemand::ReplicasOf(uint64_t app_hash) const {
-  if (!(app_bloom_ & (uint64_t{1} << (app_hash % 64)))) return 0;
+  if (!summary_.MayHold(app_hash)) return 0;
   auto it = std::lower_bound(app_counts_.begin(), app_counts_.end(),
                              std::pair<uint64_t, int>(app_hash, 0));
   return it != app_counts_.end() && it->first == app_hash ? it->second : 0;
@@ -138,7 +172,46 @@ CandidateWindow MakeCandidateWindow(const AppProfile& profile, std::string_view 
     w.max_var = std::max(w.max_var, w.var[k]);
     w.max_sd = std::max(w.max_sd, w.sd[k]);
   }
+  if (count >= profile.slots) {
+    // The same values as mean, var and sd at the window slot of each profile slot.
+    BlockBounds(
+        profile.slots,
+        [&](int ps) {
+          return std::array{static_cast<double>(profile.cpu_mean[ps]),
+                            static_cast<double>(profile.cpu_std[ps]) * profile.cpu_std[ps],
+                            static_cast<double>(profile.cpu_std[ps])};
+        },
+        &w.blocks);
+  }
   return w;
+}
+
+namespace {
+
+// SummaryLowerZ's numerator and (squared) denominator.
+double SummaryLeast(const DemandSummary& s, const CandidateWindow& c) {
+  // The least headroom of any slot...
+  return s.min_headroom - c.max_mean + kFitTolerance;
+}
+double SummaryVariance(const DemandSummary& s, const CandidateWindow& c, int replicas, double rho) {
+  // ... over the largest spread of any slot.
+  const double growth = 2.0 * replicas + 1;
+  double var = s.max_var + growth * c.max_var, sd_sum = s.max_sd_sum + c.max_sd;
+  return std::max((1 - rho) * var + rho * sd_sum * sd_sum, 1e-9);
+}
+
+}  // namespace
+
+double SummaryLowerZ(const DemandSummary& s, const CandidateWindow& c, int replicas, double rho) {
+  double least = SummaryLeast(s, c);
+  if (least < 0) return -HUGE_VAL;
+  return least / std::sqrt(SummaryVariance(s, c, replicas, rho));
+}
+
+bool SummaryClears(const DemandSummary& s, const CandidateWindow& c, int replicas, double rho,
+                   double z) {
+  double least = SummaryLeast(s, c);
+  return least >= 0 && least * least >= z * z * (1 + 1e-9) * SummaryVariance(s, c, replicas, rho);
 }
 
 double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double accept_z,
@@ -149,40 +222,92 @@ double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double ac
   }
   // Correlated replicas: this app's part of the spread grows from n*sd to (n+1)*sd, so its
   // variance grows by (2n + 1) sd^2.
-  const double growth = 2.0 * ReplicasOf(c.app_hash) + 1;
+  const int replicas = ReplicasOf(c.app_hash);
+  const double growth = 2.0 * replicas + 1;
   if (static_cast<int>(c.mean.size()) >= slots_) {
-    if (peak_mean) *peak_mean = peak_mean_;
-    double least = min_headroom_ - c.max_mean + kFitTolerance;
-    if (least >= 0) {
-      double lower = least / std::sqrt(std::max(
-                                 Variance(max_var_ + growth * c.max_var, max_sd_sum_ + c.max_sd),
-                                 1e-9));
-      if (lower >= accept_z) return lower;
-    }
-    int k = (peak_slot_ - c.first + slots_) % slots_;
-    double headroom = capacity_ + kFitTolerance - mean_[peak_slot_] - c.mean[k];
+    if (peak_mean) *peak_mean = summary_.peak_mean;
+    double lower = SummaryLowerZ(summary_, c, replicas, rho_);
+    if (lower > -HUGE_VAL && lower >= accept_z) return lower;
+    int k = peak_slot_ - c.first;  // the peak's window slot
+    if (k < 0) k += slots_;
+    double headroom = capacity_ + kFitTolerance - peak_.mean - c.mean[k];
     double at_peak =
-        headroom / std::sqrt(std::max(Variance(var_[peak_slot_] + growth * c.var[k],
-                                               sd_sum_[peak_slot_] + c.sd[k]),
-                                      1e-9));
+        headroom /
+        std::sqrt(std::max(Variance(peak_.var + growth * c.var[k], peak_.sd_sum + c.sd[k]), 1e-9));
     if (at_peak < reject_z) return at_peak;
+    if (!blocks_.empty() && c.blocks.size() == blocks_.size()) {
+      // The peak mean is the summary's (the loop below finds the same).
+      double worst = WholeCycleWorst(c, growth);
+      return std::copysign(std::sqrt(std::abs(worst)), worst);
+    }
   }
+  const double* mean = mean_.data() + c.first;
+  const size_t count = std::min(c.mean.size(), static_cast<size_t>(slots_));
+  // min over slots of z = headroom / sd, compared as headroom * |headroom| / variance (no sqrt
+  // per slot).
+  double worst = 1e300, peak = 0;
+  WorstOver(c, growth, 0, count, &worst);
+  for (size_t k = 0; k < count; ++k) peak = std::max(peak, mean[k]);
+  if (peak_mean) *peak_mean = peak;
+  return std::copysign(std::sqrt(std::abs(worst)), worst);
+}
+
+void NodeDemand::WorstOver(const CandidateWindow& c, double growth, size_t from, size_t to,
+                           double* worst) const {
   const double* mean = mean_.data() + c.first;
   const double* var = var_.data() + c.first;
   const double* sd_sum = sd_sum_.data() + c.first;
-  const size_t count = std::min(c.mean.size(), static_cast<size_t>(slots_));
-  // min over slots of z = headroom / sd, compared as headroom * |headroom| / variance (no sqrt
-  // in the loop, so it vectorizes).
-  double worst = 1e300, peak = 0;
   const double capacity = capacity_ + kFitTolerance;
-  for (size_t k = 0; k < count; ++k) {
+  double least = *worst;
+  for (size_t k = from; k < to; ++k) {
     double headroom = capacity - mean[k] - c.mean[k];
     double v = std::max(Variance(var[k] + growth * c.var[k], sd_sum[k] + c.sd[k]), 1e-9);
-    worst = std::min(worst, headroom * std::abs(headroom) / v);
-    peak = std::max(peak, mean[k]);
+    least = std::min(least, headroom * std::abs(headroom) / v);
   }
-  if (peak_mean) *peak_mean = peak;
-  return std::copysign(std::sqrt(std::abs(worst)), worst);
+  *worst = least;
+}
+
+double NodeDemand::WholeCycleWorst(const CandidateWindow& c, double growth) const {
+  // Per block, the least value any of its slots can take in WorstOver: each slot's headroom is
+  // at least the block's (capacity less both largest means: the same subtractions on larger
+  // operands) and its variance at most (at least) the block's, from the largest (least)
+  // operands; every operand is non-negative, so each operation, rounding included, is monotone.
+  const double capacity = capacity_ + kFitTolerance;
+  const size_t blocks = blocks_.size();
+  constexpr size_t kOnStack = 96 * 7 / kSlotsPerBlock;  // a week of 15-minute slots
+  double on_stack[kOnStack];
+  std::vector<double> on_heap(blocks > kOnStack ? blocks : 0);
+  double* q = blocks > kOnStack ? on_heap.data() : on_stack;
+  size_t first_block = 0;
+  for (size_t b = 0; b < blocks; ++b) {
+    const SlotBlock& n = blocks_[b];
+    const SlotBlock& p = c.blocks[b];
+    double headroom = capacity - n.max_mean - p.max_mean;
+    double v = headroom >= 0 ? Variance(n.max_var + growth * p.max_var, n.max_sd + p.max_sd)
+                             : Variance(n.min_var + growth * p.min_var, n.min_sd + p.min_sd);
+    q[b] = headroom * std::abs(headroom) / std::max(v, 1e-9);
+    if (q[b] < q[first_block]) first_block = b;
+  }
+  // The most likely block first, then every block that could still hold a lower value.
+  double worst = 1e300;
+  auto visit = [&](size_t b) {
+    // Cycle slots [from, to) as window slots (the window starts at slot c.first).
+    size_t from = b * kSlotsPerBlock, to = std::min(from + kSlotsPerBlock, size_t(slots_));
+    size_t first = static_cast<size_t>(c.first), n = static_cast<size_t>(slots_);
+    if (to <= first) {
+      WorstOver(c, growth, from + n - first, to + n - first, &worst);
+    } else if (from >= first) {
+      WorstOver(c, growth, from - first, to - first, &worst);
+    } else {
+      WorstOver(c, growth, from + n - first, n, &worst);
+      WorstOver(c, growth, 0, to - first, &worst);
+    }
+  };
+  visit(first_block);
+  for (size_t b = 0; b < blocks; ++b) {
+    if (b != first_block && !(q[b] >= worst)) visit(b);
+  }
+  return worst;
 }
 
 double NodeDemand::ContentionProbability(const AppProfile& profile, std::string_view app,

@@ -23,6 +23,15 @@ double NormalTail(double z);
 // z such that P(Z > z) = p, for p in (0, 1).
 double NormalTailInverse(double p);
 
+// Bounds of a run of consecutive slots of the cycle (kSlotsPerBlock of them, from slot 0 on): of
+// a node's mean demand and variance terms, or of a candidate's mean, variance and spread.
+struct SlotBlock {
+  double max_mean = 0;
+  double max_var = 0, min_var = 0;
+  double max_sd = 0, min_sd = 0;
+};
+inline constexpr int kSlotsPerBlock = 8;
+
 // One online pod's share of the contention computation, the same for every node: the window of
 // profile slots [from, from + horizon) and the candidate's mean and variance in each.
 struct CandidateWindow {
@@ -30,6 +39,8 @@ struct CandidateWindow {
   std::vector<double> mean, var, sd;  // per slot of the window
   double max_mean = 0, max_var = 0, max_sd = 0;
   uint64_t app_hash = 0;
+  // For a window of the whole cycle: per block of the cycle (not of the window), its bounds.
+  std::vector<SlotBlock> blocks;
 };
 
 // Hash of an application key, used to count a node's replicas of an app without string compares
@@ -44,6 +55,31 @@ CandidateWindow MakeCandidateWindow(const AppProfile& profile, std::string_view 
 // Slots of a window of `duration` seconds: the slot it starts in and every slot it reaches, at
 // most one cycle.
 int WindowSlots(int64_t duration_seconds, int64_t slot_seconds, int slots);
+
+// What WorstZ reads of a node first for a window of the whole cycle, small enough for a caller
+// that scans many nodes to keep one per node in a dense array (placement.cc).
+struct DemandSummary {
+  double min_headroom = 0;             // least of capacity - mean demand over the cycle
+  double max_var = 0, max_sd_sum = 0;  // largest of the per-slot variance terms
+  double peak_mean = 0;                // highest mean demand (0 when none is higher)
+  uint64_t app_bloom = 0;              // bit (hash % 64) of every app on the node
+  int32_t max_replicas = 0;            // most replicas of one app on the node
+
+  // Whether the node may run replicas of the app (no: it runs none).
+  bool MayHold(uint64_t app_hash) const { return app_bloom & (uint64_t{1} << (app_hash % 64)); }
+};
+
+// For a candidate window of the whole cycle whose app has `replicas` replicas on the node (or
+// fewer: a larger count can only lower the bound), a lower bound of NodeDemand::WorstZ from the
+// summary alone; -inf when the summary cannot bound it (the mean demand may reach capacity).
+// `rho` is the store's app correlation clamped to [0, 1], as NodeDemand takes it.
+double SummaryLowerZ(const DemandSummary& summary, const CandidateWindow& candidate, int replicas,
+                     double rho);
+// True only when SummaryLowerZ(summary, candidate, replicas, rho) >= z > 0, answered without its
+// square root and division (a scan asks it of every node). A bound within a relative 1e-9 of z
+// may answer false: far above the rounding of either form.
+bool SummaryClears(const DemandSummary& summary, const CandidateWindow& candidate, int replicas,
+                   double rho, double z);
 
 class NodeDemand {
  public:
@@ -61,7 +97,9 @@ class NodeDemand {
   // demand of the window without the candidate. For a window of the whole cycle, a node whose
   // worst case is clear from its summary answers without the per-slot loop: a lower bound of z
   // when that bound is already >= `accept_z`, or z at the node's peak slot when that is already
-  // < `reject_z` (callers that need z exactly pass +inf and -inf).
+  // < `reject_z` (callers that need z exactly pass +inf and -inf); otherwise z exactly, from the
+  // slots of the blocks (kSlotsPerBlock) whose bounds could still hold the least (the same value
+  // as the per-slot loop over the whole cycle, bit for bit).
   double WorstZ(const CandidateWindow& candidate, double* peak_mean, double accept_z = HUGE_VAL,
                 double reject_z = -HUGE_VAL) const;
 
@@ -77,6 +115,7 @@ class NodeDemand {
   double PeakMean(int64_t from_unix, int64_t horizon_seconds) const;
 
   bool built() const { return slots_ > 0; }
+  const DemandSummary& summary() const { return summary_; }
   int slots() const { return slots_; }
   int ReplicasOf(uint64_t app_hash) const;
 
@@ -84,6 +123,13 @@ class NodeDemand {
   // Groups the node's online pods by application and looks up their profiles (groups_).
   void Group(const NodeInfo& node, const ProfileStore& profiles);
   int SlotAt(int64_t unix_seconds) const;
+  // WorstZ's minimum of headroom * |headroom| / variance over the whole cycle, block by block: a
+  // block whose bound cannot lower the minimum found so far is skipped (exact: the bounds are
+  // computed with the same floating-point operations on larger or smaller operands).
+  double WholeCycleWorst(const CandidateWindow& c, double growth) const;
+  // headroom * |headroom| / variance at window slots [from, to) into *worst (the least).
+  void WorstOver(const CandidateWindow& c, double growth, size_t from, size_t to,
+                 double* worst) const;
   double Variance(double var, double sd_sum) const {
     return (1 - rho_) * var + rho_ * sd_sum * sd_sum;
   }
@@ -109,11 +155,14 @@ class NodeDemand {
   uint64_t groups_generation_ = 0;
   size_t groups_learnt_ = 0;
   std::vector<std::pair<uint64_t, int>> app_counts_;  // sorted by app hash
-  uint64_t app_bloom_ = 0;  // bit (hash % 64) of every app here: most lookups stop at it
-  // Summary over the whole cycle.
-  double min_headroom_ = 0, max_var_ = 0, max_sd_sum_ = 0, peak_mean_ = 0;
+  // Summary over the whole cycle; its app_bloom stops most ReplicasOf lookups.
+  DemandSummary summary_;
+  std::vector<SlotBlock> blocks_;  // per block of the cycle; empty when some spread is negative
   mutable double min_reclaim_ = 0;
   int peak_slot_ = 0;
+  struct {
+    double mean = 0, var = 0, sd_sum = 0;
+  } peak_;  // mean_, var_ and sd_sum_ at peak_slot_
   // Cached reclaimable-cpu table (also twice over) for one (risk, margin).
   mutable double table_risk_ = -1, table_margin_ = -1;
   mutable std::vector<double> reclaim_;

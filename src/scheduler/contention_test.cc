@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <numbers>
+#include <random>
 
 #include "scheduler/placement.h"
 #include "scheduler/profile.h"
@@ -180,6 +182,127 @@ TEST(Archimedes, OnlinePodsGoWhereContentionIsLeast) {
   d = Schedule(Replica("web", 3, 1000), nodes, *policy);
   ASSERT_TRUE(d.node_index);
   EXPECT_EQ(*d.node_index, 1u);
+}
+
+// Nodes of 1-20 replicas of 30 apps with random daily shapes (some cold, some near capacity):
+// the whole-cycle WorstZ answered block by block is the per-slot loop's, bit for bit, whatever
+// slot the window starts at, and the policy's score and filter are those of the exact z.
+class RandomNodes : public ::testing::Test {
+ protected:
+  static std::string App(int a) {
+    std::string app = "app";
+    app += std::to_string(a);
+    return app;
+  }
+
+  void SetUp() override {
+    std::mt19937_64 rng(7);
+    for (int a = 0; a < 30; ++a) {
+      std::string app = App(a);
+      if (a % 10 == 9) continue;  // cold: from requests
+      double size = 200 + rng() % 3000, phase = (rng() % 96) * 900.0;
+      for (int64_t t = kStart - kDay; t < kStart; t += 300) {
+        double wave = std::sin(2 * std::numbers::pi * (t + phase) / kDay);
+        store_.Observe(app, t, size * (1 + 0.7 * wave) + (rng() % 100) * size / 200);
+      }
+    }
+    store_.Commit();
+    for (int n = 0; n < 200; ++n) {
+      nodes_.push_back(Node(std::to_string(n), 16000 + 1000 * (rng() % 48)));
+      int pods = 1 + rng() % 20;
+      for (int k = 0; k < pods; ++k) {
+        int a = rng() % 30;
+        nodes_.back().AddPod(Replica(App(a), n * 100 + k, 200 + rng() % 4000));
+      }
+    }
+  }
+
+  ProfileStore store_;
+  std::vector<NodeInfo> nodes_;
+};
+
+TEST_F(RandomNodes, WholeCycleWorstZIsThePerSlotLoops) {
+  const double risk_z = NormalTailInverse(0.01);
+  int looped = 0;
+  for (int64_t hour = 0; hour < 24; hour += 5) {
+    for (int a = 0; a < 30; a += 4) {
+      std::string app = App(a);
+      CandidateWindow w =
+          MakeCandidateWindow(store_.Get(app, 1500), app, kStart + hour * 3600 + 60, kDay);
+      ASSERT_FALSE(w.blocks.empty());
+      CandidateWindow unblocked = w;
+      unblocked.blocks.clear();  // the per-slot loop
+      for (const NodeInfo& node : nodes_) {
+        NodeDemand demand;
+        demand.Build(node, store_);
+        for (auto [accept, reject] : {std::pair(HUGE_VAL, -HUGE_VAL), std::pair(50.0, risk_z)}) {
+          double peak = -1, loop_peak = -2;
+          double z = demand.WorstZ(w, &peak, accept, reject);
+          double loop_z = demand.WorstZ(unblocked, &loop_peak, accept, reject);
+          ASSERT_EQ(z, loop_z) << node.name << " " << app << " at " << hour << "h";
+          ASSERT_EQ(peak, loop_peak);
+          if (accept == HUGE_VAL && z < 50) ++looped;
+        }
+      }
+    }
+  }
+  EXPECT_GT(looped, 100);  // the blocks were used, not only the summary
+}
+
+TEST_F(RandomNodes, SummaryClearsOnlyWhatTheLowerBoundClears) {
+  for (int a = 0; a < 30; ++a) {
+    std::string app = App(a);
+    CandidateWindow w = MakeCandidateWindow(store_.Get(app, 1500), app, kStart, kDay);
+    for (const NodeInfo& node : nodes_) {
+      NodeDemand demand;
+      demand.Build(node, store_);
+      const DemandSummary& s = demand.summary();
+      for (int replicas : {0, 3}) {
+        double lower = SummaryLowerZ(s, w, replicas, 0.25);
+        for (double z : {lower * (1 - 1e-6), lower * (1 - 1e-12), lower, 50.0, 2.0}) {
+          if (z <= 0) continue;
+          if (SummaryClears(s, w, replicas, 0.25, z)) {
+            EXPECT_GE(lower, z);
+          }
+        }
+        if (lower > 0) {
+          EXPECT_TRUE(SummaryClears(s, w, replicas, 0.25, lower * (1 - 1e-6)));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(RandomNodes, ArchimedesScoresOnlinePodsByTheExactZ) {
+  const double risk_z = NormalTailInverse(0.01);
+  base::FakeClock clock(base::WallTime(std::chrono::seconds(kStart + 3 * 3600)));
+  PolicyOptions options;
+  options.clock = &clock;
+  options.profiles = &store_;
+  auto policy = std::move(MakePolicy("archimedes", options).value());
+  int accepted = 0, scored = 0;
+  for (int a = 0; a < 30; ++a) {
+    PodInfo pod = Replica(App(a), 9999, 1500);
+    policy->BeginPod(pod, nodes_);
+    CandidateWindow w = MakeCandidateWindow(store_.Get(pod.app, 1500), pod.app, kStart + 3 * 3600,
+                                            options.horizon_seconds);
+    for (const NodeInfo& node : nodes_) {
+      NodeDemand demand;
+      demand.Build(node, store_);
+      double peak = 0;
+      double z = demand.WorstZ(w, &peak);  // exact
+      ASSERT_EQ(policy->Filter(pod, node), z < risk_z ? kContentionRisk : kFits) << node.name;
+      if (z < risk_z) continue;
+      double capacity = static_cast<double>(node.allocatable.cpu_milli);
+      double want = 99.0 * std::clamp(z / 50, 0.0, 1.0) +
+                    1.0 * std::clamp((peak + w.mean[0]) / capacity, 0.0, 1.0);
+      ASSERT_EQ(policy->Score(pod, node), want) << node.name << " z " << z;
+      ++scored;
+      if (z >= 50) ++accepted;
+    }
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(scored - accepted, 100);
 }
 
 }  // namespace

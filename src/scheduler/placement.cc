@@ -45,8 +45,8 @@ class ArchimedesPolicy : public Policy {
   explicit ArchimedesPolicy(const PolicyOptions& options)
       : options_(options),
         slot_seconds_(options.profiles->options().slot_seconds),
-        runtime_slots_(
-            WindowSlots(runtime_, slot_seconds_, options.profiles->options().slots)),
+        runtime_slots_(WindowSlots(runtime_, slot_seconds_, options.profiles->options().slots)),
+        rho_(std::clamp(options.profiles->options().app_correlation, 0.0, 1.0)),
         risk_z_(NormalTailInverse(options.risk_bound)) {}
   std::string_view name() const override { return "archimedes"; }
   bool ReclaimsForBatch() const override { return true; }
@@ -62,6 +62,8 @@ class ArchimedesPolicy : public Policy {
     if (pod.qos != Qos::kOnline) return;
     profile_ = &options_.profiles->Get(pod.app, pod.requests.cpu_milli);
     window_ = MakeCandidateWindow(*profile_, pod.app, now_, options_.horizon_seconds);
+    whole_cycle_ = !window_.mean.empty() &&
+                   static_cast<int>(window_.mean.size()) >= options_.profiles->options().slots;
   }
 
   Resources BatchAllocatable(const NodeInfo& node) override {
@@ -110,7 +112,7 @@ class ArchimedesPolicy : public Policy {
   uint32_t Filter(const PodInfo& pod, const NodeInfo& node) override {
     if (pod.qos != Qos::kOnline) return kFits;
     last_node_ = &node;
-    last_z_ = Demand(node).WorstZ(window_, &last_peak_, kSafeZ, risk_z_);
+    last_z_ = WorstZ(node);
     return last_z_ < risk_z_ ? kContentionRisk : kFits;
   }
 
@@ -120,7 +122,7 @@ class ArchimedesPolicy : public Policy {
     }
     if (last_node_ != &node) {
       last_node_ = &node;
-      last_z_ = Demand(node).WorstZ(window_, &last_peak_, kSafeZ, risk_z_);
+      last_z_ = WorstZ(node);
     }
     // Less contention first, compared as z-scores (no erfc per node); nodes at least kSafeZ
     // standard deviations from contention tie, and a tie goes to the most packed node.
@@ -145,15 +147,41 @@ class ArchimedesPolicy : public Policy {
     std::array<float, kPrefixSlots> prefix;  // reclaimable cpu over 1..kPrefixSlots slots
   };
 
+  // What an online candidate reads of a node first, one cache line per node (online_, at the
+  // same index): most nodes are accepted from it without the node's demand tables. Valid as the
+  // CacheEntry at its index is, and rebuilt with it.
+  struct alignas(64) OnlineEntry {
+    uint64_t generation = 0;
+    uint64_t profiles_version = 0;
+    bool built = false;
+    DemandSummary summary;
+  };
+
   // Positions the caches on `nodes` and reads the clock.
   void BeginNodes(std::span<const NodeInfo> nodes) {
     base_ = nodes.data();
     if (cache_.size() < nodes.size()) {
       cache_.resize(nodes.size());
+      online_.resize(nodes.size());
       demand_.resize(nodes.size());
     }
     now_ = UnixNow(options_.clock);
     now_slot_ = now_ / slot_seconds_;
+  }
+
+  // Rebuilds the node's demand tables and both of its cache entries.
+  void Rebuild(size_t i, const NodeInfo& node) {
+    CacheEntry& e = cache_[i];
+    demand_[i].Build(node, *options_.profiles);
+    e.built = demand_[i].built();
+    e.generation = node.online_generation;
+    e.profiles_version = options_.profiles->version();
+    e.prefix_slot = -1;
+    OnlineEntry& o = online_[i];
+    o.built = e.built;
+    o.generation = e.generation;
+    o.profiles_version = e.profiles_version;
+    o.summary = demand_[i].summary();
   }
 
   // The node's index in the span of the last BeginNodes, its cache entry brought up to date.
@@ -162,11 +190,7 @@ class ArchimedesPolicy : public Policy {
     CacheEntry& e = cache_[i];
     if (e.generation != node.online_generation ||
         e.profiles_version != options_.profiles->version() || !e.built) {
-      demand_[i].Build(node, *options_.profiles);
-      e.built = demand_[i].built();
-      e.generation = node.online_generation;
-      e.profiles_version = options_.profiles->version();
-      e.prefix_slot = -1;
+      Rebuild(i, node);
     }
     if (e.prefix_slot != now_slot_) {
       demand_[i].ReclaimableCpuPrefix(now_, options_.risk_bound, options_.safety_margin, e.prefix);
@@ -174,12 +198,32 @@ class ArchimedesPolicy : public Policy {
     }
     return i;
   }
-  const NodeDemand& Demand(const NodeInfo& node) { return demand_[Refresh(node)]; }
+
+  // NodeDemand::WorstZ of the online candidate on the node (peak into last_peak_), accepting at
+  // kSafeZ and rejecting below the risk bound. A whole-cycle window tries the node's OnlineEntry
+  // first, counting the candidate's app as the node's largest when the node may run it (a lower
+  // bound of the bound WorstZ tries first): when that clears kSafeZ, so would WorstZ's, and
+  // kSafeZ scores and filters as any z at or above it.
+  double WorstZ(const NodeInfo& node) {
+    size_t i = static_cast<size_t>(&node - base_);
+    const OnlineEntry& o = online_[i];
+    if (whole_cycle_ && o.built && o.generation == node.online_generation &&
+        o.profiles_version == options_.profiles->version()) {
+      const DemandSummary& s = o.summary;
+      if (SummaryClears(s, window_, s.MayHold(window_.app_hash) ? s.max_replicas : 0, rho_,
+                        kSafeZ)) {
+        last_peak_ = s.peak_mean;
+        return kSafeZ;
+      }
+    }
+    return demand_[Refresh(node)].WorstZ(window_, &last_peak_, kSafeZ, risk_z_);
+  }
 
   PolicyOptions options_;
   const int64_t slot_seconds_;
   const NodeInfo* base_ = nullptr;
   std::vector<CacheEntry> cache_;
+  std::vector<OnlineEntry> online_;
   std::vector<NodeDemand> demand_;
   int64_t now_ = 0;
   int64_t now_slot_ = 0;
@@ -187,6 +231,8 @@ class ArchimedesPolicy : public Policy {
   int runtime_slots_ = 1;  // WindowSlots of runtime_
   const AppProfile* profile_ = nullptr;
   CandidateWindow window_;
+  bool whole_cycle_ = false;  // window_ covers the whole profile cycle
+  const double rho_;          // the profiles' app correlation, as NodeDemand takes it
   const double risk_z_;  // the z-score of the risk bound
   // Contention this many standard deviations away counts as none. Packing online pods any
   // sooner raised online contention threefold in the simulator (docs/scheduler.md): the profiles'
