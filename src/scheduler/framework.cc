@@ -62,11 +62,12 @@ void NonZeroRequested(const NodeInfo& node, const PodInfo& pod, double* cpu, dou
 }
 
 // The framework's resource filter: requests against allocatable, with batch pods on reclaimed
-// capacity when the policy reclaims it.
-uint32_t FitResources(const PodInfo& pod, const NodeInfo& node, Policy& policy) {
+// capacity when the policy reclaims it (`reclaims`: policy.ReclaimsForBatch(), asked once per
+// pod).
+uint32_t FitResources(const PodInfo& pod, const NodeInfo& node, Policy& policy, bool reclaims) {
   uint32_t reasons = kFits;
   if (node.requested.pods + 1 > node.allocatable.pods) reasons |= kTooManyPods;
-  if (!policy.ReclaimsForBatch()) {
+  if (!reclaims) {
     if (node.requested.cpu_milli + pod.requests.cpu_milli > node.allocatable.cpu_milli) {
       reasons |= kInsufficientCpu;
     }
@@ -119,7 +120,8 @@ uint32_t FitAntiAffinity(const PodInfo& pod, const NodeInfo& node) {
 
 // Framework filters in kube-scheduler's order; the first failing plugin decides, except that the
 // resource plugin reports every insufficient resource.
-uint32_t RunFilters(const PodInfo& pod, const NodeInfo& node, Policy& policy, const Taint** taint) {
+uint32_t RunFilters(const PodInfo& pod, const NodeInfo& node, Policy& policy, bool reclaims,
+                    const Taint** taint) {
   if (node.unschedulable) return kUnschedulable;
   // The two checks below are skipped when they cannot fail (most pods and nodes of a large scan).
   if ((!pod.node_selector.empty() || !pod.required_node_affinity.empty()) &&
@@ -131,7 +133,7 @@ uint32_t RunFilters(const PodInfo& pod, const NodeInfo& node, Policy& policy, co
     *taint = t;
     return kUntoleratedTaint;
   }
-  if (uint32_t r = FitResources(pod, node, policy)) return r;
+  if (uint32_t r = FitResources(pod, node, policy, reclaims)) return r;
   if (uint32_t r = FitAntiAffinity(pod, node)) return r;
   return policy.Filter(pod, node);
 }
@@ -454,6 +456,7 @@ Decision Schedule(const PodInfo& pod, std::span<const NodeInfo> nodes, Policy& p
           ? options.batch_headroom
           : nullptr;
   const double need = static_cast<double>(pod.requests.cpu_milli);
+  const bool reclaims = policy.ReclaimsForBatch();
   for (; scanned < n && found < to_find; ++scanned) {
     size_t i = start + scanned;
     if (i >= n) i -= n;
@@ -473,7 +476,7 @@ Decision Schedule(const PodInfo& pod, std::span<const NodeInfo> nodes, Policy& p
       i = next;
     }
     const Taint* taint = nullptr;
-    uint32_t r = RunFilters(pod, nodes[i], policy, &taint);
+    uint32_t r = RunFilters(pod, nodes[i], policy, reclaims, &taint);
     if (r != kFits) {
       counts.Add(r, taint);
       if (options.preemption) reasons[i] = r;

@@ -120,8 +120,9 @@ struct UsageForecast {
 // `online_requested` and `generation` consistent by hand (AddPod/RemovePod do it).
 struct NodeInfo {
   // The fields that filters and scores read of every node a scan visits come first, together in
-  // a few cache lines (a batch pod's scan visits hundreds of nodes); the names, labels and pods
-  // follow.
+  // a few cache lines (a scan visits hundreds or thousands of nodes): what the framework's filters
+  // and the `requests`, `archimedes` and `oracle` policies read in the first two, load-aware's
+  // usage in the third; the names, labels and pods follow.
   bool unschedulable = false;        // spec.unschedulable
   // Pods with required anti-affinity terms: lets the anti-affinity filter skip nodes where no pod
   // has such terms.
@@ -131,25 +132,29 @@ struct NodeInfo {
   // Sums over `pods` (pods = pods.size()); online_requested counts online pods only.
   Resources requested;
   Resources online_requested;
+
+  // Changes whenever the node's online pods change (AddPod, RemovePod, Touch), as `generation`
+  // below does for all of its pods; batch pods come and go far more often, and aggregates of the
+  // online pods need not be rebuilt for them.
+  uint64_t online_generation = 0;
+
+  std::vector<Taint> taints;
+
+  // Measured usage (negative: unknown), from the node's most recent metrics report.
+  double online_cpu_usage_milli = -1;  // usage of online pods only
+  double system_cpu_usage_milli = 0;   // the node's own daemons
+  double cpu_usage_milli = -1;
+  double memory_usage_bytes = -1;
+
   // Sums over the pods whose usage the node has not reported yet (usage_reported false).
   Resources unreported_requested;
   Resources unreported_online_requested;
-
-  // Measured usage (negative: unknown), from the node's most recent metrics report.
-  double cpu_usage_milli = -1;
-  double memory_usage_bytes = -1;
-  double online_cpu_usage_milli = -1;  // usage of online pods only
-  double system_cpu_usage_milli = 0;   // the node's own daemons
 
   // Changes whenever the node's pods, labels, taints or allocatable change (AddPod, RemovePod,
   // Touch); policies cache per-node aggregates keyed by it. Unique across all NodeInfos of the
   // process. The usage fields above may change without a Touch: policies read them afresh.
   uint64_t generation = 0;
-  // The same for the online pods only (batch pods come and go far more often; aggregates of the
-  // online pods need not be rebuilt for them).
-  uint64_t online_generation = 0;
 
-  std::vector<Taint> taints;
   std::string name;
   Labels labels;                     // includes kubernetes.io/hostname
   std::vector<PodOnNode> pods;

@@ -82,9 +82,11 @@ class ArchimedesPolicy : public Policy {
       cpu = std::min(cpu, node.allocatable.cpu_milli * (1 - options_.safety_margin) -
                               node.system_cpu_usage_milli - node.online_cpu_usage_milli);
     }
+    // Returned from the local, not read back from the member just stored (a stall per node).
+    Resources r = WithCpu(node, cpu);
     last_batch_node_ = &node;
-    last_batch_ = WithCpu(node, cpu);
-    return last_batch_;
+    last_batch_ = r;
+    return r;
   }
 
   void BatchCpuBounds(std::span<const NodeInfo> nodes, size_t i,
