@@ -121,40 +121,14 @@ class StreamTransport {
   Stream stream_;
 };
 
-// A TLS connection whose response head is out, written from here on by OpenSSL straight to the
-// socket (a socket BIO behind a write buffer, in place of Asio's BIO pair): the chunks of one
-// write are gathered once and encrypted into few system calls, where Asio's engine takes them 16
-// KiB at a time (Beast copies them together first), copies each encrypted record out of its BIO
-// pair and writes it with an operation of its own. Only when nothing the peer sent is still
-// buffered inside the engine (Possible), since that would be lost.
-// OpenSSL's socket BIO, except that it writes with MSG_NOSIGNAL: a peer gone away is an error
-// for the writer, never a SIGPIPE for the process (Asio sends so; this library does not rely on
-// the program ignoring the signal).
-BIO_METHOD* SocketBioWithoutSigpipe() {
-  static BIO_METHOD* method = [] {
-    const BIO_METHOD* base = BIO_s_socket();
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                 "socket, MSG_NOSIGNAL");
-    BIO_meth_set_write(m, [](BIO* b, const char* data, int len) -> int {
-      int fd = -1;
-      BIO_get_fd(b, &fd);
-      BIO_clear_retry_flags(b);
-      ssize_t n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        BIO_set_retry_write(b);
-      }
-      return static_cast<int>(n);
-    });
-    BIO_meth_set_read(m, BIO_meth_get_read(base));
-    BIO_meth_set_puts(m, BIO_meth_get_puts(base));
-    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(base));
-    BIO_meth_set_create(m, BIO_meth_get_create(base));
-    BIO_meth_set_destroy(m, BIO_meth_get_destroy(base));
-    return m;
-  }();
-  return method;
-}
-
+// A TLS connection whose response head is out, written from here on by OpenSSL and plain system
+// calls instead of Asio's engine (which takes the chunks 16 KiB at a time after Beast copies them
+// together, copies each encrypted record out of its BIO pair and writes it with an operation of
+// its own). The chunks of one write are gathered and encrypted at once, into buffers of the loop
+// thread rather than of the connection: a thousand watch connections then share a few buffers
+// that stay in the CPU's caches, where buffers of their own would each be cold by their next
+// write. Only bytes the socket did not take at once are copied to the connection. Only when
+// nothing the peer sent is still buffered inside the engine (Possible), since that would be lost.
 class DirectTlsTransport {
  public:
   using TlsStream = beast::ssl_stream<tcp::socket>;
@@ -166,26 +140,49 @@ class DirectTlsTransport {
 
   explicit DirectTlsTransport(TlsStream stream) : stream_(std::move(stream)) {
     SSL* ssl = stream_.native_handle();
-    BIO* socket_bio = BIO_new(SocketBioWithoutSigpipe());
+    BIO* socket_bio = BIO_new(BIO_s_socket());
     BIO_set_fd(socket_bio, static_cast<int>(socket().native_handle()), BIO_NOCLOSE);
-    BIO* buffered = BIO_new(BIO_f_buffer());
-    BIO_set_write_buffer_size(buffered, kMaxStreamWrite + 64 * 1024);
-    BIO_up_ref(socket_bio);  // held by the read side and by the buffer's chain
-    BIO_push(buffered, socket_bio);
-    SSL_set_bio(ssl, socket_bio, buffered);  // frees the engine's half of its BIO pair
-    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    BIO* sink = BIO_new(AppendBio());
+    BIO_set_data(sink, &target_);
+    SSL_set_bio(ssl, socket_bio, sink);  // frees the engine's half of its BIO pair
+    // Asio's engine set SSL_MODE_RELEASE_BUFFERS: record buffers are freed between writes, so
+    // the next connection's write reuses them warm.
+    boost::system::error_code ignored;
+    socket().non_blocking(true, ignored);
   }
+  DirectTlsTransport(const DirectTlsTransport&) = delete;  // the write BIO points at target_
+  DirectTlsTransport& operator=(const DirectTlsTransport&) = delete;
 
   auto get_executor() { return stream_.get_executor(); }
   tcp::socket& socket() { return Socket(stream_); }
 
   template <typename Done>
   void Write(const std::vector<asio::const_buffer>& buffers, Done done) {
-    out_.clear();
-    for (const auto& b : buffers) out_.append(static_cast<const char*>(b.data()), b.size());
-    written_ = 0;
-    flushing_ = false;
-    WriteSome(std::move(done));
+    thread_local std::string plain, sealed;
+    plain.clear();
+    for (const auto& b : buffers) plain.append(static_cast<const char*>(b.data()), b.size());
+    // Bytes OpenSSL wrote outside a write (an alert, a key update) go out first.
+    std::string& out = unsent_.empty() ? sealed : unsent_;
+    if (&out == &sealed) sealed.clear();
+    target_ = &out;
+    // The write BIO never blocks, so OpenSSL takes everything (a record or so per call, as the
+    // engine enabled partial writes).
+    bool ok = true;
+    for (std::size_t done_bytes = 0, n = 0; ok && done_bytes < plain.size(); done_bytes += n) {
+      ok = SSL_write_ex(stream_.native_handle(), plain.data() + done_bytes,
+                        plain.size() - done_bytes, &n) == 1;
+    }
+    target_ = &unsent_;
+    if (!ok) {
+      ERR_clear_error();
+      return Finish(asio::error::broken_pipe, std::move(done));
+    }
+    if (&out == &sealed) {
+      std::size_t sent = 0;
+      if (!Send(sealed, &sent)) return Finish(asio::error::broken_pipe, std::move(done));
+      unsent_.assign(sealed, sent);
+    }
+    Flush(std::move(done));
   }
 
   template <typename Done>
@@ -205,37 +202,55 @@ class DirectTlsTransport {
   }
 
  private:
-  // Encrypts what is left of out_ into the write buffer, then flushes it to the socket, waiting
-  // for the socket to take more whenever it is full.
-  template <typename Done>
-  void WriteSome(Done done) {
-    SSL* ssl = stream_.native_handle();
-    while (!flushing_ && written_ < out_.size()) {
-      std::size_t n = 0;
-      if (SSL_write_ex(ssl, out_.data() + written_, out_.size() - written_, &n) == 1) {
-        written_ += n;
-        continue;
-      }
-      int e = SSL_get_error(ssl, 0);
-      ERR_clear_error();
-      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-        return Wait(e == SSL_ERROR_WANT_WRITE, std::move(done));
-      }
-      return Finish(asio::error::broken_pipe, std::move(done));
-    }
-    flushing_ = true;
-    if (BIO_flush(SSL_get_wbio(ssl)) == 1) return Finish({}, std::move(done));
-    if (BIO_should_retry(SSL_get_wbio(ssl))) return Wait(true, std::move(done));
-    ERR_clear_error();
-    Finish(asio::error::broken_pipe, std::move(done));
+  // The connection's write BIO: appends what OpenSSL encrypts to the string *BIO_get_data points
+  // at, and never blocks.
+  static BIO_METHOD* AppendBio() {
+    static BIO_METHOD* method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "append");
+      BIO_meth_set_write(m, [](BIO* b, const char* data, int len) -> int {
+        (*static_cast<std::string**>(BIO_get_data(b)))->append(data, static_cast<std::size_t>(len));
+        return len;
+      });
+      BIO_meth_set_ctrl(
+          m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+      BIO_meth_set_create(m, [](BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+      });
+      return m;
+    }();
+    return method;
   }
 
+  // Sends what the socket takes of `bytes` from *sent on, without waiting. False on an error.
+  bool Send(const std::string& bytes, std::size_t* sent) {
+    int fd = static_cast<int>(socket().native_handle());
+    while (*sent < bytes.size()) {
+      ssize_t k = ::send(fd, bytes.data() + *sent, bytes.size() - *sent, MSG_NOSIGNAL);
+      if (k > 0) {
+        *sent += static_cast<std::size_t>(k);
+      } else if (k < 0 && errno == EINTR) {
+        continue;
+      } else {
+        return k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+      }
+    }
+    return true;
+  }
+
+  // Sends unsent_, waiting for the socket to take more whenever it is full.
   template <typename Done>
-  void Wait(bool for_write, Done done) {
-    socket().async_wait(for_write ? tcp::socket::wait_write : tcp::socket::wait_read,
+  void Flush(Done done) {
+    if (!Send(unsent_, &unsent_sent_)) return Finish(asio::error::broken_pipe, std::move(done));
+    if (unsent_sent_ == unsent_.size()) {
+      unsent_.clear();
+      unsent_sent_ = 0;
+      return Finish({}, std::move(done));
+    }
+    socket().async_wait(tcp::socket::wait_write,
                         [this, done = std::move(done)](boost::system::error_code ec) mutable {
                           if (ec) return Finish(ec, std::move(done));
-                          WriteSome(std::move(done));
+                          Flush(std::move(done));
                         });
   }
 
@@ -246,9 +261,9 @@ class DirectTlsTransport {
   }
 
   TlsStream stream_;
-  std::string out_;          // the write under way, gathered
-  std::size_t written_ = 0;  // of out_, taken by SSL_write
-  bool flushing_ = false;    // all of out_ encrypted; the write buffer going to the socket
+  std::string* target_ = &unsent_;  // where the write BIO appends
+  std::string unsent_;              // encrypted bytes the socket has not taken yet
+  std::size_t unsent_sent_ = 0;     // of unsent_, taken since
 };
 
 // Owns one connection after the head of a streamed response, on one of the loop threads (every
@@ -363,17 +378,21 @@ class StreamWriter : public StreamWriterBase,
   }
 
   // The timer serves both waits: for the stream's next poll when idle, and for a write's
-  // deadline when writing (or the client's close after the last chunk).
+  // deadline when writing (or the client's close after the last chunk). Deadlines move with
+  // every write, nearly always later, so the timer is set again only when one comes sooner than
+  // the wait under way; a wait that ends before the deadline waits again for the rest.
   void Arm(TimePoint at) {
     deadline_ = at;
-    if (at == TimePoint::max()) {
-      timer_.cancel();
-      return;
-    }
-    timer_.expires_at(at);
-    timer_.async_wait([self = this->shared_from_this(), generation = ++timer_generation_](
-                          boost::system::error_code ec) {
-      if (ec || generation != self->timer_generation_ || self->closed_) return;
+    if (at == TimePoint::max() || (timer_waiting_ && timer_expiry_ <= at)) return;
+    timer_waiting_ = true;
+    timer_expiry_ = at;
+    timer_.expires_at(at);  // the wait it replaces ends with an error and a stale generation
+    timer_.async_wait([self = this->shared_from_this(),
+                       generation = ++timer_generation_](boost::system::error_code ec) {
+      if (ec || generation != self->timer_generation_) return;
+      self->timer_waiting_ = false;
+      if (self->closed_ || self->deadline_ == TimePoint::max()) return;
+      if (Now() < self->deadline_) return self->Arm(self->deadline_);
       if (self->writing_ || self->finishing_) {
         self->Close();  // stalled write, or the client kept the connection after the last chunk
       } else {
@@ -400,6 +419,8 @@ class StreamWriter : public StreamWriterBase,
   std::vector<asio::const_buffer> buffers_;
   std::array<char, 512> peer_buffer_;
   TimePoint deadline_ = TimePoint::max();
+  TimePoint timer_expiry_;  // of the wait under way, if timer_waiting_
+  bool timer_waiting_ = false;
   uint64_t timer_generation_ = 0;
   bool writing_ = false;
   bool finishing_ = false;  // the last chunk is queued or written

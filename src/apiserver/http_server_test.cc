@@ -325,6 +325,29 @@ TEST_P(HttpServerStreamTest, ManyStreamsReceiveEveryChunkInOrder) {
   }
 }
 
+TEST_P(HttpServerStreamTest, ClientWithSmallBuffersReceivesEveryByteInOrder) {
+  StreamServer server(tls());
+  Client client(server.port(), tls(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(client.connected());
+  client.Get("/watch");
+  auto streams = server.Streams(1);
+  ASSERT_EQ(streams.size(), 1u);
+  // Megabytes queued at once: the socket takes a little at a time, so most of every write waits
+  // in the connection until the client reads.
+  std::string expected;
+  for (int c = 0; c < 200; ++c) {
+    std::string line = std::to_string(c) + std::string(20000 + c, static_cast<char>('a' + c % 26));
+    line += "\n";
+    expected += line;
+    streams[0]->Push(Chunk(line));
+  }
+  streams[0]->End();
+  Body body = Decode(client.ReadAll());
+  EXPECT_TRUE(body.complete);
+  EXPECT_EQ(body.data.size(), expected.size());
+  EXPECT_TRUE(body.data == expected);
+}
+
 TEST_P(HttpServerStreamTest, PlainRequestsStillWorkBesideStreams) {
   StreamServer server(tls());
   Client watcher(server.port(), tls());
