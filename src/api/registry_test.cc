@@ -1040,7 +1040,8 @@ TEST(AppProfileTest, ValidatesSlotsAndSeries) {
   ASSERT_NE(t, nullptr);
   Json p = Obj(R"({"metadata":{"name":"web","namespace":"demo"},
       "spec":{"app":"demo/Deployment/web","slots":4,"slotSeconds":21600},
-      "status":{"cpuMeanMilli":[100,250.5,400,120],"cpuStdMilli":[10,20,30,10],"samples":96}})");
+      "status":{"cpuMeanMilli":[100,250.5,400,120],"cpuStdMilli":[10,20,30,10],"samples":96,
+                "utcOffsetSeconds":28800}})");
   t->set_defaults(p);
   FieldErrors errors;
   t->validate(p, nullptr, errors);
@@ -1054,12 +1055,18 @@ TEST(AppProfileTest, ValidatesSlotsAndSeries) {
   bad["spec"]["slotSeconds"] = 7;
   bad["status"]["cpuMeanMilli"] = Json::array({1, 2});
   bad["status"]["cpuStdMilli"][1] = -3;
+  bad["status"]["utcOffsetSeconds"] = 86400;
   errors.clear();
   t->validate(bad, nullptr, errors);
   EXPECT_TRUE(Has(errors, "spec.slotSeconds", "FieldValueInvalid", "positive divisor of 86400"))
       << Dump(errors);
   EXPECT_TRUE(Has(errors, "status.cpuMeanMilli", "FieldValueInvalid", "one value per slot"));
   EXPECT_TRUE(Has(errors, "status.cpuStdMilli[1]", "FieldValueInvalid", "non-negative"));
+  EXPECT_TRUE(Has(errors, "status.utcOffsetSeconds", "FieldValueInvalid", "east of UTC"));
+  bad["status"]["utcOffsetSeconds"] = "8h";
+  errors.clear();
+  t->validate(bad, nullptr, errors);
+  EXPECT_TRUE(Has(errors, "status.utcOffsetSeconds", "FieldValueInvalid", "east of UTC"));
 }
 
 // ---------------------------------------------------------------------------------------------

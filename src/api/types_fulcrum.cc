@@ -76,6 +76,12 @@ void ValidateAppProfile(const Json& obj, const Json* old_obj, FieldErrors& error
   ValidateSeries(status, "cpuMeanMilli", *slots, errors);
   ValidateSeries(status, "cpuStdMilli", *slots, errors);
   ValidateNonnegativeInt(Child(status, "samples"), "status.samples", errors);
+  if (const Json* offset = Child(status, "utcOffsetSeconds"); !IsUnset(offset)) {
+    if (!offset->is_number_integer() || std::abs(offset->get<double>()) >= 86400) {
+      errors.push_back(InvalidValue("status.utcOffsetSeconds", *offset,
+                                    "must be whole seconds east of UTC, from -86399 to 86399"));
+    }
+  }
   if (old_obj != nullptr) {
     const Json& old_spec = ObjectAt(*old_obj, "spec");
     for (const char* f : {"app", "slotSeconds", "slots"}) {

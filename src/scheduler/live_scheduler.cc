@@ -133,7 +133,7 @@ class LiveSchedulerImpl : public LiveScheduler {
         nodes_(api, "/api/v1/nodes", ""),
         node_metrics_(api, "/apis/scheduling.fulcrum.dev/v1alpha1/nodemetrics", ""),
         profile_feed_(profiles_.get(), options_.profile_utc_offset_seconds),
-        profile_writer_(api, options_.profile_write_interval),
+        profile_writer_(api, options_.profile_write_interval, options_.profile_utc_offset_seconds),
         batch_publisher_(api) {
     client::InformerHandlers n;
     n.on_add = [this](const ObjectPtr& o) { OnNode(o, false); };

@@ -384,9 +384,10 @@ TEST_F(ArchimedesLiveTest, BatchRuntimeIsLearntFromCompletedRunsAndAnnotationOve
 }
 
 // Profiles count their days in the time zone --profile-utc-offset names: a profile learnt there
-// (restored from its AppProfile) is read at the local time of day, so a busy local morning is
-// busy now for the batch pod placed now, whatever the hour is in UTC. And slots that do not divide
-// a day, or offsets of a day, are refused (AppProfile objects could not hold them).
+// (restored from its AppProfile, which records the offset) is read at the local time of day, so a
+// busy local morning is busy now for the batch pod placed now, whatever the hour is in UTC. And
+// slots that do not divide a day, or offsets of a day, are refused (AppProfile objects could not
+// hold them).
 TEST_F(ArchimedesLiveTest, ProfilesAreReadInTheirTimeZone) {
   AddNode("n", "4");
   // An online pod whose profile is busy (2000m) in the local slots of now and the next two,
@@ -407,7 +408,11 @@ TEST_F(ArchimedesLiveTest, ProfilesAreReadInTheirTimeZone) {
                   {"kind", "AppProfile"},
                   {"metadata", {{"name", "pod-web-0"}, {"namespace", "default"}}},
                   {"spec", {{"app", "default/Pod/web-0"}, {"slotSeconds", 900}, {"slots", 96}}},
-                  {"status", {{"cpuMeanMilli", mean}, {"cpuStdMilli", sd}, {"samples", 96}}}};
+                  {"status",
+                   {{"cpuMeanMilli", mean},
+                    {"cpuStdMilli", sd},
+                    {"samples", 96},
+                    {"utcOffsetSeconds", kOffset}}}};
   auto created = api().Create(ResourcePath(kGv, "appprofiles", "default"), profile);
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   auto patched = api().Patch(ResourcePath(kGv, "appprofiles", "default", "pod-web-0", "status"),

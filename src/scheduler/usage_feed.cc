@@ -161,18 +161,20 @@ std::string AppProfileNamespace(std::string_view app) {
   return std::string(app.substr(0, app.find('/')));
 }
 
-Json AppProfileObject(const AppProfile& p) {
-  return {{"apiVersion", kGroupVersion},
-          {"kind", "AppProfile"},
-          {"metadata", {{"name", AppProfileName(p.app)}, {"namespace", AppProfileNamespace(p.app)}}},
-          {"spec", {{"app", p.app}, {"slotSeconds", p.slot_seconds}, {"slots", p.slots}}},
-          {"status",
-           {{"cpuMeanMilli", Series(p.cpu_mean)},
-            {"cpuStdMilli", Series(p.cpu_std)},
-            {"samples", std::llround(p.observed_samples)}}}};
+Json AppProfileObject(const AppProfile& p, int64_t utc_offset_seconds) {
+  return {
+      {"apiVersion", kGroupVersion},
+      {"kind", "AppProfile"},
+      {"metadata", {{"name", AppProfileName(p.app)}, {"namespace", AppProfileNamespace(p.app)}}},
+      {"spec", {{"app", p.app}, {"slotSeconds", p.slot_seconds}, {"slots", p.slots}}},
+      {"status",
+       {{"cpuMeanMilli", Series(p.cpu_mean)},
+        {"cpuStdMilli", Series(p.cpu_std)},
+        {"samples", std::llround(p.observed_samples)},
+        {"utcOffsetSeconds", utc_offset_seconds}}}};
 }
 
-base::Result<AppProfile> AppProfileFromObject(const Json& object) {
+base::Result<AppProfile> AppProfileFromObject(const Json& object, int64_t utc_offset_seconds) {
   AppProfile p;
   std::string name = base::StringAt(object, {"metadata", "name"});
   p.app = base::StringAt(object, {"spec", "app"});
@@ -195,6 +197,23 @@ base::Result<AppProfile> AppProfileFromObject(const Json& object) {
   }
   const Json* samples = base::FindPath(*status, {"samples"});
   p.observed_samples = samples != nullptr && samples->is_number() ? samples->get<double>() : 0;
+  const Json* offset = base::FindPath(*status, {"utcOffsetSeconds"});
+  int64_t learnt_at = offset != nullptr && offset->is_number_integer() ? offset->get<int64_t>() : 0;
+  if (learnt_at != utc_offset_seconds) {
+    // A time t was in slot (t + learnt_at) / slotSeconds; now it is in (t + utc_offset_seconds) /
+    // slotSeconds.
+    int64_t shift = utc_offset_seconds - learnt_at;
+    if (shift % p.slot_seconds != 0) {
+      return base::Invalid("appprofile " + name + ": slots of " + std::to_string(p.slot_seconds) +
+                           " s learnt at UTC offset " + std::to_string(learnt_at) +
+                           " s cannot be moved to offset " + std::to_string(utc_offset_seconds) +
+                           " s");
+    }
+    int64_t slots_shift = shift / p.slot_seconds % p.slots;
+    if (slots_shift < 0) slots_shift += p.slots;
+    std::rotate(p.cpu_mean.rbegin(), p.cpu_mean.rbegin() + slots_shift, p.cpu_mean.rend());
+    std::rotate(p.cpu_std.rbegin(), p.cpu_std.rbegin() + slots_shift, p.cpu_std.rend());
+  }
   p.cold = false;
   return p;
 }
@@ -205,7 +224,7 @@ base::Result<int> AppProfileWriter::Load(ProfileStore* profiles) {
   const Json* items = base::FindPath(list, {"items"});
   if (items == nullptr || !items->is_array()) return restored;
   for (const Json& item : *items) {
-    auto p = AppProfileFromObject(item);
+    auto p = AppProfileFromObject(item, utc_offset_seconds_);
     if (!p.ok()) {
       LOG_WARNING << "scheduler: " << p.status().ToString();
       continue;
@@ -234,7 +253,7 @@ std::vector<AppProfile> AppProfileWriter::Due(const ProfileStore& profiles, base
 base::Status AppProfileWriter::Write(const std::vector<AppProfile>& profiles) {
   base::Status first;
   for (const AppProfile& p : profiles) {
-    Json object = AppProfileObject(p);
+    Json object = AppProfileObject(p, utc_offset_seconds_);
     std::string ns = AppProfileNamespace(p.app), name = AppProfileName(p.app);
     std::string path = client::ResourcePath(kGroupVersion, "appprofiles", ns, name, "status");
     Json patch = {{"status", object["status"]}};

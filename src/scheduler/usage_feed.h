@@ -84,21 +84,26 @@ class ProfileFeed {
 
 // AppProfile objects (scheduling.fulcrum.dev/v1alpha1): metadata.name "<kind>-<name>" in the
 // application's namespace, spec {app, slotSeconds, slots}, status {cpuMeanMilli, cpuStdMilli,
-// samples}.
+// samples, utcOffsetSeconds}. utcOffsetSeconds is the time zone the slots count days in (the
+// server's --profile-utc-offset when they were learnt); absent means UTC.
 std::string AppProfileName(std::string_view app);
 std::string AppProfileNamespace(std::string_view app);
-base::Json AppProfileObject(const AppProfile& profile);
-// Invalid when the object lacks spec.app or its series do not have spec.slots values.
-base::Result<AppProfile> AppProfileFromObject(const base::Json& object);
+base::Json AppProfileObject(const AppProfile& profile, int64_t utc_offset_seconds = 0);
+// The profile with its slots counted at `utc_offset_seconds`: series learnt at another offset are
+// moved by the difference. Invalid when the object lacks spec.app, its series do not have
+// spec.slots values, or the difference is not a whole number of slots.
+base::Result<AppProfile> AppProfileFromObject(const base::Json& object,
+                                              int64_t utc_offset_seconds = 0);
 
 // Writes learnt profiles back to the API and reads them at start-up. Thread-compatible: Due needs
 // the store's lock, Write and Load do API calls and should run without it.
 class AppProfileWriter {
  public:
   // A profile is written when it changed and was not written within `min_interval`; a new one at
-  // once. `api` is borrowed.
-  AppProfileWriter(client::ApiClient* api, std::chrono::seconds min_interval)
-      : api_(api), min_interval_(min_interval) {}
+  // once. Slots count days at `utc_offset_seconds` (ProfileFeed's). `api` is borrowed.
+  AppProfileWriter(client::ApiClient* api, std::chrono::seconds min_interval,
+                   int64_t utc_offset_seconds = 0)
+      : api_(api), min_interval_(min_interval), utc_offset_seconds_(utc_offset_seconds) {}
 
   // Restores every stored AppProfile whose slot layout matches the store's into `profiles` (the
   // cold-start history). Returns how many were restored.
@@ -116,6 +121,7 @@ class AppProfileWriter {
   };
   client::ApiClient* const api_;
   const std::chrono::seconds min_interval_;
+  const int64_t utc_offset_seconds_;
   std::map<std::string, Written> written_;
 };
 

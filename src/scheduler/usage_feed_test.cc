@@ -229,6 +229,19 @@ TEST(UsageFeedTest, ProfilesLearnFromReportsAndRoundTripAsObjects) {
   auto back = AppProfileFromObject(object);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_FLOAT_EQ(back->cpu_mean[slot], 700);
+  EXPECT_EQ(object["status"]["utcOffsetSeconds"], 0);
+
+  // Slots counted at UTC+1 h, read back by a server that counts days in UTC: an hour (four
+  // 15-minute slots) earlier; read at the same offset, where they were.
+  Json east = AppProfileObject(*p, 3600);
+  EXPECT_EQ(east["status"]["utcOffsetSeconds"], 3600);
+  auto moved = AppProfileFromObject(east, 0);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_FLOAT_EQ(moved->cpu_mean[(slot + 96 - 4) % 96], 700);
+  EXPECT_FLOAT_EQ(moved->cpu_std[(slot + 96 - 4) % 96], 100);
+  EXPECT_FLOAT_EQ(AppProfileFromObject(east, 3600)->cpu_mean[slot], 700);
+  EXPECT_FLOAT_EQ(AppProfileFromObject(east, -86400 + 3600)->cpu_mean[slot], 700);  // a day on
+  EXPECT_EQ(AppProfileFromObject(east, 1800 + 60).status().code(), base::Code::kInvalid);
 
   ProfileStore restored;
   EXPECT_TRUE(restored.Restore(*back));
