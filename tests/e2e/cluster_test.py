@@ -14,6 +14,7 @@ Run: FULCRUM_BIN=build/cmd/fulcrum/fulcrum FULCRUM_DEMO_IMAGE=build/demo-busybox
 
 import json
 import os
+import subprocess
 import sys
 import unittest
 
@@ -64,6 +65,7 @@ class ClusterTest(unittest.TestCase):
         cls.k("delete", "deployment", "--all", "--wait=true", timeout=120)
         cls.k("delete", "pods", "--all", "--wait=true", timeout=120)
         rc, killed = cls.server.stop(timeout=60)
+        subprocess.run(["ip", "link", "del", "fup91"], capture_output=True)  # the agent's bridge
         assert not killed, "fulcrum up did not stop on SIGTERM:\n" + cls.server.log_tail()
 
     def kubectl(self, *args, timeout=e2e.KUBECTL_TIMEOUT, input=None):

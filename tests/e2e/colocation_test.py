@@ -62,7 +62,7 @@ POLICY = os.environ.get("FULCRUM_COLOCATION_POLICY", "archimedes")
 # Each policy's run has its own node, bridge and pod network.
 NODE, BRIDGE, POD_CIDR = {
     "archimedes": ("e2e-coloc", "fup94", "10.244.94.0/24"),
-    "load-aware": ("e2e-coloc-la", "fup95", "10.244.95.0/24"),
+    "load-aware": ("e2e-coloc-la", "fup97", "10.244.97.0/24"),  # fup95 is logs_exec_test's
 }[POLICY]
 IMAGE = "fulcrum.dev/busybox:demo"
 KUBECTL = "1.33"
