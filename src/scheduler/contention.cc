@@ -195,9 +195,9 @@ double SummaryLeast(const DemandSummary& s, const CandidateWindow& c) {
 }
 double SummaryVariance(const DemandSummary& s, const CandidateWindow& c, int replicas, double rho) {
   // ... over the largest spread of any slot.
-  const double growth = 2.0 * replicas + 1;
-  double var = s.max_var + growth * c.max_var, sd_sum = s.max_sd_sum + c.max_sd;
-  return std::max((1 - rho) * var + rho * sd_sum * sd_sum, 1e-9);
+  const double growth = ReplicaGrowth(replicas);
+  return std::max(CorrelatedVariance(s.max_var + growth * c.max_var, s.max_sd_sum + c.max_sd, rho),
+                  1e-9);
 }
 
 }  // namespace
@@ -220,10 +220,8 @@ double NodeDemand::WorstZ(const CandidateWindow& c, double* peak_mean, double ac
     if (peak_mean) *peak_mean = 0;
     return 1e9;
   }
-  // Correlated replicas: this app's part of the spread grows from n*sd to (n+1)*sd, so its
-  // variance grows by (2n + 1) sd^2.
   const int replicas = ReplicasOf(c.app_hash);
-  const double growth = 2.0 * replicas + 1;
+  const double growth = ReplicaGrowth(replicas);
   if (static_cast<int>(c.mean.size()) >= slots_) {
     if (peak_mean) *peak_mean = summary_.peak_mean;
     double lower = SummaryLowerZ(summary_, c, replicas, rho_);

@@ -23,6 +23,14 @@ double NormalTail(double z);
 // z such that P(Z > z) = p, for p in (0, 1).
 double NormalTailInverse(double p);
 
+// The variance above from the sum over applications of (n_a sd_a)^2 and of n_a sd_a.
+inline double CorrelatedVariance(double var, double sd_sum, double rho) {
+  return (1 - rho) * var + rho * sd_sum * sd_sum;
+}
+// An application's variance term grows by this many sd^2 with one more replica beside
+// `replicas`: correlated replicas' spread grows from n sd to (n + 1) sd.
+inline double ReplicaGrowth(int replicas) { return 2.0 * replicas + 1; }
+
 // Bounds of a run of consecutive slots of the cycle (kSlotsPerBlock of them, from slot 0 on): of
 // a node's mean demand and variance terms, or of a candidate's mean, variance and spread.
 struct SlotBlock {
@@ -130,9 +138,7 @@ class NodeDemand {
   // headroom * |headroom| / variance at window slots [from, to) into *worst (the least).
   void WorstOver(const CandidateWindow& c, double growth, size_t from, size_t to,
                  double* worst) const;
-  double Variance(double var, double sd_sum) const {
-    return (1 - rho_) * var + rho_ * sd_sum * sd_sum;
-  }
+  double Variance(double var, double sd_sum) const { return CorrelatedVariance(var, sd_sum, rho_); }
 
   double capacity_ = 0;
   int64_t slot_seconds_ = 900;
