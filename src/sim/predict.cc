@@ -73,6 +73,8 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
   }
   const std::vector<double> levels = {0.5, options.level};
   std::vector<Accumulator> acc(predictors.size());
+  Accumulator oracle;
+  std::vector<double> window;
   Evaluation evaluation;
   for (const auto& s : series) {
     const int64_t step = options.step_seconds > 0 ? options.step_seconds : MedianInterval(s);
@@ -116,35 +118,52 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
                        [](double v) { return std::isfinite(v); })) {
         continue;
       }
-      for (size_t p = 0; p < predictors.size(); ++p) {
-        auto forecast = predictors[p]->Predict(history, horizon, levels);
-        if (!forecast.ok()) {
-          return BadRequest(s.name + ": " + names[p] + ": " + forecast.status().message());
-        }
-        const auto& upper = forecast->Quantile(options.level);
+      // Scores a forecast of the window's `level` quantile against its readings (interpolated
+      // steps and gaps are not actuals).
+      auto score_window = [&](Accumulator& a, auto&& predicted_at) {
         for (int h = 0; h < horizon && origin + h < n; ++h) {
           const double actual = x[origin + h];
-          if (!observed[origin + h] || !std::isfinite(actual)) continue;  // only readings
-          const double predicted = upper[h];
-          Accumulator& a = acc[p];
+          if (!observed[origin + h] || !std::isfinite(actual)) continue;
+          const double predicted = predicted_at(h);
           ++a.points;
           a.under += actual > predicted;
           a.ratio_sum += predicted / std::max(actual, floor);
           const double diff = actual - predicted;
           a.pinball_sum += std::max(options.level * diff, (options.level - 1) * diff) / scale;
         }
+      };
+      for (size_t p = 0; p < predictors.size(); ++p) {
+        auto forecast = predictors[p]->Predict(history, horizon, levels);
+        if (!forecast.ok()) {
+          return BadRequest(s.name + ": " + names[p] + ": " + forecast.status().message());
+        }
+        const auto& upper = forecast->Quantile(options.level);
+        score_window(acc[p], [&](int h) { return upper[h]; });
       }
+      // The oracle reads the window's readings before they happen: the least flat forecast
+      // that covers `level` of them.
+      window.clear();
+      for (int h = 0; h < horizon && origin + h < n; ++h) {
+        if (observed[origin + h] && std::isfinite(x[origin + h])) window.push_back(x[origin + h]);
+      }
+      std::sort(window.begin(), window.end());
+      const size_t rank =
+          static_cast<size_t>(std::ceil(options.level * static_cast<double>(window.size()) - 1e-9));
+      const double band = window[std::clamp<size_t>(rank, 1, window.size()) - 1];
+      score_window(oracle, [band](int) { return band; });
     }
   }
-  for (size_t p = 0; p < predictors.size(); ++p) {
-    const Accumulator& a = acc[p];
-    if (a.points == 0) return BadRequest("no point of the trace could be scored (too short?)");
-    PredictorScore& score = evaluation.scores[names[p]];
+  auto finish = [](const Accumulator& a) {
+    PredictorScore score;
     score.points = a.points;
     score.under_prediction_rate = static_cast<double>(a.under) / static_cast<double>(a.points);
     score.over_provisioning = a.ratio_sum / static_cast<double>(a.points);
     score.pinball_loss = a.pinball_sum / static_cast<double>(a.points);
-  }
+    return score;
+  };
+  if (oracle.points == 0) return BadRequest("no point of the trace could be scored (too short?)");
+  for (size_t p = 0; p < predictors.size(); ++p) evaluation.scores[names[p]] = finish(acc[p]);
+  evaluation.oracle = finish(oracle);
   evaluation.best = BestPredictor(evaluation.scores);
   return evaluation;
 }
@@ -235,6 +254,10 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
                              {"pinball_loss", Round(s.pinball_loss)}};
   }
   j["best"] = evaluation->best;
+  const PredictorScore& o = evaluation->oracle;
+  j["oracle"] = {{"under_prediction_rate", Round(o.under_prediction_rate)},
+                 {"over_provisioning", Round(o.over_provisioning)},
+                 {"pinball_loss", Round(o.pinball_loss)}};
   out << j.dump() << "\n";
   return 0;
 }

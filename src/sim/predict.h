@@ -31,6 +31,11 @@ struct PredictorScore {
 struct Evaluation {
   std::map<std::string, PredictorScore> scores;
   std::string best;
+  // Not a predictor but a reference that knows the future: for each forecast window, a flat
+  // forecast at the `level` quantile of that window's own readings (the ceil(level x m)-th
+  // smallest of its m readings), scored like the predictors. The least flat forecast that covers
+  // `level` of every window; what a predictor would need to know the coming readings to match.
+  PredictorScore oracle;
   int64_t series = 0;
 };
 

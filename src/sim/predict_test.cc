@@ -52,6 +52,31 @@ TEST(EvaluatePredictors, HistoryStopsAtTheLastReadingAndOnlyReadingsAreScored) {
   EXPECT_NEAR(score.over_provisioning, (20.0 / 10 + 10.0 / 20) / 2, 1e-9);
 }
 
+// Readings every minute cycling 1, 2, ..., 20 and a 20-minute horizon: each window holds the
+// twenty values once, so the oracle forecasts the 19th smallest (19: 95% of 20) for all of them,
+// misses only the 20 and over-provisions by the mean of 19 / v.
+TEST(EvaluatePredictors, OracleIsTheLeastFlatForecastCoveringTheLevelOfEachWindow) {
+  TraceSeries s{"cycle", {}, {}};
+  for (int k = 0; k < 2000; ++k) {
+    s.timestamps.push_back(60 * k);
+    s.values.push_back(1 + k % 20);
+  }
+  EvaluationOptions options;
+  options.step_seconds = 60;
+  options.horizon_seconds = 20 * 60;
+  options.floor_fraction = 0;
+  options.predictors = {"last-value"};
+  auto e = EvaluatePredictors({s}, options);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  const PredictorScore& oracle = e->oracle;
+  EXPECT_EQ(oracle.points, 700);  // 35 windows of the last 35% of 2000 steps
+  EXPECT_DOUBLE_EQ(oracle.under_prediction_rate, 0.05);
+  double ratio = 0;
+  for (int v = 1; v <= 20; ++v) ratio += 19.0 / v / 20;
+  EXPECT_NEAR(oracle.over_provisioning, ratio, 1e-9);
+  EXPECT_EQ(e->scores.count("oracle"), 0u);  // a reference, never the best predictor
+}
+
 TEST(EvaluatePredictors, UnknownPredictorIsAnError) {
   EvaluationOptions options;
   options.predictors = {"oracle"};

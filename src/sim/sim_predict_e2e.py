@@ -21,7 +21,7 @@ def main():
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 1, f"expected one JSON line, got {run.stdout!r}"
     out = json.loads(lines[0])
-    assert list(out.keys()) == ["trace", "predictors", "best"], out.keys()
+    assert list(out.keys()) == ["trace", "predictors", "best", "oracle"], out.keys()
     assert out["trace"] == traces
     for name in ("archimedes", "decaying-percentile", "last-value", "moving-window-max",
                  "seasonal", "fft"):
@@ -31,6 +31,9 @@ def main():
         assert 0 <= score["under_prediction_rate"] <= 1, (name, score)
         assert score["over_provisioning"] > 0 and score["pinball_loss"] >= 0, (name, score)
     assert out["best"] in out["predictors"], out["best"]
+    oracle = out["oracle"]
+    assert set(oracle) == {"under_prediction_rate", "over_provisioning", "pinball_loss"}, oracle
+    assert oracle["under_prediction_rate"] <= 0.05, oracle  # it covers 95% of every window
 
     bad = subprocess.run([binary, "sim", "predict", "--trace", traces, "--format", "nope"],
                          capture_output=True, text=True)
