@@ -296,16 +296,19 @@ class SeasonalBaseline {
     return count % 2 ? values[count / 2] : 0.5 * (values[count / 2 - 1] + values[count / 2]);
   }
 
-  // Forecasts steps origin .. origin + horizon - 1 into out; false if there is nothing to go on.
-  bool Forecast(int64_t origin, int horizon, std::vector<double>& out) const {
-    out.assign(horizon, kNaN);
+  // Forecasts steps origin .. origin + horizon - 1 as base[h] + offset[h]: the seasonal value and
+  // how far the last half hour sits from its own seasonal values (0 where a step has no seasonal
+  // value, whose base is then the recent level). False if there is nothing to go on.
+  bool Forecast(int64_t origin, int horizon, std::vector<double>& base,
+                std::vector<double>& offset) const {
+    base.assign(horizon, kNaN);
+    offset.assign(horizon, 0);
     double level = RangeMean(origin - level_steps_, origin);
     if (period_ == 0) {
       if (!std::isfinite(level)) return false;
-      std::fill(out.begin(), out.end(), level);
+      std::fill(base.begin(), base.end(), level);
       return true;
     }
-    // How far the recent samples sit from their own seasonal values.
     double offset_sum = 0;
     int offset_count = 0;
     for (int64_t j = origin - level_steps_; j < origin; ++j) {
@@ -313,15 +316,16 @@ class SeasonalBaseline {
       double b = Seasonal(j, origin);
       if (std::isfinite(b)) offset_sum += x_[j] - b, ++offset_count;
     }
-    double offset = offset_count ? offset_sum / offset_count : 0;
+    const double recent_offset = offset_count ? offset_sum / offset_count : 0;
     bool any = false;
     for (int h = 0; h < horizon; ++h) {
       double b = Seasonal(origin + h, origin);
       if (std::isfinite(b)) {
-        out[h] = std::max(0.0, b + offset);  // usage is never negative
+        base[h] = b;
+        offset[h] = recent_offset;
         any = true;
       } else {
-        out[h] = level;
+        base[h] = level;
       }
     }
     return any;
@@ -343,11 +347,24 @@ namespace {
 
 // One scored point of Archimedes' walk-forward backtest.
 struct BacktestPoint {
-  int bucket;      // lead-time bucket
-  size_t origin;   // index of the backtest origin (and of its last-hour window)
-  double point;    // the candidate's point forecast
-  double scale;    // the error scale known at the origin
+  int bucket;     // lead-time bucket
+  int lead;       // steps after the origin, from 0
+  size_t origin;  // index of the backtest origin
+  double base;    // the point model's forecast before the recent offset
+  double offset;  // the recent offset (see SeasonalBaseline::Forecast)
   double actual;
+};
+
+// What a candidate divides its errors by, so that one band fits forecasts at different levels.
+enum class ErrorScale {
+  // The point forecast at the target step (floored) plus half the spread of the two hours before
+  // the origin: a series that has just turned noisy gets a wider band (locally adaptive conformal
+  // scores). Good at short lead times, where the origin says much about the error.
+  kLocal,
+  // The mean of the day before the origin (floored): errors in the series' own units, whatever the
+  // level at the origin. At long lead times the origin's level or spread says little about the
+  // error, and a band learnt at a quiet origin must not be multiplied by a busy one's level.
+  kRecentMean,
 };
 
 // The q-quantile of sorted values with linear interpolation; -inf when there are none.
@@ -357,6 +374,37 @@ double SortedQuantile(const std::vector<double>& sorted, double q) {
   size_t lo = static_cast<size_t>(pos);
   if (lo + 1 >= sorted.size()) return sorted[lo];
   return sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+// The conformal rank: the ceil((N + 1) q)-th smallest of N errors covers a new one with
+// probability at least q when errors are exchangeable. e must not be empty; it is reordered.
+double ConformalQuantile(std::vector<double>& e, double q) {
+  const double count = static_cast<double>(e.size());
+  const auto rank = static_cast<size_t>(std::clamp(std::ceil((count + 1) * q), 1.0, count));
+  std::nth_element(e.begin(), e.begin() + (rank - 1), e.end());
+  return e[rank - 1];
+}
+
+// Lead-time buckets, errors growing with the lead time. Within the first hour (all of a shorter
+// horizon): the first eighth, the second eighth, the second quarter and the second half; after
+// it, each bucket twice as long as the one before (1-2 h, 2-4 h, ...). Returns the bucket of each
+// step and sets *count.
+constexpr int kFirstHourBuckets = 4;
+std::vector<int> LeadBuckets(int horizon, int64_t step, int* count) {
+  const int64_t unit = std::min<int64_t>(horizon, StepsIn(3600, step));
+  std::vector<int> bucket(horizon);
+  int64_t limit = 2 * unit;
+  int b = kFirstHourBuckets;
+  for (int h = 0; h < horizon; ++h) {
+    if (h >= unit) {
+      while (h >= limit) limit *= 2, ++b;
+      bucket[h] = b;
+    } else {
+      bucket[h] = 8 * h < unit ? 0 : 4 * h < unit ? 1 : 2 * h < unit ? 2 : 3;
+    }
+  }
+  *count = horizon > 0 ? bucket.back() + 1 : 0;
+  return bucket;
 }
 
 }  // namespace
@@ -372,33 +420,42 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
   const auto& x = history.samples;
   const int64_t n = static_cast<int64_t>(x.size());
   const int64_t step = history.step_seconds;
-  int64_t period = DetectPeriod(x);
-  if (period > 0 && n < period + horizon) period = 0;
-  // Candidate point forecasts: the recent level, and with a period the seasonal baseline shifted
-  // by the recent level offset.
+  const int64_t day_steps = StepsIn(86400, step);
+  // Candidate point forecasts: the recent level, and for the detected period and for the day (the
+  // cycle of most usage, which a shorter detected period can hide) the seasonal baseline shifted
+  // by the recent level offset. A period needs a period and a horizon of history.
+  std::vector<int64_t> periods = {0};
+  const int64_t detected = DetectPeriod(x);
+  if (detected > 0 && n >= detected + horizon) periods.push_back(detected);
+  // Within the seasonal mean's radius of the detected period, the day is the same model.
+  if (std::abs(detected - day_steps) > std::max<int64_t>(1, 300 / step) &&
+      n >= day_steps + horizon) {
+    periods.push_back(day_steps);
+  }
+  const int64_t longest = *std::max_element(periods.begin(), periods.end());
   std::vector<SeasonalBaseline> models;
-  models.emplace_back(x, 0, step);
-  if (period > 0) models.emplace_back(x, period, step);
+  for (int64_t p : periods) models.emplace_back(x, p, step);
   const SeasonalBaseline& stats = models.front();
 
-  // Errors are measured relative to a scale known at the forecast origin: the forecast level
-  // (usage noise grows with usage, floored at a tenth of the mean so that near-idle stretches do
-  // not blow the ratios up) plus half the spread of the last two hours (a series that has just
-  // turned noisy gets a wider band, one that has calmed down a narrower one: locally adaptive
-  // conformal scores).
+  // Usage noise grows with usage: scales are floored at a tenth of the mean so that near-idle
+  // stretches do not blow the ratios up.
   const double mean = stats.RangeMean(0, n);
   const double floor = std::max(1e-9, 0.1 * std::abs(mean));
   const int64_t spread_steps = StepsIn(2 * 3600, step);
-  auto error_scale = [&](double level, int64_t origin) {
-    return std::max(level, floor) + 0.5 * stats.RangeStd(origin - spread_steps, origin);
+  const int64_t hour_steps = StepsIn(3600, step);
+  auto recent_mean = [&](int64_t origin) {
+    const double m = stats.RangeMean(origin - day_steps, origin);
+    return std::max(std::isfinite(m) ? m : mean, floor);
   };
 
   // Walk-forward backtest over the last three days (or periods) of the history, newest origin
-  // first. Each origin also keeps its last hour of samples, sorted, for the guard.
-  const int64_t span = std::max<int64_t>(3 * 86400 / step, 3 * period);
-  const int64_t stride = std::max(1, horizon / 4);
-  const int64_t earliest = std::max<int64_t>(n - span, period > 0 ? period + 1 : 1);
-  const int64_t guard_steps = StepsIn(3600, step);
+  // first, an origin every quarter of the horizon but at least every hour (a long horizon's
+  // backtest needs more than a handful of origins). Each origin also keeps its last hour of
+  // samples, sorted, for the guard.
+  const int64_t span = std::max<int64_t>(3 * 86400 / step, 3 * longest);
+  const int64_t stride = std::max<int64_t>(1, std::min<int64_t>(horizon / 4, hour_steps));
+  const int64_t earliest = std::max<int64_t>(n - horizon - span, 1);
+  const int64_t guard_steps = hour_steps;
   auto last_hour = [&](int64_t origin) {
     std::vector<double> w;
     for (int64_t i = std::max<int64_t>(0, origin - guard_steps); i < origin; ++i) {
@@ -407,98 +464,163 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
     std::sort(w.begin(), w.end());
     return w;
   };
-  std::vector<int64_t> origins;
-  std::vector<std::vector<double>> windows;
+  struct Origin {
+    int64_t index;
+    double spread;       // standard deviation of the two hours before
+    double recent_mean;  // see ErrorScale::kRecentMean
+    std::vector<double> last_hour;
+  };
+  std::vector<Origin> origins;
   for (int64_t origin = n - horizon; origin >= earliest; origin -= stride) {
-    origins.push_back(origin);
-    windows.push_back(last_hour(origin));
+    origins.push_back({origin, stats.RangeStd(origin - spread_steps, origin), recent_mean(origin),
+                       last_hour(origin)});
   }
-  // Errors grow with the lead time, so they are kept per lead bucket: the first eighth of the
-  // horizon, the second eighth, the second quarter and the second half.
-  auto bucket_of = [horizon](int h) {
-    return 8 * h < horizon ? 0 : 4 * h < horizon ? 1 : 2 * h < horizon ? 2 : 3;
+  const Origin now{n, stats.RangeStd(n - spread_steps, n), recent_mean(n), last_hour(n)};
+  int buckets = 0;
+  const std::vector<int> bucket_of = LeadBuckets(horizon, step, &buckets);
+  // The guard: within the first hour, the band never below the same quantile of the last hour's
+  // samples. Further ahead the last hour says little.
+  auto guard_of = [&](const Origin& o, int lead, double q) {
+    return lead < guard_steps ? SortedQuantile(o.last_hour, q)
+                              : -std::numeric_limits<double>::infinity();
   };
-  // The conformal rank: the ceil((N + 1) q)-th smallest error covers a new one with probability
-  // at least q when errors are exchangeable.
-  auto conformal = [](const std::vector<double>& e, double q) {
-    const double count = static_cast<double>(e.size());
-    const double rank = std::clamp(std::ceil((count + 1) * q), 1.0, count);
-    return e[static_cast<size_t>(rank) - 1];
-  };
-  // Per lead bucket, the scaled-error quantile that covers q of the backtest; with the guard, a
-  // point that the guard already covers needs no band.
-  auto calibrate = [&](const std::vector<BacktestPoint>& backtest, double q, bool guarded) {
-    std::vector<double> errors[4];
-    std::vector<double> all;
-    for (const BacktestPoint& p : backtest) {
-      const double e = guarded && p.actual <= SortedQuantile(windows[p.origin], q)
-                           ? -std::numeric_limits<double>::infinity()
-                           : (p.actual - p.point) / p.scale;
-      errors[p.bucket].push_back(e);
-      all.push_back(e);
+  auto scale_of = [&](ErrorScale kind, const Origin& o, double point) {
+    switch (kind) {
+      case ErrorScale::kLocal:
+        return std::max(point, floor) + 0.5 * o.spread;
+      case ErrorScale::kRecentMean:
+        return o.recent_mean;
     }
-    std::sort(all.begin(), all.end());
-    std::array<double, 4> band;
-    for (int b = 0; b < 4; ++b) {
-      std::sort(errors[b].begin(), errors[b].end());
-      band[b] = conformal(errors[b].size() >= 30 ? errors[b] : all, q);
+    return floor;
+  };
+
+  // A candidate: a point model, the weight of its recent offset per lead bucket, an error scale
+  // and whether it is guarded; calibrated on its own backtest.
+  struct Candidate {
+    size_t model = 0;
+    std::vector<double> offset_weight;
+    ErrorScale scale = ErrorScale::kLocal;
+    bool guarded = false;
+    double over_provisioning = 0;
+  };
+  std::vector<BacktestPoint> backtest;
+  std::vector<double> point, scale, errors_all;
+  std::vector<std::vector<double>> errors(buckets);
+  // Per lead bucket, the scaled-error quantile that covers q of the backtest; with the guard, a
+  // point that the guard already covers needs no band. A bucket with fewer than 30 errors takes
+  // the quantile of all of them.
+  auto calibrate = [&](double q, bool guarded) {
+    for (auto& e : errors) e.clear();
+    errors_all.clear();
+    for (size_t i = 0; i < backtest.size(); ++i) {
+      const BacktestPoint& p = backtest[i];
+      const double e = guarded && p.actual <= guard_of(origins[p.origin], p.lead, q)
+                           ? -std::numeric_limits<double>::infinity()
+                           : (p.actual - point[i]) / scale[i];
+      errors[p.bucket].push_back(e);
+      errors_all.push_back(e);
+    }
+    const double pooled = ConformalQuantile(errors_all, q);
+    std::vector<double> band(buckets);
+    for (int b = 0; b < buckets; ++b) {
+      band[b] = errors[b].size() >= 30 ? ConformalQuantile(errors[b], q) : pooled;
       if (!std::isfinite(band[b])) band[b] = -1e9;  // the guard alone covers q
     }
     return band;
   };
-
-  // Every candidate (point model, with or without the guard) is calibrated on its own backtest;
-  // the forecast comes from the one that over-provisions least there at the highest level.
-  struct Candidate {
-    std::vector<double> point;
-    std::vector<BacktestPoint> backtest;
-    bool guarded = false;
-    double over_provisioning = 0;
+  // The weight of the recent offset at each lead bucket. Within the first hour, 1: the last half
+  // hour's deviation from the usual shape is what the next minutes do. Further ahead a deviation
+  // fades, at the series' own pace: the least-squares coefficient of the residual from the base on
+  // the offset, never above the weight of the bucket before.
+  auto fit_offset_weights = [&]() {
+    std::vector<double> cross(buckets, 0), square(buckets, 0), weight(buckets, 1);
+    for (const BacktestPoint& p : backtest) {
+      cross[p.bucket] += p.offset * (p.actual - p.base);
+      square[p.bucket] += p.offset * p.offset;
+    }
+    for (int b = kFirstHourBuckets; b < buckets; ++b) {
+      weight[b] =
+          square[b] > 0 ? std::clamp(cross[b] / square[b], 0.0, weight[b - 1]) : weight[b - 1];
+    }
+    return weight;
   };
-  std::vector<Candidate> candidates;
-  const double top = ArchimedesCalibrationLevel(qs.back());
-  std::vector<double> point;
-  for (const SeasonalBaseline& model : models) {
-    Candidate c;
+
+  std::vector<double> base, offset;
+  // Model m's forecasts at every origin, scored against what followed, into `backtest`. A seasonal
+  // model is tried only where a period of history lies before the origin.
+  auto run_backtest = [&](size_t m) {
+    backtest.clear();
     for (size_t o = 0; o < origins.size(); ++o) {
-      if (!model.Forecast(origins[o], horizon, point)) continue;
-      const double sd = stats.RangeStd(origins[o] - spread_steps, origins[o]);
+      if (origins[o].index <= periods[m] ||
+          !models[m].Forecast(origins[o].index, horizon, base, offset)) {
+        continue;
+      }
       for (int h = 0; h < horizon; ++h) {
-        const double actual = x[origins[o] + h];
-        if (!std::isfinite(actual) || !std::isfinite(point[h])) continue;
-        c.backtest.push_back(
-            {bucket_of(h), o, point[h], std::max(point[h], floor) + 0.5 * sd, actual});
+        const double actual = x[origins[o].index + h];
+        if (!std::isfinite(actual) || !std::isfinite(base[h])) continue;
+        backtest.push_back({bucket_of[h], h, o, base[h], offset[h], actual});
       }
     }
-    if (c.backtest.size() < 30 || !model.Forecast(n, horizon, c.point)) continue;
-    for (bool guarded : {false, true}) {
-      c.guarded = guarded;
-      const auto band = calibrate(c.backtest, top, guarded);
-      double sum = 0;
-      for (const BacktestPoint& p : c.backtest) {
-        double v = p.point + band[p.bucket] * p.scale;
-        if (guarded) v = std::max(v, SortedQuantile(windows[p.origin], top));
-        sum += v / std::max(p.actual, floor);
+  };
+
+  const double top = ArchimedesCalibrationLevel(qs.back());
+  Candidate best;
+  bool found = false;
+  for (size_t m = 0; m < models.size(); ++m) {
+    run_backtest(m);
+    if (backtest.size() < 30 || !models[m].Forecast(n, horizon, base, offset)) continue;
+    Candidate c;
+    c.model = m;
+    c.offset_weight = fit_offset_weights();
+    point.resize(backtest.size());
+    scale.resize(backtest.size());
+    for (size_t i = 0; i < backtest.size(); ++i) {
+      const BacktestPoint& p = backtest[i];
+      point[i] = std::max(0.0, p.base + c.offset_weight[p.bucket] * p.offset);
+    }
+    for (ErrorScale kind : {ErrorScale::kLocal, ErrorScale::kRecentMean}) {
+      c.scale = kind;
+      for (size_t i = 0; i < backtest.size(); ++i) {
+        scale[i] = scale_of(kind, origins[backtest[i].origin], point[i]);
       }
-      c.over_provisioning = sum / static_cast<double>(c.backtest.size());
-      candidates.push_back(c);
+      for (bool guarded : {false, true}) {
+        c.guarded = guarded;
+        const auto band = calibrate(top, guarded);
+        double sum = 0;
+        for (size_t i = 0; i < backtest.size(); ++i) {
+          const BacktestPoint& p = backtest[i];
+          double v = point[i] + band[p.bucket] * scale[i];
+          if (guarded) v = std::max(v, guard_of(origins[p.origin], p.lead, top));
+          sum += v / std::max(p.actual, floor);
+        }
+        c.over_provisioning = sum / static_cast<double>(backtest.size());
+        if (!found || c.over_provisioning < best.over_provisioning) best = c, found = true;
+      }
     }
   }
-  if (candidates.empty()) return fallback_.Predict(history, horizon, qs);
-  const Candidate& best = *std::min_element(
-      candidates.begin(), candidates.end(),
-      [](const Candidate& a, const Candidate& b) { return a.over_provisioning < b.over_provisioning; });
+  if (!found) return fallback_.Predict(history, horizon, qs);
 
-  const std::vector<double> window_n = last_hour(n);
+  // The chosen candidate's backtest again, for the bands of every level.
+  run_backtest(best.model);
+  const SeasonalBaseline& model = models[best.model];
+  point.resize(backtest.size());
+  scale.resize(backtest.size());
+  for (size_t i = 0; i < backtest.size(); ++i) {
+    const BacktestPoint& p = backtest[i];
+    point[i] = std::max(0.0, p.base + best.offset_weight[p.bucket] * p.offset);
+    scale[i] = scale_of(best.scale, origins[p.origin], point[i]);
+  }
+  model.Forecast(n, horizon, base, offset);
   Forecast f = EmptyForecast(qs, horizon);
   for (size_t l = 0; l < qs.size(); ++l) {
     const double q = ArchimedesCalibrationLevel(qs[l]);
-    const auto band = calibrate(best.backtest, q, best.guarded);
-    const double guard =
-        best.guarded ? SortedQuantile(window_n, q) : -std::numeric_limits<double>::infinity();
+    const auto band = calibrate(q, best.guarded);
     for (int h = 0; h < horizon; ++h) {
-      f.values[l][h] =
-          std::max(guard, best.point[h] + band[bucket_of(h)] * error_scale(best.point[h], n));
+      const int b = bucket_of[h];
+      const double p = std::max(0.0, base[h] + best.offset_weight[b] * offset[h]);
+      double v = p + band[b] * scale_of(best.scale, now, p);
+      if (best.guarded) v = std::max(v, guard_of(now, h, q));
+      f.values[l][h] = v;
     }
   }
   MakeMonotone(f);
