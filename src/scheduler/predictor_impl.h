@@ -74,14 +74,15 @@ class FftPredictor : public Predictor {
   DecayingPercentilePredictor fallback_;
 };
 
-// Archimedes: candidate point forecasts (the recent level; with a detected period, the median of
-// the same phase in past periods shifted by how far the last half hour sits from its own
-// baseline), each with a band calibrated on the history's own forecast errors (a walk-forward
-// backtest over the last days, errors scaled by the forecast level plus the spread of the last two
-// hours, conformal quantiles per lead time), with and without a guard (the band never below the
-// same quantile of the last hour's samples). The forecast comes from the candidate that
-// over-provisioned least in the backtest. Without enough history for a backtest it falls back to
-// the decaying percentile.
+// Archimedes: candidate point forecasts (the recent level; for the detected period and for the day,
+// the median of the same phase in past periods shifted by how far the last half hour sits from its
+// own baseline, the shift fading after the first hour), each with a band calibrated on the
+// history's own forecast errors (a walk-forward backtest over the last days, conformal quantiles
+// per lead-time bucket, errors scaled either by the forecast plus the spread of the last two hours
+// or by the mean of the day before the origin), with and without a guard (within the first hour,
+// the band never below the same quantile of the last hour's samples). The forecast comes from the
+// candidate that over-provisioned least in the backtest. Without enough history for a backtest it
+// falls back to the decaying percentile.
 class ArchimedesPredictor : public Predictor {
  public:
   explicit ArchimedesPredictor(const PredictorOptions& options)
