@@ -424,6 +424,7 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   size_t next_arrival = 0;
   double unmet_alone = 0;  // online demand above capacity with no batch work at all
   double online_demand_total = 0, unmet_total = 0, batch_work = 0, batch_lost = 0;
+  double pending_demand = 0;  // of online replicas no node was found for
   std::vector<double> util(w.minutes);
   double hour_util = 0, hour_contention = 0;
 
@@ -441,7 +442,11 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
     if (learns && t % 60 == 59) profiles.Commit();
     std::fill(online_demand.begin(), online_demand.end(), 0.0);
     for (size_t i = 0; i < w.replicas.size(); ++i) {
-      if (replica_node[i] >= 0) online_demand[replica_node[i]] += usage.now()[i];
+      if (replica_node[i] >= 0) {
+        online_demand[replica_node[i]] += usage.now()[i];
+      } else {
+        pending_demand += usage.now()[i];
+      }
     }
     while (next_arrival < w.batch.size() && w.batch[next_arrival].arrival_minute <= t) {
       queue.Push(static_cast<int>(next_arrival++), 0);
@@ -580,6 +585,8 @@ Result<PolicyReport> RunCluster(const Workload& w, std::string_view policy_name,
   report.online_unmet_cpu_seconds = unmet_total * 60 / 1000;
   report.online_unmet_share = online_demand_total > 0 ? unmet_total / online_demand_total : 0;
   report.online_unmet_from_batch_cpu_seconds = (unmet_total - unmet_alone) * 60 / 1000;
+  report.online_pending_demand_share =
+      pending_demand > 0 ? pending_demand / (online_demand_total + pending_demand) : 0;
   // Work of pods still running at the end counts as done.
   for (const NodeState& s : state) {
     for (const RunningBatch& rb : s.batch) batch_work += rb.work_cpu_minutes;
@@ -615,6 +622,7 @@ std::string ReportJson(const PolicyReport& r, int nodes, int days) {
       << ",\"batch_placed_default_runtime\":" << r.batch_placed_default_runtime
       << ",\"batch_placed_short_runtime\":" << r.batch_placed_short_runtime
       << ",\"decisions\":" << r.decisions << ",\"online_pods_unplaced\":" << r.online_pods_unplaced
+      << ",\"online_pending_demand_share\":" << num(r.online_pending_demand_share)
       << ",\"nodes\":" << nodes << ",\"days\":" << days
       << ",\"wall_seconds\":" << num(r.wall_seconds) << "}";
   return out.str();

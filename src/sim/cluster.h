@@ -118,6 +118,10 @@ struct PolicyReport {
   double decisions_per_second = 0;
   int64_t decisions = 0;
   int64_t online_pods_unplaced = 0;
+  // The demand of the online replicas no node was found for, as a share of all online demand
+  // (theirs included): pending pods, whose demand goes unserved but not by contention, so it is
+  // not in online_unmet_share.
+  double online_pending_demand_share = 0;
   int64_t batch_pods_pending = 0;   // still queued at the end
   // Batch pods placed with the default expected runtime (no completed run of their task known),
   // and with an expected runtime under their duration (archimedes learns them; the others are

@@ -80,6 +80,25 @@ TEST(BuildWorkload, RejectsSeriesShorterThanTwoDays) {
   EXPECT_NE(w.status().message().find("two days"), std::string::npos);
 }
 
+// Online requests of the whole cluster: the last replicas in the order find no node. Their demand
+// is pending, not unmet by contention.
+TEST(RunCluster, ReportsTheDemandOfOnlineReplicasLeftPending) {
+  ClusterOptions o = Small();
+  o.online_fill = 1;
+  auto w = BuildWorkload({Wave("a", 10, 90), Wave("b", 50, 20)}, Tasks(), o);
+  ASSERT_TRUE(w.ok());
+  auto r = RunCluster(*w, "requests", o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_GT(r->online_pods_unplaced, 0);
+  // Replicas differ in size (0.5-8 cores at peak), so the pending share of demand is only near the
+  // pending replicas' share of the count.
+  const double replicas = static_cast<double>(w->replicas.size());
+  EXPECT_GT(r->online_pending_demand_share, 0.2 * r->online_pods_unplaced / replicas);
+  EXPECT_LT(r->online_pending_demand_share, 5.0 * r->online_pods_unplaced / replicas);
+  EXPECT_NE(ReportJson(*r, o.nodes, o.days).find("\"online_pending_demand_share\":"),
+            std::string::npos);
+}
+
 TEST(RunCluster, DeterministicForASeedAndSaneForEveryPolicy) {
   ClusterOptions o = Small();
   auto w = BuildWorkload({Wave("a", 10, 90), Wave("b", 50, 20)}, Tasks(), o);
@@ -98,6 +117,7 @@ TEST(RunCluster, DeterministicForASeedAndSaneForEveryPolicy) {
     EXPECT_LE(r->batch_lost_share, 1);
     EXPECT_GT(r->batch_cpu_hours, 0);
     EXPECT_EQ(r->online_pods_unplaced, 0) << policy;
+    EXPECT_EQ(r->online_pending_demand_share, 0) << policy;
     EXPECT_EQ(r->util_by_hour.size(), 48u);
     reports[policy] = *r;
   }
