@@ -22,13 +22,35 @@ struct Accumulator {
   int64_t under = 0;
   double ratio_sum = 0;
   double pinball_sum = 0;
+
+  // What was added since `before`, an earlier state of this accumulator.
+  Accumulator Since(const Accumulator& before) const {
+    return {points - before.points, under - before.under, ratio_sum - before.ratio_sum,
+            pinball_sum - before.pinball_sum};
+  }
+
+  PredictorScore Score() const {
+    PredictorScore score;
+    score.points = points;
+    score.under_prediction_rate = static_cast<double>(under) / static_cast<double>(points);
+    score.over_provisioning = ratio_sum / static_cast<double>(points);
+    score.pinball_loss = pinball_sum / static_cast<double>(points);
+    return score;
+  }
 };
 
 constexpr char kUsage[] =
     "usage: fulcrum sim predict --trace FILE_OR_DIR --format crane|azure|alibaba-machine\n"
-    "                           [--horizon 1h] [--step 1m] [--predictors NAME,NAME...]\n";
+    "                           [--horizon 1h] [--step 1m] [--predictors NAME,NAME...]\n"
+    "                           [--per-series]\n";
 
 double Round(double v) { return std::round(v * 1e6) / 1e6; }
+
+nlohmann::ordered_json ScoreJson(const PredictorScore& s) {
+  return {{"under_prediction_rate", Round(s.under_prediction_rate)},
+          {"over_provisioning", Round(s.over_provisioning)},
+          {"pinball_loss", Round(s.pinball_loss)}};
+}
 
 }  // namespace
 
@@ -77,6 +99,8 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
   std::vector<double> window;
   Evaluation evaluation;
   for (const auto& s : series) {
+    const std::vector<Accumulator> acc_before = acc;
+    const Accumulator oracle_before = oracle;
     const int64_t step = options.step_seconds > 0 ? options.step_seconds : MedianInterval(s);
     ASSIGN_OR_RETURN(scheduler::UsageHistory full, Resample(s, step, options.max_gap_seconds));
     const int horizon = static_cast<int>(std::max<int64_t>(1, options.horizon_seconds / step));
@@ -152,18 +176,18 @@ Result<Evaluation> EvaluatePredictors(const std::vector<TraceSeries>& series,
       const double band = window[std::clamp<size_t>(rank, 1, window.size()) - 1];
       score_window(oracle, [band](int) { return band; });
     }
+    const Accumulator own = oracle.Since(oracle_before);
+    if (own.points == 0) continue;
+    SeriesScores& scores = evaluation.per_series.emplace_back();
+    scores.name = s.name;
+    scores.oracle = own.Score();
+    for (size_t p = 0; p < predictors.size(); ++p) {
+      scores.scores[names[p]] = acc[p].Since(acc_before[p]).Score();
+    }
   }
-  auto finish = [](const Accumulator& a) {
-    PredictorScore score;
-    score.points = a.points;
-    score.under_prediction_rate = static_cast<double>(a.under) / static_cast<double>(a.points);
-    score.over_provisioning = a.ratio_sum / static_cast<double>(a.points);
-    score.pinball_loss = a.pinball_sum / static_cast<double>(a.points);
-    return score;
-  };
   if (oracle.points == 0) return BadRequest("no point of the trace could be scored (too short?)");
-  for (size_t p = 0; p < predictors.size(); ++p) evaluation.scores[names[p]] = finish(acc[p]);
-  evaluation.oracle = finish(oracle);
+  for (size_t p = 0; p < predictors.size(); ++p) evaluation.scores[names[p]] = acc[p].Score();
+  evaluation.oracle = oracle.Score();
   evaluation.best = BestPredictor(evaluation.scores);
   return evaluation;
 }
@@ -192,6 +216,8 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
     if (size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name.resize(eq);
+    } else if (name == "per-series") {
+      value = "true";
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
@@ -199,7 +225,7 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
       return 2;
     }
     if (name != "trace" && name != "format" && name != "horizon" && name != "step" &&
-        name != "predictors") {
+        name != "predictors" && name != "per-series") {
       err << "fulcrum sim predict: unknown flag --" << name << "\n" << kUsage;
       return 2;
     }
@@ -207,6 +233,11 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
   }
   if (!flags.count("trace") || !flags.count("format")) {
     err << "fulcrum sim predict: --trace and --format are required\n" << kUsage;
+    return 2;
+  }
+  const bool per_series = flags.count("per-series") && flags["per-series"] != "false";
+  if (per_series && flags["per-series"] != "true") {
+    err << "fulcrum sim predict: --per-series takes no value (or true/false)\n" << kUsage;
     return 2;
   }
   EvaluationOptions options;
@@ -248,16 +279,20 @@ int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> order =
       options.predictors.empty() ? scheduler::PredictorNames() : options.predictors;
   for (const auto& name : order) {
-    const PredictorScore& s = evaluation->scores.at(name);
-    j["predictors"][name] = {{"under_prediction_rate", Round(s.under_prediction_rate)},
-                             {"over_provisioning", Round(s.over_provisioning)},
-                             {"pinball_loss", Round(s.pinball_loss)}};
+    j["predictors"][name] = ScoreJson(evaluation->scores.at(name));
   }
   j["best"] = evaluation->best;
-  const PredictorScore& o = evaluation->oracle;
-  j["oracle"] = {{"under_prediction_rate", Round(o.under_prediction_rate)},
-                 {"over_provisioning", Round(o.over_provisioning)},
-                 {"pinball_loss", Round(o.pinball_loss)}};
+  j["oracle"] = ScoreJson(evaluation->oracle);
+  if (per_series) {
+    j["series"] = nlohmann::ordered_json::array();
+    for (const SeriesScores& s : evaluation->per_series) {
+      nlohmann::ordered_json one = {{"name", s.name}, {"points", s.oracle.points}};
+      one["predictors"] = nlohmann::ordered_json::object();
+      for (const auto& name : order) one["predictors"][name] = ScoreJson(s.scores.at(name));
+      one["oracle"] = ScoreJson(s.oracle);
+      j["series"].push_back(std::move(one));
+    }
+  }
   out << j.dump() << "\n";
   return 0;
 }

@@ -28,6 +28,13 @@ struct PredictorScore {
   int64_t points = 0;
 };
 
+// The scores of one series (its points only).
+struct SeriesScores {
+  std::string name;
+  std::map<std::string, PredictorScore> scores;
+  PredictorScore oracle;
+};
+
 struct Evaluation {
   std::map<std::string, PredictorScore> scores;
   std::string best;
@@ -36,6 +43,7 @@ struct Evaluation {
   // smallest of its m readings), scored like the predictors. The least flat forecast that covers
   // `level` of every window; what a predictor would need to know the coming readings to match.
   PredictorScore oracle;
+  std::vector<SeriesScores> per_series;  // in the order of the series, those with scored points
   int64_t series = 0;
 };
 
@@ -56,7 +64,8 @@ std::string BestPredictor(const std::map<std::string, PredictorScore>& scores,
                           double max_under_prediction = 0.05);
 
 // `fulcrum sim ARGS...`: `predict --trace FILE_OR_DIR --format crane|azure|alibaba-machine
-// [--horizon 1h] [--step 1m] [--predictors a,b]` writes one JSON object to `out`, errors to
+// [--horizon 1h] [--step 1m] [--predictors a,b] [--per-series]` writes one JSON object to `out`
+// (with --per-series, also each series' scores under "series"), errors to
 // `err`. Returns the process exit code (0 ok, 1 failure, 2 usage).
 int RunSimCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunSimCommand(int argc, char** argv);

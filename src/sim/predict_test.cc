@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <numbers>
 #include <sstream>
 
@@ -77,6 +80,35 @@ TEST(EvaluatePredictors, OracleIsTheLeastFlatForecastCoveringTheLevelOfEachWindo
   EXPECT_EQ(e->scores.count("oracle"), 0u);  // a reference, never the best predictor
 }
 
+// Two series: each gets its own scores, and together they are the pooled ones.
+TEST(EvaluatePredictors, ScoresEachSeries) {
+  TraceSeries a = DailySine(4);
+  a.name = "a";
+  TraceSeries b = DailySine(3);
+  b.name = "b";
+  for (double& v : b.values) v *= 3;
+  EvaluationOptions options;
+  options.predictors = {"last-value", "decaying-percentile"};
+  auto e = EvaluatePredictors({a, b}, options);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_EQ(e->per_series.size(), 2u);
+  EXPECT_EQ(e->per_series[0].name, "a");
+  EXPECT_EQ(e->per_series[1].name, "b");
+  for (const std::string name : {"last-value", "decaying-percentile"}) {
+    const PredictorScore& pooled = e->scores.at(name);
+    const PredictorScore& first = e->per_series[0].scores.at(name);
+    const PredictorScore& second = e->per_series[1].scores.at(name);
+    EXPECT_GT(first.points, 0);
+    EXPECT_GT(second.points, 0);
+    EXPECT_EQ(first.points + second.points, pooled.points);
+    const double total = static_cast<double>(pooled.points);
+    EXPECT_NEAR(first.over_provisioning * static_cast<double>(first.points) / total +
+                    second.over_provisioning * static_cast<double>(second.points) / total,
+                pooled.over_provisioning, 1e-9);
+  }
+  EXPECT_EQ(e->per_series[0].oracle.points + e->per_series[1].oracle.points, e->oracle.points);
+}
+
 TEST(EvaluatePredictors, UnknownPredictorIsAnError) {
   EvaluationOptions options;
   options.predictors = {"oracle"};
@@ -113,7 +145,40 @@ TEST(RunSimCommand, UsageErrors) {
   EXPECT_EQ(RunSimCommand({"predict", "--trace", "/nonexistent", "--format", "crane"}, out, err),
             1);
   EXPECT_EQ(RunSimCommand({"bogus"}, out, err), 2);
+  EXPECT_EQ(
+      RunSimCommand({"predict", "--trace", "x", "--format", "crane", "--per-series=1"}, out, err),
+      2);
   EXPECT_TRUE(out.str().empty());
+}
+
+TEST(RunSimCommand, PerSeriesAddsEachSeriesScores) {
+  auto dir = std::filesystem::temp_directory_path() / "fulcrum_predict_per_series";
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"a.csv", "b.csv"}) {
+    std::ofstream f(dir / name);
+    f << "ts,value\n";
+    const TraceSeries s = DailySine(3);
+    for (size_t i = 0; i < s.values.size(); ++i) f << s.timestamps[i] << "," << s.values[i] << "\n";
+  }
+  std::ostringstream out, err;
+  // A bare --per-series must not take the next flag as its value.
+  ASSERT_EQ(RunSimCommand({"predict", "--per-series", "--trace", dir.string(), "--format", "crane",
+                           "--predictors", "last-value"},
+                          out, err),
+            0)
+      << err.str();
+  auto j = nlohmann::json::parse(out.str());
+  ASSERT_EQ(j["series"].size(), 2u);
+  EXPECT_EQ(j["series"][0]["name"], "a.csv");
+  EXPECT_TRUE(j["series"][1]["predictors"].contains("last-value"));
+  EXPECT_TRUE(j["series"][1]["oracle"].contains("over_provisioning"));
+  std::ostringstream plain;
+  ASSERT_EQ(RunSimCommand({"predict", "--trace", dir.string(), "--format", "crane", "--predictors",
+                           "last-value"},
+                          plain, err),
+            0);
+  EXPECT_FALSE(nlohmann::json::parse(plain.str()).contains("series"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
