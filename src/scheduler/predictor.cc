@@ -546,6 +546,23 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
   };
 
   std::vector<double> base, offset;
+  // A point forecast: the model's base plus its recent offset at the bucket's weight, never below
+  // 0 (usage is never negative).
+  auto shifted = [](double b, double o, double weight) { return std::max(0.0, b + weight * o); };
+  // A candidate's point forecast and error scale at every backtest point.
+  auto fill_points = [&](const std::vector<double>& weight) {
+    point.resize(backtest.size());
+    for (size_t i = 0; i < backtest.size(); ++i) {
+      const BacktestPoint& p = backtest[i];
+      point[i] = shifted(p.base, p.offset, weight[p.bucket]);
+    }
+  };
+  auto fill_scales = [&](ErrorScale kind) {
+    scale.resize(backtest.size());
+    for (size_t i = 0; i < backtest.size(); ++i) {
+      scale[i] = scale_of(kind, origins[backtest[i].origin], point[i]);
+    }
+  };
   // Model m's forecasts at every origin, scored against what followed, into `backtest`. A seasonal
   // model is tried only where a period of history lies before the origin.
   auto run_backtest = [&](size_t m) {
@@ -572,17 +589,10 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
     Candidate c;
     c.model = m;
     c.offset_weight = fit_offset_weights();
-    point.resize(backtest.size());
-    scale.resize(backtest.size());
-    for (size_t i = 0; i < backtest.size(); ++i) {
-      const BacktestPoint& p = backtest[i];
-      point[i] = std::max(0.0, p.base + c.offset_weight[p.bucket] * p.offset);
-    }
+    fill_points(c.offset_weight);
     for (ErrorScale kind : {ErrorScale::kLocal, ErrorScale::kRecentMean}) {
       c.scale = kind;
-      for (size_t i = 0; i < backtest.size(); ++i) {
-        scale[i] = scale_of(kind, origins[backtest[i].origin], point[i]);
-      }
+      fill_scales(kind);
       for (bool guarded : {false, true}) {
         c.guarded = guarded;
         const auto band = calibrate(top, guarded);
@@ -602,22 +612,16 @@ Result<Forecast> ArchimedesPredictor::Predict(const UsageHistory& history, int h
 
   // The chosen candidate's backtest again, for the bands of every level.
   run_backtest(best.model);
-  const SeasonalBaseline& model = models[best.model];
-  point.resize(backtest.size());
-  scale.resize(backtest.size());
-  for (size_t i = 0; i < backtest.size(); ++i) {
-    const BacktestPoint& p = backtest[i];
-    point[i] = std::max(0.0, p.base + best.offset_weight[p.bucket] * p.offset);
-    scale[i] = scale_of(best.scale, origins[p.origin], point[i]);
-  }
-  model.Forecast(n, horizon, base, offset);
+  fill_points(best.offset_weight);
+  fill_scales(best.scale);
+  models[best.model].Forecast(n, horizon, base, offset);
   Forecast f = EmptyForecast(qs, horizon);
   for (size_t l = 0; l < qs.size(); ++l) {
     const double q = ArchimedesCalibrationLevel(qs[l]);
     const auto band = calibrate(q, best.guarded);
     for (int h = 0; h < horizon; ++h) {
       const int b = bucket_of[h];
-      const double p = std::max(0.0, base[h] + best.offset_weight[b] * offset[h]);
+      const double p = shifted(base[h], offset[h], best.offset_weight[b]);
       double v = p + band[b] * scale_of(best.scale, now, p);
       if (best.guarded) v = std::max(v, guard_of(now, h, q));
       f.values[l][h] = v;
